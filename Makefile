@@ -1,0 +1,42 @@
+# The two set-up commands of the README:
+#   make demo   builds (Release) and runs the demo tool on the wiki's workloads, with timings
+#   make test   builds and runs the test suite: normal build, ASan+UBSan build, TSan stress tests,
+#               the codec fuzzer for a fixed number of runs
+# Both install the Debian packages they need when missing (scripts/deps.sh).
+JOBS ?= $(shell nproc)
+.PHONY: demo test build release asan tsan fuzz bench report clang chaos format clean
+
+demo:
+	@scripts/deps.sh build
+	cmake --preset release >/dev/null
+	cmake --build --preset release -j $(JOBS) --target mpp-demo
+	build/release/tools/mpp-demo all
+
+test:
+	@scripts/test.sh
+
+build:
+	@scripts/deps.sh build
+	cmake --preset dev && cmake --build --preset dev -j $(JOBS)
+
+release:
+	@scripts/deps.sh build
+	cmake --preset release && cmake --build --preset release -j $(JOBS)
+
+clang:
+	@scripts/deps.sh test
+	cmake --preset clang && cmake --build --preset clang -j $(JOBS)
+
+bench:
+	@scripts/deps.sh bench
+	cmake --preset release && cmake --build --preset release -j $(JOBS)
+	@echo "benchmarks are in build/release/bench/; bench/report runs them all"
+
+report: bench
+	bench/report
+
+format:
+	clang-format -i $$(git ls-files '*.hpp' '*.cpp')
+
+clean:
+	rm -rf build

@@ -1,0 +1,47 @@
+#include "mpp/detail/exception_info.hpp"
+
+#include <cxxabi.h>
+
+#include <cstdlib>
+#include <exception>
+#include <memory>
+#include <string>
+#include <typeinfo>
+
+namespace mpp::detail {
+
+namespace {
+std::string demangle(const char* mangled) {
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> out(abi::__cxa_demangle(mangled, nullptr, nullptr, &status),
+                                             std::free);
+  return (status == 0 && out) ? std::string(out.get()) : std::string(mangled);
+}
+}  // namespace
+
+ExceptionInfo describe_current_exception() noexcept {
+  try {
+    ExceptionInfo info;
+    const std::type_info* type = abi::__cxa_current_exception_type();
+    info.type_name = type != nullptr ? demangle(type->name()) : "unknown exception";
+    try {
+      throw;
+    } catch (const std::exception& e) {
+      info.message = e.what();
+    } catch (const std::string& s) {
+      info.message = s;
+    } catch (const char* s) {
+      info.message = s != nullptr ? s : "";
+    } catch (int v) {
+      info.message = std::to_string(v);
+    } catch (long v) {
+      info.message = std::to_string(v);
+    } catch (...) {
+    }
+    return info;
+  } catch (...) {
+    return ExceptionInfo{"unknown exception", ""};
+  }
+}
+
+}  // namespace mpp::detail

@@ -1,0 +1,49 @@
+// Shared memory mappings. Anonymous MAP_SHARED memory is inherited by children forked afterwards
+// and vanishes with its last mapping: nothing is ever left in /dev/shm.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <utility>
+
+#include "sys/fd.hpp"
+
+namespace mpp::sys {
+
+class Mapping {
+ public:
+  Mapping() noexcept = default;
+  Mapping(void* addr, std::size_t size) noexcept : addr_(addr), size_(size) {}
+  Mapping(Mapping&& o) noexcept
+      : addr_(std::exchange(o.addr_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+  Mapping& operator=(Mapping&& o) noexcept;
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
+  ~Mapping() { reset(); }
+
+  [[nodiscard]] void* data() const noexcept { return addr_; }
+  [[nodiscard]] std::byte* bytes() const noexcept { return static_cast<std::byte*>(addr_); }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  explicit operator bool() const noexcept { return addr_ != nullptr; }
+  void reset() noexcept;
+
+ private:
+  void* addr_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+// Anonymous shared memory, zero-filled, size rounded up to whole pages. `prefault` touches every
+// page now (MAP_POPULATE) so the hot path never takes a first-touch fault. Throws system_error
+// ("cannot map shared memory").
+[[nodiscard]] Mapping map_anonymous_shared(std::size_t size, bool prefault = false);
+
+// Maps `size` bytes of `fd` shared, read-write.
+[[nodiscard]] Mapping map_fd_shared(int fd, std::size_t size, bool prefault = false);
+
+// A memfd (anonymous file, O_CLOEXEC) of the given size; space is reserved with fallocate so that
+// running out of memory shows as ENOSPC here instead of SIGBUS later.
+[[nodiscard]] Fd memfd_create_sized(const char* name, std::size_t size);
+
+[[nodiscard]] std::size_t page_size() noexcept;
+
+}  // namespace mpp::sys

@@ -1,0 +1,88 @@
+// Processes: fork (through the test seam), the async-signal-safe child set-up, and the parent's
+// handle on a child (pidfd when the kernel has it, waitpid otherwise).
+#pragma once
+
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "sys/fd.hpp"
+
+namespace mpp::sys {
+
+// fork() through the fault seam. Parent: returns the child's pid, or throws std::system_error with
+// `what` ("cannot fork process"). Child: returns 0.
+[[nodiscard]] pid_t fork_or_throw(const char* what);
+
+// What a child applies to itself between fork and user code. Every step is a raw system call
+// (async-signal-safe), so this is safe in the child of a multi-threaded parent.
+struct ChildSetup {
+  const char* name = nullptr;         // PR_SET_NAME (the kernel keeps 15 bytes)
+  bool has_nice = false;              // apply `nice` as a niceness increment
+  int nice = 0;
+  const int* cpus = nullptr;          // affinity; nullptr/0 = inherit
+  std::size_t ncpus = 0;
+  bool die_with_parent = false;       // PR_SET_PDEATHSIG(SIGKILL), then re-check the parent
+  pid_t parent = 0;                   // the parent's pid, for that re-check
+  bool reset_signals = true;          // unblock all signals, default SIGTERM/SIGINT/SIGCHLD
+};
+// Returns 0, or a negative step number (-1 name, -2 nice, -3 affinity, -4 pdeathsig) with
+// errno set. Never throws, never allocates.
+int apply_child_setup(const ChildSetup& setup) noexcept;
+
+// Python's exitcode convention from a raw wait status: exit status >= 0, or -N for signal N.
+[[nodiscard]] int exitcode_from_status(int wait_status) noexcept;
+
+// The parent's handle on one child. Not thread-safe. Never leaves a zombie once the child ended
+// and poll()/wait() saw it.
+class Child {
+ public:
+  Child() = default;
+  explicit Child(pid_t pid);  // opens a pidfd when available (O_CLOEXEC)
+  Child(Child&&) noexcept = default;
+  Child& operator=(Child&&) noexcept = default;
+
+  [[nodiscard]] pid_t pid() const noexcept { return pid_; }
+  [[nodiscard]] int pidfd() const noexcept { return pidfd_.get(); }
+  [[nodiscard]] bool reaped() const noexcept { return status_.has_value(); }
+  // Raw wait status once reaped.
+  [[nodiscard]] std::optional<int> status() const noexcept { return status_; }
+  // Python exitcode once reaped, nullopt before.
+  [[nodiscard]] std::optional<int> exitcode() const noexcept;
+
+  // Non-blocking: reaps the child if it ended. Returns true once it has ended.
+  bool poll();
+  // Blocks until the child ends (EINTR-safe). Reaps it.
+  void wait();
+  // Waits at most `timeout`; true if it ended (and was reaped).
+  bool wait_for(std::chrono::nanoseconds timeout);
+  // Sends sig unless the child was already reaped (pidfd_send_signal where available, so a
+  // recycled pid is never signalled). Returns false if it could not be delivered (already gone).
+  bool signal(int sig) noexcept;
+
+ private:
+  pid_t pid_ = -1;
+  Fd pidfd_;
+  std::optional<int> status_;
+};
+
+// Blocks until fd is readable or timeout passes (EINTR-safe; negative timeout = forever).
+// Returns true if readable.
+bool poll_readable(int fd, std::chrono::nanoseconds timeout);
+
+// nice(2) semantics with errors as exceptions: adds `increment`, returns the new niceness.
+int nice_increment(int increment);
+[[nodiscard]] int current_nice();
+[[nodiscard]] unsigned cpus_allowed();
+[[nodiscard]] std::vector<int> affinity_of(pid_t pid);
+[[nodiscard]] pid_t self_pid() noexcept;
+[[nodiscard]] pid_t parent_pid() noexcept;
+// True if pid names a live process (not a zombie). Reads /proc when kill(pid, 0) succeeds.
+[[nodiscard]] bool process_alive(pid_t pid) noexcept;
+
+// Writes the whole buffer to stderr without allocating (async-signal-safe).
+void write_stderr(const char* s) noexcept;
+
+}  // namespace mpp::sys
