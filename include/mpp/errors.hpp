@@ -11,9 +11,6 @@
 // that crossed the process boundary (see codec.hpp for the encoding).
 #pragma once
 
-#include <cstdint>
-#include <stdexcept>
-#include <string>
 #include <csignal>  // pid_t (POSIX defines it in <signal.h>); no <sys/*.h> in public headers.
 
 namespace mpp {
@@ -54,7 +51,8 @@ class WorkerLost : public Error {
   WorkerLost(pid_t pid, std::int64_t task_index, int signal, int exit_code);
   // Same fields, with a caller-provided message (used when the cause is known better, e.g. a
   // task that was killed because it exceeded its timeout).
-  WorkerLost(pid_t pid, std::int64_t task_index, int signal, int exit_code, const std::string& what);
+  WorkerLost(pid_t pid, std::int64_t task_index, int signal, int exit_code,
+             const std::string& what);
 
   [[nodiscard]] pid_t pid() const noexcept { return pid_; }
   [[nodiscard]] std::int64_t task_index() const noexcept { return task_index_; }
@@ -91,3 +89,7 @@ class SerializationError : public Error {
 [[nodiscard]] std::string signal_name(int signal);
 
 }  // namespace mpp
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>

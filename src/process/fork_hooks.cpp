@@ -48,7 +48,8 @@ void unregister_fork_child_hook(std::size_t handle) noexcept {
 
 void run_fork_child_hooks() noexcept {
   for (auto& s : g_slots) {
-    if (auto h = s.hook.load(std::memory_order_acquire)) h(s.context.load(std::memory_order_relaxed));
+    if (auto h = s.hook.load(std::memory_order_acquire))
+      h(s.context.load(std::memory_order_relaxed));
   }
 }
 

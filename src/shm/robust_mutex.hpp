@@ -6,8 +6,8 @@
 //
 // Lifetime: placement-constructed once in a fresh shared mapping by its creator (init()), then used
 // by every process that maps it. Memory ordering: lock() is an acquire, unlock() a release, across
-// processes. Fork: a child inherits the mapping; a lock held by the forking thread stays held by the
-// parent, never by the child.
+// processes. Fork: a child inherits the mapping; a lock held by the forking thread stays held by
+// the parent, never by the child.
 #pragma once
 
 #include <pthread.h>
@@ -18,9 +18,9 @@
 namespace mpp::shm {
 
 enum class LockResult {
-  acquired,     // normal acquisition
-  owner_died,   // acquired, but the previous owner died holding it: state may be inconsistent
-  timed_out,    // not acquired
+  acquired,    // normal acquisition
+  owner_died,  // acquired, but the previous owner died holding it: state may be inconsistent
+  timed_out,   // not acquired
 };
 
 class RobustMutex {

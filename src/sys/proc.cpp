@@ -123,8 +123,8 @@ void Child::wait() {
 
 bool poll_readable(int fd, std::chrono::nanoseconds timeout) {
   using namespace std::chrono;
-  const auto deadline = timeout.count() < 0 ? steady_clock::time_point::max()
-                                            : steady_clock::now() + timeout;
+  const auto deadline =
+      timeout.count() < 0 ? steady_clock::time_point::max() : steady_clock::now() + timeout;
   for (;;) {
     int ms = -1;
     if (deadline != steady_clock::time_point::max()) {

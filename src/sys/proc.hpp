@@ -19,14 +19,14 @@ namespace mpp::sys {
 // What a child applies to itself between fork and user code. Every step is a raw system call
 // (async-signal-safe), so this is safe in the child of a multi-threaded parent.
 struct ChildSetup {
-  const char* name = nullptr;         // PR_SET_NAME (the kernel keeps 15 bytes)
-  bool has_nice = false;              // apply `nice` as a niceness increment
+  const char* name = nullptr;  // PR_SET_NAME (the kernel keeps 15 bytes)
+  bool has_nice = false;       // apply `nice` as a niceness increment
   int nice = 0;
-  const int* cpus = nullptr;          // affinity; nullptr/0 = inherit
+  const int* cpus = nullptr;  // affinity; nullptr/0 = inherit
   std::size_t ncpus = 0;
-  bool die_with_parent = false;       // PR_SET_PDEATHSIG(SIGKILL), then re-check the parent
-  pid_t parent = 0;                   // the parent's pid, for that re-check
-  bool reset_signals = true;          // unblock all signals, default SIGTERM/SIGINT/SIGCHLD
+  bool die_with_parent = false;  // PR_SET_PDEATHSIG(SIGKILL), then re-check the parent
+  pid_t parent = 0;              // the parent's pid, for that re-check
+  bool reset_signals = true;     // unblock all signals, default SIGTERM/SIGINT/SIGCHLD
 };
 // Returns 0, or a negative step number (-1 name, -2 nice, -3 affinity, -4 pdeathsig) with
 // errno set. Never throws, never allocates.

@@ -32,7 +32,8 @@ void Fd::reset(int fd) noexcept {
 
 PipeFds make_pipe(bool nonblocking) {
   int fds[2];
-  if (::pipe2(fds, O_CLOEXEC | (nonblocking ? O_NONBLOCK : 0)) != 0) throw_errno("cannot create pipe");
+  if (::pipe2(fds, O_CLOEXEC | (nonblocking ? O_NONBLOCK : 0)) != 0)
+    throw_errno("cannot create pipe");
   return {Fd(fds[0]), Fd(fds[1])};
 }
 
@@ -171,8 +172,8 @@ Mapping map_anonymous_shared(std::size_t size, bool prefault) {
 Mapping map_fd_shared(int fd, std::size_t size, bool prefault) {
   size = round_to_pages(size);
   if (int e = fault::take(fault::Op::mmap)) throw_errno(e, "cannot map shared memory");
-  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | (prefault ? MAP_POPULATE : 0),
-                   fd, 0);
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | (prefault ? MAP_POPULATE : 0), fd, 0);
   if (p == MAP_FAILED) throw_errno("cannot map shared memory");
   return Mapping(p, size);
 }
@@ -181,7 +182,8 @@ Fd memfd_create_sized(const char* name, std::size_t size) {
   if (int e = fault::take(fault::Op::memfd)) throw_errno(e, "cannot create shared memory file");
   Fd fd(::memfd_create(name, MFD_CLOEXEC));
   if (!fd) throw_errno("cannot create shared memory file");
-  if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) throw_errno("cannot size shared memory");
+  if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0)
+    throw_errno("cannot size shared memory");
   // Reserve the pages now: a tmpfs that is full fails here with ENOSPC instead of SIGBUS on touch.
   int e;
   do {

@@ -1,0 +1,156 @@
+// mpp/process.hpp: mpp::Process, a function running in a child process (Python's
+// multiprocessing.Process), plus nice(), cpu_count() and active_children().
+//
+// What: `mpp::Process p(target, args...); p.start(); p.join();` forks the calling process; the
+// child runs `target(args...)` and exits. Any callable works, lambdas capturing by reference
+// included: the child is a fork, so it sees the parent's memory as it was at start()
+// (copy-on-write: later writes on either side are invisible to the other; use a Queue, Value or
+// Pipe to send results back).
+//
+// Lifetime: a Process owns its child. Destroying a Process whose child still runs kills it (daemon)
+// or joins it (non-daemon); the child is always reaped, never left as a zombie. Process is movable
+// (it can live in a std::vector) but not copyable.
+//
+// Fork guarantees: between fork and the target, the child only makes async-signal-safe system calls
+// (name, nice, affinity, parent-death signal, default signal dispositions), so starting a Process
+// from a multi-threaded program is as safe as fork itself allows: only the calling thread exists in
+// the child, and a mutex another thread held at fork time stays locked there (see
+// docs/fork-safety.md). stdio buffers are flushed before fork (no duplicated output) and again when
+// the target returns. The child ends with _exit(): the parent's static destructors and atexit
+// handlers are not run twice.
+//
+// Exit codes (Python's convention): 0 when the target returns; 1 when an exception escapes it (and
+// error() describes it in the parent); N for `throw mpp::SystemExit{N}` (like sys.exit(N)); -N when
+// killed by signal N.
+//
+// Thread-safety: one Process object must not be used from several threads at once; distinct
+// Process objects are independent.
+#pragma once
+
+#include <chrono>
+#include <concepts>
+#include <csignal>  // pid_t
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "mpp/errors.hpp"
+
+namespace mpp {
+
+// Options of a Process (designated initializers: `ProcessOptions{.name = "w", .nice = 10}`).
+struct ProcessOptions {
+  std::string name{};         // default "Process-N"; also the OS thread name (prctl, 15 bytes kept)
+  std::optional<int> nice{};  // niceness increment applied in the child before the target runs
+  std::vector<int> cpus{};    // CPU affinity of the child; empty = inherit
+  bool daemon = false;        // true: killed when the parent exits, never outlives it
+};
+
+// Thrown inside a target to end the child with a given exit status, like Python's sys.exit(code).
+// Deliberately not a std::exception, so `catch (const std::exception&)` in user code lets it pass.
+struct SystemExit {
+  int code = 0;
+};
+
+namespace detail {
+// Type-erased, move-only target: the callable and its decayed arguments.
+struct TargetBase {
+  virtual ~TargetBase() = default;
+  virtual void run() = 0;
+};
+template <class F, class... Args>
+struct Target final : TargetBase {
+  template <class G, class... A>
+  explicit Target(G&& g, A&&... a) : f(std::forward<G>(g)), args(std::forward<A>(a)...) {}
+  void run() override {
+    // Arguments are passed as lvalues, so a target may take them by value, by const& or by &.
+    std::apply([this](auto&... a) { std::invoke(f, a...); }, args);
+  }
+  F f;
+  std::tuple<Args...> args;
+};
+struct ProcessState;
+}  // namespace detail
+
+class Process {
+ public:
+  // target(args...) will run in the child. Arguments are decay-copied now (std::ref to share).
+  template <class F, class... Args>
+  requires(
+      !std::same_as<std::remove_cvref_t<F>, ProcessOptions> &&
+      std::invocable<std::decay_t<F>&, std::decay_t<Args>&...>) explicit Process(F&& target,
+                                                                                 Args&&... args)
+      : Process(ProcessOptions{}, std::forward<F>(target), std::forward<Args>(args)...) {}
+
+  template <class F, class... Args>
+  requires std::invocable < std::decay_t<F>
+  &, std::decay_t<Args>&... > Process(ProcessOptions options, F&& target, Args&&... args)
+      : Process(std::move(options),
+                std::make_unique<detail::Target<std::decay_t<F>, std::decay_t<Args>...>>(
+                    std::forward<F>(target), std::forward<Args>(args)...)) {}
+
+  Process(Process&&) noexcept;
+  Process& operator=(Process&&) noexcept;
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+  // Kills (daemon) or joins (non-daemon) a running child, then reaps it. Never throws.
+  ~Process();
+
+  // Forks; the child runs target(args...) then exits. Does not block beyond fork itself.
+  // Throws std::logic_error if already started, std::invalid_argument for a nice increment outside
+  // [-39, 39] or a negative cpu number, std::system_error ("cannot fork process") if fork fails.
+  void start();
+
+  // Blocks until the child ends (EINTR-safe). Throws std::logic_error if not started.
+  void join();
+  // Blocks at most `timeout`; returns true if the child ended. Throws std::logic_error if not
+  // started.
+  template <class Rep, class Period>
+  bool join(std::chrono::duration<Rep, Period> timeout) {
+    return join_for(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
+  }
+
+  // Non-blocking. False before start() and after the child ended.
+  [[nodiscard]] bool is_alive() const;
+  // Non-blocking. nullopt while running (or not started); >= 0 exit status; -N if killed by signal
+  // N.
+  [[nodiscard]] std::optional<int> exitcode() const;
+  // The child's pid; 0 before start().
+  [[nodiscard]] pid_t pid() const noexcept;
+  [[nodiscard]] const std::string& name() const noexcept;
+  [[nodiscard]] bool daemon() const noexcept;
+
+  // Send SIGTERM / SIGKILL. No-op once the child has ended. Throws std::logic_error if not started.
+  // Never signals a recycled pid (pidfd_send_signal).
+  void terminate();
+  void kill();
+
+  // Non-blocking. Set once the child has ended with an exception escaping the target: type name,
+  // message, pid (task_index() is -1).
+  [[nodiscard]] std::optional<RemoteError> error() const;
+
+ private:
+  Process(ProcessOptions options, std::unique_ptr<detail::TargetBase> target);
+  bool join_for(std::chrono::nanoseconds timeout);
+  std::unique_ptr<detail::ProcessState> state_;
+};
+
+// Like os.nice: adds `increment` to this process's niceness and returns the new value (clamped to
+// [-20, 19] like nice(2)). Throws std::invalid_argument if |increment| > 39; std::system_error
+// (EPERM/EACCES) when lowering niceness without the privilege to.
+int nice(int increment);
+
+// CPUs this process may run on (affinity-aware, like len(os.sched_getaffinity(0))). Never throws.
+[[nodiscard]] unsigned cpu_count();
+
+// Pids of the children started by mpp::Process in this process that are still running. Like Python,
+// it reaps children that have ended as a side effect. Non-blocking.
+[[nodiscard]] std::vector<pid_t> active_children();
+
+}  // namespace mpp

@@ -1,0 +1,267 @@
+#include "mpp/process.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <mutex>
+#include <stdexcept>
+
+#include "mpp/detail/exception_info.hpp"
+#include "sys/mem.hpp"
+#include "sys/proc.hpp"
+
+namespace mpp {
+namespace detail {
+
+// One shared page through which the child reports an exception that escaped its target. A page
+// (rather than a pipe) never blocks the child and costs the parent nothing unless it reads it.
+struct ErrorPage {
+  std::atomic<std::uint32_t> has_error;
+  std::uint32_t type_len;
+  std::uint32_t message_len;
+  char text[4096 - 3 * sizeof(std::uint32_t)];
+};
+static_assert(sizeof(ErrorPage) == 4096, "the error report must fit one page");
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free,
+              "the error flag is read across processes and must be lock-free");
+
+struct ProcessState {
+  ProcessOptions options;
+  std::unique_ptr<TargetBase> target;
+  bool started = false;
+  pid_t owner = 0;  // pid of the process that started it (registry entries are per process)
+  mutable sys::Child child;
+  sys::Mapping error_page;
+  mutable std::optional<RemoteError> error;
+  mutable bool error_read = false;
+
+  bool ended() const { return started && child.poll(); }
+};
+
+namespace {
+std::mutex g_registry_mutex;
+std::vector<ProcessState*> g_registry;  // started, not yet known to have ended
+std::atomic<unsigned> g_process_counter{0};
+
+void registry_add(ProcessState* s) {
+  std::lock_guard lock(g_registry_mutex);
+  g_registry.push_back(s);
+}
+void registry_remove(ProcessState* s) noexcept {
+  std::lock_guard lock(g_registry_mutex);
+  std::erase(g_registry, s);
+}
+
+void write_error(ErrorPage* page, const ExceptionInfo& info) noexcept {
+  const std::size_t cap = sizeof(page->text);
+  std::size_t tl = std::min(info.type_name.size(), cap / 4);
+  std::size_t ml = std::min(info.message.size(), cap - tl);
+  std::memcpy(page->text, info.type_name.data(), tl);
+  std::memcpy(page->text + tl, info.message.data(), ml);
+  page->type_len = static_cast<std::uint32_t>(tl);
+  page->message_len = static_cast<std::uint32_t>(ml);
+  page->has_error.store(1, std::memory_order_release);
+}
+
+// Runs in the child; never returns, never throws.
+[[noreturn]] void child_main(ProcessState& s, const sys::ChildSetup& setup) noexcept {
+  auto* page = static_cast<ErrorPage*>(s.error_page.data());
+  if (int step = sys::apply_child_setup(setup); step != 0) {
+    // Report which step failed the way an exception in the target would be reported.
+    int err = errno;
+    const char* what = step == -2   ? "cannot change niceness"
+                       : step == -3 ? "cannot set cpu affinity"
+                       : step == -1 ? "cannot set process name"
+                                    : "cannot set parent-death signal";
+    char msg[256];
+    std::snprintf(msg, sizeof msg, "%s: %s", what, std::strerror(err));
+    std::size_t tl = std::strlen("std::system_error"), ml = std::strlen(msg);
+    std::memcpy(page->text, "std::system_error", tl);
+    std::memcpy(page->text + tl, msg, ml);
+    page->type_len = static_cast<std::uint32_t>(tl);
+    page->message_len = static_cast<std::uint32_t>(ml);
+    page->has_error.store(1, std::memory_order_release);
+    ::_exit(1);
+  }
+  int code = 0;
+  try {
+    s.target->run();
+  } catch (const SystemExit& e) {
+    code = e.code;
+  } catch (...) {
+    write_error(page, describe_current_exception());
+    code = 1;
+  }
+  // Flush what the target printed (C++ streams and stdio), then leave without running the
+  // parent's atexit handlers and static destructors a second time.
+  try {
+    std::cout.flush();
+    std::cerr.flush();
+  } catch (...) {
+  }
+  std::fflush(nullptr);
+  ::_exit(code);
+}
+
+}  // namespace
+}  // namespace detail
+
+Process::Process(ProcessOptions options, std::unique_ptr<detail::TargetBase> target)
+    : state_(std::make_unique<detail::ProcessState>()) {
+  state_->options = std::move(options);
+  state_->target = std::move(target);
+  if (state_->options.name.empty()) {
+    state_->options.name = "Process-" + std::to_string(++detail::g_process_counter);
+  }
+}
+
+Process::Process(Process&&) noexcept = default;
+
+Process& Process::operator=(Process&& other) noexcept {
+  if (this != &other) {
+    Process old(std::move(*this));  // joins or kills our previous child as it goes out of scope
+    state_ = std::move(other.state_);
+  }
+  return *this;
+}
+
+Process::~Process() {
+  if (!state_ || !state_->started) return;
+  auto& s = *state_;
+  try {
+    if (!s.child.poll()) {
+      if (s.options.daemon) s.child.signal(SIGKILL);
+      s.child.wait();
+    }
+  } catch (...) {
+    // poll/wait only throw on impossible errno values; the child is reaped by waitpid regardless.
+  }
+  detail::registry_remove(state_.get());
+}
+
+namespace {
+[[noreturn]] void moved_from(const char* fn) {
+  throw std::logic_error(std::string("mpp::Process::") + fn + ": use of a moved-from Process");
+}
+}  // namespace
+
+void Process::start() {
+  if (!state_) moved_from("start");
+  auto& s = *state_;
+  if (s.started) throw std::logic_error("mpp::Process::start: process already started");
+  if (s.options.nice && (*s.options.nice > 39 || *s.options.nice < -39)) {
+    throw std::invalid_argument("mpp::Process: nice increment " + std::to_string(*s.options.nice) +
+                                " outside [-39, 39]");
+  }
+  for (int c : s.options.cpus) {
+    if (c < 0) throw std::invalid_argument("mpp::Process: negative cpu number in cpus");
+  }
+  s.error_page = sys::map_anonymous_shared(sizeof(detail::ErrorPage));
+
+  // Everything the child needs is prepared before fork, so the child allocates nothing.
+  char name[16] = {};
+  std::strncpy(name, s.options.name.c_str(), sizeof name - 1);
+  sys::ChildSetup setup;
+  setup.name = name;
+  setup.has_nice = s.options.nice.has_value();
+  setup.nice = s.options.nice.value_or(0);
+  setup.cpus = s.options.cpus.empty() ? nullptr : s.options.cpus.data();
+  setup.ncpus = s.options.cpus.size();
+  setup.die_with_parent = s.options.daemon;
+  setup.parent = sys::self_pid();
+
+  pid_t pid = sys::fork_or_throw("cannot fork process");
+  if (pid == 0) detail::child_main(s, setup);
+
+  s.started = true;
+  s.owner = setup.parent;
+  s.child = sys::Child(pid);
+  detail::registry_add(state_.get());
+}
+
+void Process::join() {
+  if (!state_) moved_from("join");
+  if (!state_->started) throw std::logic_error("mpp::Process::join: process not started");
+  state_->child.wait();
+  detail::registry_remove(state_.get());
+}
+
+bool Process::join_for(std::chrono::nanoseconds timeout) {
+  if (!state_) moved_from("join");
+  if (!state_->started) throw std::logic_error("mpp::Process::join: process not started");
+  if (timeout.count() < 0) timeout = std::chrono::nanoseconds::zero();
+  bool done = state_->child.wait_for(timeout);
+  if (done) detail::registry_remove(state_.get());
+  return done;
+}
+
+bool Process::is_alive() const { return state_ && state_->started && !state_->child.poll(); }
+
+std::optional<int> Process::exitcode() const {
+  if (!state_ || !state_->ended()) return std::nullopt;
+  return state_->child.exitcode();
+}
+
+pid_t Process::pid() const noexcept { return state_ && state_->started ? state_->child.pid() : 0; }
+
+const std::string& Process::name() const noexcept {
+  static const std::string empty;
+  return state_ ? state_->options.name : empty;
+}
+
+bool Process::daemon() const noexcept { return state_ && state_->options.daemon; }
+
+void Process::terminate() {
+  if (!state_) moved_from("terminate");
+  if (!state_->started) throw std::logic_error("mpp::Process::terminate: process not started");
+  if (!state_->child.poll()) state_->child.signal(SIGTERM);
+}
+
+void Process::kill() {
+  if (!state_) moved_from("kill");
+  if (!state_->started) throw std::logic_error("mpp::Process::kill: process not started");
+  if (!state_->child.poll()) state_->child.signal(SIGKILL);
+}
+
+std::optional<RemoteError> Process::error() const {
+  if (!state_) return std::nullopt;
+  auto& s = *state_;
+  if (!s.ended()) return std::nullopt;
+  if (!s.error_read) {
+    s.error_read = true;
+    const auto* page = static_cast<const detail::ErrorPage*>(s.error_page.data());
+    if (page != nullptr && page->has_error.load(std::memory_order_acquire) != 0) {
+      // Lengths come from another process: clamp them before use.
+      std::size_t tl = std::min<std::size_t>(page->type_len, sizeof(page->text));
+      std::size_t ml = std::min<std::size_t>(page->message_len, sizeof(page->text) - tl);
+      s.error.emplace(std::string(page->text, tl), std::string(page->text + tl, ml), s.child.pid());
+    }
+  }
+  return s.error;
+}
+
+int nice(int increment) {
+  if (increment > 39 || increment < -39) {
+    throw std::invalid_argument("mpp::nice: increment " + std::to_string(increment) +
+                                " outside [-39, 39]");
+  }
+  return sys::nice_increment(increment);
+}
+
+unsigned cpu_count() { return sys::cpus_allowed(); }
+
+std::vector<pid_t> active_children() {
+  std::lock_guard lock(detail::g_registry_mutex);
+  std::vector<pid_t> out;
+  const pid_t self = sys::self_pid();
+  for (auto* s : detail::g_registry) {
+    // Entries inherited through fork belong to the parent, not to us.
+    if (s->owner != self) continue;
+    if (!s->child.poll()) out.push_back(s->child.pid());
+  }
+  return out;
+}
+
+}  // namespace mpp

@@ -1,0 +1,140 @@
+// Shared helpers for mpp's tests: checking for zombies, leaked fds, leaked /dev/shm entries, and a
+// watchdog so that a hang fails the test instead of stalling the run.
+#pragma once
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace mpp::test {
+
+struct ProcStat {
+  char state = '?';
+  pid_t ppid = 0;
+  long nice = 0;
+};
+
+// Parses /proc/PID/stat; state '?' if the process does not exist.
+inline ProcStat proc_stat(pid_t pid) {
+  ProcStat st;
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(f, line)) return st;
+  auto rp = line.rfind(')');
+  if (rp == std::string::npos) return st;
+  std::istringstream rest(line.substr(rp + 2));
+  std::string field;
+  std::vector<std::string> fields;
+  while (rest >> field) fields.push_back(field);
+  // fields[0] is state (field 3); nice is field 19 -> fields[16]; ppid field 4 -> fields[1].
+  if (fields.size() > 16) {
+    st.state = fields[0][0];
+    st.ppid = static_cast<pid_t>(std::stol(fields[1]));
+    st.nice = std::stol(fields[16]);
+  }
+  return st;
+}
+
+inline std::string proc_comm(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/comm");
+  std::string s;
+  std::getline(f, s);
+  return s;
+}
+
+// Children of this process (any state) and those that are zombies.
+inline std::vector<pid_t> children_of(pid_t parent, bool zombies_only = false) {
+  std::vector<pid_t> out;
+  DIR* d = opendir("/proc");
+  if (d == nullptr) return out;
+  while (dirent* e = readdir(d)) {
+    char* end = nullptr;
+    long pid = std::strtol(e->d_name, &end, 10);
+    if (*end != '\0' || pid <= 0) continue;
+    ProcStat st = proc_stat(static_cast<pid_t>(pid));
+    if (st.ppid == parent && (!zombies_only || st.state == 'Z'))
+      out.push_back(static_cast<pid_t>(pid));
+  }
+  closedir(d);
+  return out;
+}
+inline std::vector<pid_t> zombie_children() { return children_of(getpid(), true); }
+inline std::vector<pid_t> live_children() { return children_of(getpid(), false); }
+
+// True once `pid` no longer exists or is a zombie/dead, polling up to `timeout`.
+inline bool gone_within(pid_t pid, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  do {
+    char s = proc_stat(pid).state;
+    if (s == '?' || s == 'Z' || s == 'X') return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  } while (std::chrono::steady_clock::now() < deadline);
+  return false;
+}
+
+inline int open_fd_count() {
+  int n = 0;
+  DIR* d = opendir("/proc/self/fd");
+  if (d == nullptr) return -1;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] != '.') ++n;
+  }
+  closedir(d);
+  return n - 1;  // the DIR's own fd
+}
+
+// Names in /dev/shm that start with `prefix`.
+inline std::vector<std::string> shm_entries(const std::string& prefix = "mpp") {
+  std::vector<std::string> out;
+  DIR* d = opendir("/dev/shm");
+  if (d == nullptr) return out;
+  while (dirent* e = readdir(d)) {
+    if (std::strncmp(e->d_name, prefix.c_str(), prefix.size()) == 0) out.emplace_back(e->d_name);
+  }
+  closedir(d);
+  return out;
+}
+
+// Kills the whole test binary (with a message) if the scope lasts longer than `limit`: a hang
+// becomes a failure with a name instead of a ctest timeout.
+class Watchdog {
+ public:
+  explicit Watchdog(std::chrono::seconds limit, const char* what = "test") : what_(what) {
+    thread_ = std::thread([this, limit] {
+      auto deadline = std::chrono::steady_clock::now() + limit;
+      while (std::chrono::steady_clock::now() < deadline) {
+        if (done_.load()) return;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      std::fprintf(stderr, "WATCHDOG: %s hung; aborting\n", what_);
+      std::fflush(stderr);
+      std::_Exit(99);
+    });
+  }
+  ~Watchdog() {
+    done_.store(true);
+    thread_.join();
+  }
+  Watchdog(const Watchdog&) = delete;
+  Watchdog& operator=(const Watchdog&) = delete;
+
+ private:
+  const char* what_;
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+}  // namespace mpp::test
