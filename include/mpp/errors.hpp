@@ -12,6 +12,9 @@
 #pragma once
 
 #include <csignal>  // pid_t (POSIX defines it in <signal.h>); no <sys/*.h> in public headers.
+#include <cstdint>
+#include <stdexcept>
+#include <string>
 
 namespace mpp {
 
