@@ -1,0 +1,58 @@
+// The demo tool's pieces: options shared by every workload, timing, the result table.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace demo {
+
+struct Options {
+  unsigned jobs = 0;      // 0 = the wiki's 32 for files/queue, mpp::cpu_count() for pool
+  int nice = 10;          // increment used by the "--nice" rows
+  bool with_nice = true;  // also run a niced variant
+  long words = 1000000;   // words per process / per task (the wiki's 1,000,000)
+  int tasks = 32;         // processes (files, queue) or letters (pool)
+  std::string out = "mpp-demo-out";
+  std::uint64_t seed = 0;  // 0 = random seeds (files/queue), fixed task seeds otherwise
+  bool progress = true;
+};
+
+struct Row {
+  std::string workload;  // "files", "queue", "pool"
+  std::string variant;   // "sequential", "32 processes", ...
+  double wall_s = 0;
+  double cpu_s = 0;       // user+system of this process and its reaped children
+  double words = 0;       // words produced
+  bool verified = false;  // output checked
+  std::string note;
+};
+
+// Runs fn and measures wall and CPU time (including children reaped during fn).
+Row timed(const std::string& workload, const std::string& variant,
+          const std::function<double()>& fn);
+
+void print_table(const std::vector<Row>& rows, unsigned cpus);
+
+// Workloads: each returns rows (a sequential baseline first), throws on wrong output.
+std::vector<Row> run_files(const Options& o);
+std::vector<Row> run_queue(const Options& o);
+std::vector<Row> run_pool(const Options& o);
+
+// The pseudoword of the wiki: choice('bdvl') + choice('aoi') + choice('pkl').
+struct Rng {
+  std::uint64_t s;
+  explicit Rng(std::uint64_t seed) : s(seed ? seed : 0x9E3779B97F4A7C15ull) {}
+  std::uint64_t next() {  // splitmix64: tiny and good enough for picking letters
+    std::uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  char choice(const char* letters, unsigned n) {
+    return letters[static_cast<unsigned>(((next() >> 32) * n) >> 32)];
+  }
+};
+
+}  // namespace demo
