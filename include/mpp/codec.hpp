@@ -1,0 +1,122 @@
+// mpp/codec.hpp: how values cross process boundaries (arguments, results, queue items).
+//
+// What: a compact binary encoding of C++ values, designed so that the common cases cost about a
+// memcpy. `encode_to` writes a value into a caller-sized buffer (for instance a slot of a shared-
+// memory ring), `decode`/`decode_prefix` rebuild it from bytes written by another process.
+// The byte layout is specified in docs/wire-format.md (version kWireVersion).
+//
+// Types that travel with no user code (API.md section 6): arithmetic types (bool, char, ...),
+// enums (including std::byte), std::string (and the other basic_string character types),
+// std::vector, std::array, std::pair, std::tuple, std::optional, std::variant (with
+// std::monostate), std::map/multimap, std::unordered_map/unordered_multimap, std::set/multiset,
+// std::unordered_set/unordered_multiset, std::chrono::duration, mpp::RemoteError, mpp::WorkerLost,
+// nested arbitrarily, and aggregates (structs with public members and no constructors, up to 32
+// members, no base classes with members, no bit-fields) whose members all travel. A trivially
+// copyable aggregate of plain members travels as its object bytes, so a vector of them is one
+// memcpy. std::string_view also travels; decoding one yields a view INTO the input buffer
+// (zero-copy, e.g. straight out of shared memory), valid only while that buffer is.
+//
+// The customization point, for every other class (private members, invariants, recursion):
+//
+//   class Point { ... std::string name_; std::vector<int> xs_;
+//     friend struct mpp::codec::Fields<Point>; };
+//   template <> struct mpp::codec::Fields<Point> {
+//     static auto tie(auto& p) { return std::tie(p.name_, p.xs_); }  // const and non-const p
+//   };
+//
+// The type must be default-constructible; decoding default-constructs it and then decodes each
+// tied member in order. Fields<T> takes priority over the automatic aggregate encoding. Recursive
+// types (a tree node holding std::vector<Node>) must use Fields; at most kMaxDepth Fields levels
+// may nest in one value, checked in both directions.
+//
+// Cannot travel (compile error naming the type and how to opt in): raw pointers, references,
+// std::function, lambdas, unions, classes with private members and no Fields specialization,
+// aggregates containing any of these.
+//
+// Guarantees: encoding never allocates except in encode(); decode never reads outside the given
+// span and never allocates more than a small multiple of the input size (every length is checked
+// against the bytes remaining before anything is reserved); any malformed, truncated or trailing
+// input throws mpp::SerializationError. No per-message header: the wire version is checked once
+// per channel by the transport (see kWireVersion). Values encode in the host's byte order, which
+// is required to be little-endian, so both ends must share the architecture (true for fork and
+// for an MPI job on one kind of machine).
+//
+// Lifetime / fork / memory ordering: these are pure functions of their arguments with no global
+// state except a thread-local depth counter; safe in any process and any thread. They do not
+// synchronize: publishing the bytes to another process is the transport's job.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+#include "mpp/detail/codec_impl.hpp"
+#include "mpp/errors.hpp"
+
+namespace mpp::codec {
+
+// Version of the byte layout in docs/wire-format.md. Transports exchange it once per channel
+// (queue header in shared memory, pipe handshake, MPI startup) and refuse a mismatch.
+inline constexpr std::uint32_t kWireVersion = 1;
+
+// Most Fields<T> (user type) levels a value may nest; deeper values throw SerializationError.
+inline constexpr unsigned kMaxDepth = detail::kMaxDepth;
+
+// True for every type that can travel between processes (see the list above).
+template <class T>
+concept Codable = detail::codable<std::remove_cvref_t<T>>();
+
+// Exact number of bytes encode_to(out, v) writes. Does not block. Throws SerializationError for a
+// value that cannot be encoded (a valueless std::variant, nesting deeper than kMaxDepth).
+template <class T>
+[[nodiscard]] std::size_t encoded_size(const T& v) {
+  detail::require_codable<T>();
+  return detail::Codec<T>::size(v);
+}
+
+// Writes exactly encoded_size(v) bytes at out (the caller sized the buffer; no alignment needed)
+// and returns out + encoded_size(v). Does not block; does not throw once encoded_size(v) has
+// succeeded for the same, unmodified v.
+template <class T>
+std::byte* encode_to(std::byte* out, const T& v) noexcept {
+  detail::require_codable<T>();
+  return detail::Codec<T>::encode(out, v);
+}
+
+// Decodes one value from the front of `in` and advances `in` past it. Does not block. Throws
+// SerializationError for truncated or malformed bytes (then `in` is left unchanged).
+template <class T>
+[[nodiscard]] T decode_prefix(std::span<const std::byte>& in) {
+  detail::require_codable<T>();
+  static_assert(!std::is_array_v<T>, "decode a std::array instead of a C array");
+  detail::Reader r{in.data(), in.data() + in.size()};
+  T v = detail::decode_value<T>(r);
+  in = in.subspan(static_cast<std::size_t>(r.p - in.data()));
+  return v;
+}
+
+// Decodes one value that occupies ALL of `in`. Does not block. Throws SerializationError for
+// truncated, malformed, or trailing bytes.
+template <class T>
+[[nodiscard]] T decode(std::span<const std::byte> in) {
+  detail::require_codable<T>();
+  static_assert(!std::is_array_v<T>, "decode a std::array instead of a C array");
+  detail::Reader r{in.data(), in.data() + in.size()};
+  T v = detail::decode_value<T>(r);
+  if (r.p != r.end) detail::throw_trailing(r.remaining());
+  return v;
+}
+
+// Convenience: a fresh buffer holding v's encoding. Allocates (std::bad_alloc); throws
+// SerializationError like encoded_size.
+template <class T>
+[[nodiscard]] std::vector<std::byte> encode(const T& v) {
+  std::vector<std::byte> out(encoded_size(v));
+  std::byte* end = encode_to(out.data(), v);
+  (void)end;
+  return out;
+}
+
+}  // namespace mpp::codec
