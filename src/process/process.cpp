@@ -27,20 +27,82 @@ static_assert(sizeof(ErrorPage) == 4096, "the error report must fit one page");
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free,
               "the error flag is read across processes and must be lock-free");
 
+// Error pages come from arenas of shared pages that are mapped once and recycled: an mmap/munmap
+// pair (and a first-touch fault) per start() cost more than the rest of start+join together.
+constexpr std::size_t kPagesPerArena = 64;
+struct ErrorArena {
+  sys::Mapping map;
+  std::vector<std::uint32_t> free;
+};
+struct ErrorSlot {
+  ErrorPage* page = nullptr;
+  ErrorArena* arena = nullptr;
+  std::uint32_t index = 0;
+  pid_t owner = 0;
+};
+
 struct ProcessState {
   ProcessOptions options;
   std::unique_ptr<TargetBase> target;
   bool started = false;
   pid_t owner = 0;  // pid of the process that started it (registry entries are per process)
   mutable sys::Child child;
-  sys::Mapping error_page;
+  mutable ErrorSlot error_slot;
   mutable std::optional<RemoteError> error;
   mutable bool error_read = false;
 
-  bool ended() const { return started && child.poll(); }
+  bool ended() const {
+    if (!started || !child.poll()) return false;
+    collect_error();
+    return true;
+  }
+  // Once the child has ended, its error page is read and the page recycled.
+  void collect_error() const;
 };
 
 namespace {
+std::mutex g_arena_mutex;
+std::vector<ErrorArena*> g_arenas;  // owned; forgotten (not freed) in forked children
+pid_t g_arena_owner = 0;            // the process whose free lists g_arenas describes
+
+ErrorSlot acquire_error_slot() {
+  std::lock_guard lock(g_arena_mutex);
+  // In a forked child the arenas are shared with the parent, whose free lists we cannot see: start
+  // over with fresh ones (the inherited ones stay mapped, unused). Checked here rather than in an
+  // atfork handler so that the child of every fork writes nothing (each write is a copy-on-write
+  // fault, and those dominate the cost of a short-lived child).
+  const pid_t self = sys::self_pid();
+  if (g_arena_owner != self) {
+    g_arenas.clear();
+    g_arena_owner = self;
+  }
+  ErrorArena* arena = nullptr;
+  for (auto* a : g_arenas)
+    if (!a->free.empty()) arena = a;
+  if (arena == nullptr) {
+    auto fresh = std::make_unique<ErrorArena>();
+    fresh->map = sys::map_anonymous_shared(kPagesPerArena * sizeof(ErrorPage));
+    for (std::uint32_t i = kPagesPerArena; i-- > 0;) fresh->free.push_back(i);
+    g_arenas.push_back(fresh.get());
+    arena = fresh.release();
+  }
+  ErrorSlot slot;
+  slot.arena = arena;
+  slot.index = arena->free.back();
+  arena->free.pop_back();
+  slot.page = static_cast<ErrorPage*>(arena->map.data()) + slot.index;
+  slot.page->has_error.store(0, std::memory_order_relaxed);
+  slot.owner = self;
+  return slot;
+}
+
+void release_error_slot(ErrorSlot& slot) noexcept {
+  if (slot.page == nullptr) return;
+  std::lock_guard lock(g_arena_mutex);
+  if (slot.owner == g_arena_owner) slot.arena->free.push_back(slot.index);
+  slot.page = nullptr;
+}
+
 std::mutex g_registry_mutex;
 std::vector<ProcessState*> g_registry;  // started, not yet known to have ended
 std::atomic<unsigned> g_process_counter{0};
@@ -67,7 +129,7 @@ void write_error(ErrorPage* page, const ExceptionInfo& info) noexcept {
 
 // Runs in the child; never returns, never throws.
 [[noreturn]] void child_main(ProcessState& s, const sys::ChildSetup& setup) noexcept {
-  auto* page = static_cast<ErrorPage*>(s.error_page.data());
+  auto* page = s.error_slot.page;
   if (int step = sys::apply_child_setup(setup); step != 0) {
     // Report which step failed the way an exception in the target would be reported.
     int err = errno;
@@ -106,6 +168,19 @@ void write_error(ErrorPage* page, const ExceptionInfo& info) noexcept {
 }
 
 }  // namespace
+
+void ProcessState::collect_error() const {
+  if (error_read || error_slot.page == nullptr) return;
+  error_read = true;
+  const ErrorPage* page = error_slot.page;
+  if (page->has_error.load(std::memory_order_acquire) != 0) {
+    // Lengths come from another process: clamp them before use.
+    std::size_t tl = std::min<std::size_t>(page->type_len, sizeof(page->text));
+    std::size_t ml = std::min<std::size_t>(page->message_len, sizeof(page->text) - tl);
+    error.emplace(std::string(page->text, tl), std::string(page->text + tl, ml), child.pid());
+  }
+  release_error_slot(error_slot);
+}
 }  // namespace detail
 
 Process::Process(ProcessOptions options, std::unique_ptr<detail::TargetBase> target)
@@ -135,6 +210,7 @@ Process::~Process() {
       if (s.options.daemon) s.child.signal(SIGKILL);
       s.child.wait();
     }
+    s.collect_error();
   } catch (...) {
     // poll/wait only throw on impossible errno values; the child is reaped by waitpid regardless.
   }
@@ -158,7 +234,7 @@ void Process::start() {
   for (int c : s.options.cpus) {
     if (c < 0) throw std::invalid_argument("mpp::Process: negative cpu number in cpus");
   }
-  s.error_page = sys::map_anonymous_shared(sizeof(detail::ErrorPage));
+  if (s.error_slot.page == nullptr) s.error_slot = detail::acquire_error_slot();
 
   // Everything the child needs is prepared before fork, so the child allocates nothing.
   char name[16] = {};
@@ -172,13 +248,20 @@ void Process::start() {
   setup.die_with_parent = s.options.daemon;
   setup.parent = sys::self_pid();
 
-  pid_t pid = sys::fork_or_throw("cannot fork process");
-  if (pid == 0) detail::child_main(s, setup);
-
-  s.started = true;
+  // Bookkeeping is written before fork: after it, every page the parent writes first takes a
+  // copy-on-write fault while the child still shares it, and those faults dominate a short child.
   s.owner = setup.parent;
-  s.child = sys::Child(pid);
   detail::registry_add(state_.get());
+  pid_t pid;
+  try {
+    pid = sys::fork_or_throw("cannot fork process");
+  } catch (...) {
+    detail::registry_remove(state_.get());
+    throw;
+  }
+  if (pid == 0) detail::child_main(s, setup);
+  s.child = sys::Child(pid, sys::Child::LazyPidfd{});
+  s.started = true;
 }
 
 void Process::join() {
@@ -226,20 +309,8 @@ void Process::kill() {
 }
 
 std::optional<RemoteError> Process::error() const {
-  if (!state_) return std::nullopt;
-  auto& s = *state_;
-  if (!s.ended()) return std::nullopt;
-  if (!s.error_read) {
-    s.error_read = true;
-    const auto* page = static_cast<const detail::ErrorPage*>(s.error_page.data());
-    if (page != nullptr && page->has_error.load(std::memory_order_acquire) != 0) {
-      // Lengths come from another process: clamp them before use.
-      std::size_t tl = std::min<std::size_t>(page->type_len, sizeof(page->text));
-      std::size_t ml = std::min<std::size_t>(page->message_len, sizeof(page->text) - tl);
-      s.error.emplace(std::string(page->text, tl), std::string(page->text + tl, ml), s.child.pid());
-    }
-  }
-  return s.error;
+  if (!state_ || !state_->ended()) return std::nullopt;
+  return state_->error;
 }
 
 int nice(int increment) {
@@ -258,7 +329,7 @@ std::vector<pid_t> active_children() {
   const pid_t self = sys::self_pid();
   for (auto* s : detail::g_registry) {
     // Entries inherited through fork belong to the parent, not to us.
-    if (s->owner != self) continue;
+    if (s->owner != self || !s->started) continue;
     if (!s->child.poll()) out.push_back(s->child.pid());
   }
   return out;

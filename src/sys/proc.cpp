@@ -80,12 +80,16 @@ int exitcode_from_status(int st) noexcept {
   return 0;
 }
 
-Child::Child(pid_t pid) : pid_(pid) {
-  if (fault::take(fault::Op::pidfd) == 0) {
-    int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-    // pidfd_open gives O_CLOEXEC fds by definition. ENOSYS (old kernel) falls back to waitpid.
-    if (fd >= 0) pidfd_.reset(fd);
-  }
+Child::Child(pid_t pid) : pid_(pid) { open_pidfd(); }
+
+void Child::open_pidfd() {
+  // Opened lazily: only timed waits need it. Until we reap the child its pid cannot be recycled
+  // (the zombie holds it), so kill(pid) is already safe; the pidfd is for poll()ing with a timeout.
+  if (pidfd_ || status_ || pid_ <= 0) return;
+  if (fault::take(fault::Op::pidfd) != 0) return;
+  int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
+  // pidfd_open gives O_CLOEXEC fds by definition. ENOSYS (old kernel) falls back to polling.
+  if (fd >= 0) pidfd_.reset(fd);
 }
 
 std::optional<int> Child::exitcode() const noexcept {
@@ -142,6 +146,7 @@ bool poll_readable(int fd, std::chrono::nanoseconds timeout) {
 bool Child::wait_for(std::chrono::nanoseconds timeout) {
   using namespace std::chrono;
   if (poll()) return true;
+  open_pidfd();
   if (pidfd_) {
     if (!poll_readable(pidfd_.get(), timeout)) return poll();
     return poll() || (wait(), true);
@@ -159,9 +164,7 @@ bool Child::wait_for(std::chrono::nanoseconds timeout) {
 
 bool Child::signal(int sig) noexcept {
   if (status_ || pid_ <= 0) return false;
-  if (pidfd_) {
-    return ::syscall(SYS_pidfd_send_signal, pidfd_.get(), sig, nullptr, 0) == 0;
-  }
+  // Not reaped yet, so the pid still names our child (alive or zombie), never a recycled one.
   return ::kill(pid_, sig) == 0;
 }
 

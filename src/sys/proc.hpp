@@ -40,7 +40,11 @@ int apply_child_setup(const ChildSetup& setup) noexcept;
 class Child {
  public:
   Child() = default;
-  explicit Child(pid_t pid);  // opens a pidfd when available (O_CLOEXEC)
+  // Opens a pidfd now (O_CLOEXEC) when the kernel has pidfd_open, for poll()ing many children.
+  explicit Child(pid_t pid);
+  // Defers the pidfd until a timed wait needs it (one syscall less per short-lived child).
+  struct LazyPidfd {};
+  Child(pid_t pid, LazyPidfd) : pid_(pid) {}
   Child(Child&&) noexcept = default;
   Child& operator=(Child&&) noexcept = default;
 
@@ -58,9 +62,12 @@ class Child {
   void wait();
   // Waits at most `timeout`; true if it ended (and was reaped).
   bool wait_for(std::chrono::nanoseconds timeout);
-  // Sends sig unless the child was already reaped (pidfd_send_signal where available, so a
-  // recycled pid is never signalled). Returns false if it could not be delivered (already gone).
+  // Sends sig unless the child was already reaped (an unreaped child's pid cannot be recycled, so
+  // the signal never reaches another process). Returns false if it could not be delivered.
   bool signal(int sig) noexcept;
+  // Opens the pidfd (O_CLOEXEC) if the kernel has pidfd_open; used by wait_for and by callers that
+  // poll() many children at once. Never throws; pidfd() stays -1 when unavailable.
+  void open_pidfd();
 
  private:
   pid_t pid_ = -1;
