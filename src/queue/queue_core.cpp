@@ -1,0 +1,229 @@
+#include "mpp/detail/queue_core.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+#include "mpp/detail/fork_hooks.hpp"
+#include "mpp/errors.hpp"
+#include "shm/ring.hpp"
+#include "sys/mem.hpp"
+#include "sys/proc.hpp"
+
+namespace mpp::detail {
+
+namespace {
+
+// Rings up to this size are prefaulted whole (MAP_POPULATE); larger ones only have their first
+// kWarmBytes touched: a first touch costs ~15 us per page here, so populating 64 MiB would make
+// the constructor take a quarter of a second, while recycling (see ring.hpp) keeps a streaming
+// queue within its first few hundred KiB.
+constexpr std::size_t kPrefaultWhole = std::size_t{1} << 20;
+constexpr std::size_t kWarmBytes = 256 * 1024;
+// Batches publish (and free space / wake the other side) at least this often, so a long
+// put_many or get_many keeps the other side busy instead of stalling it until the end.
+constexpr std::size_t kPublishEvery = 256;
+
+shm::Deadline to_deadline(const QueueWait& w) noexcept {
+  switch (w.kind) {
+    case QueueWait::Kind::forever:
+      return shm::Deadline::forever();
+    case QueueWait::Kind::poll:
+      return shm::Deadline::poll();
+    case QueueWait::Kind::until:
+      break;
+  }
+  return {shm::Deadline::Kind::at, w.deadline};
+}
+
+[[noreturn]] void throw_put_closed() { throw QueueClosed("put() on a closed queue"); }
+
+}  // namespace
+
+struct QueueCore::Impl {
+  sys::Mapping mapping;
+  shm::Ring ring;
+  // Per process (reset in every child by the fork hook).
+  std::int32_t pid = 0;
+  int slot = -1;
+  // This process has put an item: it then never concludes that "nobody can put any more".
+  std::atomic<bool> has_put{false};
+  std::size_t hook = 0;
+
+  static void on_fork_child(void* self) noexcept {
+    auto* impl = static_cast<Impl*>(self);
+    impl->pid = sys::self_pid();
+    impl->slot = impl->ring.attach(impl->pid, /*is_child=*/true);
+    impl->has_put.store(false, std::memory_order_relaxed);
+  }
+};
+
+QueueCore::QueueCore(std::size_t maxsize, std::size_t capacity_bytes) : impl_(new Impl) {
+  const std::size_t cap = shm::Ring::normalize_capacity(capacity_bytes);
+  if (cap == 0) throw std::invalid_argument("queue capacity_bytes larger than 2 GiB");
+  const std::size_t bytes = shm::Ring::mapping_bytes(cap);
+  impl_->mapping = sys::map_anonymous_shared(bytes, /*prefault=*/cap <= kPrefaultWhole);
+  impl_->ring = shm::Ring::create(impl_->mapping.data(), cap, maxsize);
+  if (cap > kPrefaultWhole) {
+    std::memset(impl_->mapping.bytes() + shm::kHeaderBytes, 0, std::min(cap, kWarmBytes));
+  }
+  impl_->pid = sys::self_pid();
+  impl_->slot = impl_->ring.attach(impl_->pid, /*is_child=*/false);
+  impl_->hook = register_fork_child_hook(&Impl::on_fork_child, impl_.get());
+}
+
+QueueCore::~QueueCore() {
+  unregister_fork_child_hook(impl_->hook);
+  // A process that dropped its last handle can no longer put: consumers waiting on it should not.
+  impl_->ring.detach(impl_->slot, impl_->pid);
+}
+
+bool QueueCore::put(std::size_t size, const void* item, EncodeFn encode, QueueWait wait) {
+  shm::Ring& ring = impl_->ring;
+  if (size > ring.max_payload()) {
+    throw std::invalid_argument("queue item larger than half of the queue's capacity_bytes");
+  }
+  const shm::Deadline deadline = to_deadline(wait);
+  shm::Ring::PutTxn t;
+  for (;;) {
+    ring.put_lock(t, impl_->pid);
+    if (ring.closed()) {
+      ring.put_unlock();
+      throw_put_closed();
+    }
+    if (std::byte* out = ring.reserve(t, size)) {
+      try {
+        encode(item, out);
+      } catch (...) {
+        ring.put_unlock();  // the reservation is abandoned: nothing was published
+        throw;
+      }
+      ring.put_publish_unlock(t);
+      impl_->has_put.store(true, std::memory_order_relaxed);
+      return true;
+    }
+    ring.put_unlock();
+    switch (ring.wait_space(size, deadline)) {
+      case shm::WaitStatus::closed:
+        throw_put_closed();
+      case shm::WaitStatus::timed_out:
+        return false;
+      default:
+        break;
+    }
+  }
+}
+
+std::size_t QueueCore::put_many(std::size_t count, void* cursor, SizeNextFn size_next,
+                                EncodeNextFn encode_next) {
+  shm::Ring& ring = impl_->ring;
+  std::size_t done = 0;
+  std::size_t size = 0;
+  bool have_size = false;
+  shm::Ring::PutTxn t;
+  while (done < count) {
+    ring.put_lock(t, impl_->pid);
+    if (ring.closed()) {
+      ring.put_unlock();
+      throw_put_closed();
+    }
+    std::size_t since_publish = 0;
+    try {
+      while (done < count) {
+        if (!have_size) {
+          size = size_next(cursor);
+          have_size = true;
+          if (size > ring.max_payload()) {
+            throw std::invalid_argument(
+                "queue item larger than half of the queue's capacity_bytes");
+          }
+        }
+        const shm::Ring::PutTxn before = t;
+        std::byte* out = ring.reserve(t, size);
+        if (out == nullptr) break;
+        try {
+          encode_next(cursor, out);
+        } catch (...) {
+          t = before;
+          throw;
+        }
+        have_size = false;
+        ++done;
+        if (++since_publish == kPublishEvery) {
+          ring.put_publish(t);
+          since_publish = 0;
+        }
+      }
+    } catch (...) {
+      ring.put_publish_unlock(t);  // the items encoded before the failure do go out
+      throw;
+    }
+    ring.put_publish_unlock(t);
+    impl_->has_put.store(true, std::memory_order_relaxed);
+    if (done < count &&
+        ring.wait_space(size, shm::Deadline::forever()) == shm::WaitStatus::closed) {
+      throw_put_closed();
+    }
+  }
+  return done;
+}
+
+std::size_t QueueCore::get(std::size_t max, void* sink, DecodeFn decode, QueueWait wait) {
+  shm::Ring& ring = impl_->ring;
+  const shm::Deadline deadline = to_deadline(wait);
+  bool orphaned = false;
+  shm::Ring::GetTxn t;
+  for (;;) {
+    // Read before looking at the items: close() publishes after every last put, so "closed" seen
+    // first and "empty" seen second means empty for good.
+    const bool was_closed = ring.closed();
+    ring.get_lock(t, impl_->pid);
+    std::size_t n = 0;
+    try {
+      while (n < max) {
+        auto bytes = ring.next(t);
+        if (!bytes) break;
+        ++n;
+        // A failed decode still consumes its item (it would fail again for the next consumer).
+        decode(sink, *bytes);
+        if (n % kPublishEvery == 0) ring.get_publish(t);
+      }
+    } catch (...) {
+      ring.get_publish_unlock(t);
+      throw;
+    }
+    ring.get_publish_unlock(t);
+    if (n != 0) return n;
+    if (was_closed) throw QueueClosed("get() on a closed and empty queue");
+    if (orphaned) {
+      throw QueueClosed("get() on an empty queue that every other process using it has left");
+    }
+    switch (ring.wait_data(deadline, impl_->pid, impl_->has_put.load(std::memory_order_relaxed))) {
+      case shm::WaitStatus::timed_out:
+        return 0;
+      case shm::WaitStatus::orphaned:
+        orphaned = true;  // one more look under the lock, then QueueClosed
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+void QueueCore::close() noexcept { impl_->ring.close(impl_->pid); }
+bool QueueCore::closed() const noexcept { return impl_->ring.closed(); }
+bool QueueCore::empty() const noexcept { return impl_->ring.size() == 0; }
+bool QueueCore::full() const noexcept { return impl_->ring.full(); }
+std::size_t QueueCore::size() const noexcept { return impl_->ring.size(); }
+std::size_t QueueCore::max_item_bytes() const noexcept { return impl_->ring.max_payload(); }
+std::size_t QueueCore::capacity_bytes() const noexcept { return impl_->ring.capacity(); }
+
+void QueueCore::task_done() {
+  if (!impl_->ring.task_done()) {
+    throw std::logic_error("task_done() called more times than items were put");
+  }
+}
+bool QueueCore::join(QueueWait wait) { return impl_->ring.join(to_deadline(wait)); }
+std::uint64_t QueueCore::unfinished() const noexcept { return impl_->ring.unfinished(); }
+
+}  // namespace mpp::detail

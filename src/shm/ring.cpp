@@ -1,0 +1,215 @@
+#include "shm/ring.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <new>
+
+#include "sys/futex.hpp"
+#include "sys/proc.hpp"
+
+namespace mpp::shm {
+
+namespace {
+
+constexpr std::uint64_t kMagic = 0x6d70702d72696e67ull;  // "mpp-ring"
+// Sleeps are cut into slices this long: the bound on a lost wake-up, and how often a consumer
+// checks whether anyone who could put is still alive.
+constexpr std::chrono::milliseconds kWaitSlice{100};
+// Busy-wait iterations before sleeping. A futex round trip between processes costs ~20 us here,
+// while the other side usually answers within a few us when both are running.
+constexpr int kSpin = 2000;
+
+using Clock = std::chrono::steady_clock;
+
+// How long the next sleep may last; nullopt when the deadline has passed.
+std::optional<std::chrono::nanoseconds> next_slice(const Deadline& d) noexcept {
+  if (d.kind == Deadline::Kind::never) return kWaitSlice;
+  if (d.kind == Deadline::Kind::now) return std::nullopt;
+  auto left = d.when - Clock::now();
+  if (left <= Clock::duration::zero()) return std::nullopt;
+  return std::min<std::chrono::nanoseconds>(left, kWaitSlice);
+}
+
+// The waiter side of the sequence-word protocol: sleep on `seq` unless `ready()` already holds.
+// Returns true if the slice expired without a wake-up.
+template <class Ready>
+bool sleep_unless(std::atomic<std::uint32_t>& seq, std::atomic<std::uint32_t>& waiters,
+                  std::chrono::nanoseconds slice, Ready&& ready) noexcept {
+  waiters.fetch_add(1, std::memory_order_seq_cst);
+  // Pairs with the fence in wake_*: either the waker sees our registration, or we see its change.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  const std::uint32_t s = seq.load(std::memory_order_seq_cst);
+  bool expired = false;
+  if (!ready()) expired = sys::futex_wait(&seq, s, slice) == sys::WaitResult::timed_out;
+  waiters.fetch_sub(1, std::memory_order_relaxed);
+  return expired;
+}
+
+}  // namespace
+
+std::size_t Ring::normalize_capacity(std::size_t requested) noexcept {
+  if (requested > kMaxCapacity) return 0;
+  return std::bit_ceil(std::max(requested, kMinCapacity));
+}
+
+Ring Ring::create(void* memory, std::size_t capacity, std::size_t maxsize) noexcept {
+  auto* h = new (memory) RingHeader{};
+  h->magic = kMagic;
+  h->capacity = capacity;
+  h->maxsize = maxsize;
+  h->recycle_at = kRecycleMin;
+  return Ring(h, static_cast<std::byte*>(memory) + kHeaderBytes, capacity);
+}
+
+bool Ring::may_fit(std::size_t rec) const noexcept {
+  const RingHeader& h = *h_;
+  const auto tail = h.prod.pos.load(std::memory_order_acquire);
+  const auto head = h.cons.pos.load(std::memory_order_acquire);
+  if (h.maxsize != 0) {
+    const auto put = h.prod.count.load(std::memory_order_acquire);
+    const auto got = h.cons.count.load(std::memory_order_acquire);
+    if (put - got >= h.maxsize) return false;
+  }
+  const std::size_t off = tail & mask_;
+  const std::uint64_t need = off + rec > cap_ ? (cap_ - off) + rec : rec;
+  return tail + need - head <= cap_;
+}
+
+void Ring::wake_data(std::uint64_t items) noexcept {
+  // Pairs with the fence in sleep_unless (Dekker): our position store vs their registration.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (h_->data_waiters.load(std::memory_order_relaxed) == 0) return;
+  h_->data_seq.fetch_add(1, std::memory_order_seq_cst);
+  // One item feeds one consumer; a batch may feed many.
+  sys::futex_wake(&h_->data_seq, items >= 0x7fffffff ? 0x7fffffff : static_cast<int>(items));
+}
+
+void Ring::wake_space() noexcept {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (h_->space_waiters.load(std::memory_order_relaxed) == 0) return;
+  h_->space_seq.fetch_add(1, std::memory_order_seq_cst);
+  // All: freed space may be enough for several waiting producers' (different-sized) items, and
+  // they re-check under their lock anyway.
+  sys::futex_wake_all(&h_->space_seq);
+}
+
+WaitStatus Ring::wait_space(std::size_t payload, const Deadline& d) noexcept {
+  const std::size_t rec = record_bytes(payload);
+  auto ready = [&] { return closed() || may_fit(rec); };
+  for (int i = 0; i < kSpin; ++i) {
+    if (ready()) return closed() ? WaitStatus::closed : WaitStatus::ready;
+    if (d.kind == Deadline::Kind::now) return WaitStatus::timed_out;
+    sys::cpu_relax();
+  }
+  for (;;) {
+    auto slice = next_slice(d);
+    if (!slice) return WaitStatus::timed_out;
+    sleep_unless(h_->space_seq, h_->space_waiters, *slice, ready);
+    if (closed()) return WaitStatus::closed;
+    if (may_fit(rec)) return WaitStatus::ready;
+  }
+}
+
+WaitStatus Ring::wait_data(const Deadline& d, std::int32_t self, bool self_may_put) noexcept {
+  auto ready = [&] { return closed() || has_data(); };
+  for (int i = 0; i < kSpin; ++i) {
+    if (has_data()) return WaitStatus::ready;
+    if (closed()) return WaitStatus::closed;
+    if (d.kind == Deadline::Kind::now) return WaitStatus::timed_out;
+    sys::cpu_relax();
+  }
+  for (;;) {
+    auto slice = next_slice(d);
+    if (!slice) return WaitStatus::timed_out;
+    const bool expired = sleep_unless(h_->data_seq, h_->data_waiters, *slice, ready);
+    if (has_data()) return WaitStatus::ready;
+    if (closed()) return WaitStatus::closed;
+    // Liveness first, then emptiness: an item put just before its producer died is still seen.
+    if (expired && !self_may_put && others_all_dead(self) && !has_data()) {
+      return WaitStatus::orphaned;
+    }
+  }
+}
+
+void Ring::close(std::int32_t self) noexcept {
+  if (h_->prod_lock.lock(self) == RingLockResult::owner_died) h_->prod.recover();
+  h_->closed.store(1, std::memory_order_release);
+  h_->prod_lock.unlock();
+  h_->data_seq.fetch_add(1, std::memory_order_seq_cst);
+  sys::futex_wake_all(&h_->data_seq);
+  h_->space_seq.fetch_add(1, std::memory_order_seq_cst);
+  sys::futex_wake_all(&h_->space_seq);
+  h_->join_seq.fetch_add(1, std::memory_order_seq_cst);
+  sys::futex_wake_all(&h_->join_seq);
+}
+
+bool Ring::full() const noexcept {
+  if (h_->maxsize != 0 && size() >= h_->maxsize) return true;
+  const auto tail = h_->prod.pos.load(std::memory_order_acquire);
+  const auto head = h_->cons.pos.load(std::memory_order_acquire);
+  return cap_ - (tail - head) < record_bytes(1);
+}
+
+int Ring::attach(std::int32_t pid, bool is_child) noexcept {
+  if (is_child) h_->shared.store(1, std::memory_order_relaxed);
+  for (std::size_t i = 0; i < kMaxAttached; ++i) {
+    std::int32_t expected = 0;
+    if (h_->attached[i].load(std::memory_order_relaxed) == 0 &&
+        h_->attached[i].compare_exchange_strong(expected, pid, std::memory_order_acq_rel)) {
+      return static_cast<int>(i);
+    }
+  }
+  // A full table makes "every producer died" undecidable; from now on consumers assume someone
+  // may still put (the conservative answer: wait rather than fail).
+  h_->table_overflow.store(1, std::memory_order_release);
+  return -1;
+}
+
+void Ring::detach(int slot, std::int32_t pid) noexcept {
+  if (slot < 0 || static_cast<std::size_t>(slot) >= kMaxAttached) return;
+  std::int32_t expected = pid;
+  h_->attached[slot].compare_exchange_strong(expected, 0, std::memory_order_acq_rel);
+}
+
+bool Ring::others_all_dead(std::int32_t self) noexcept {
+  // Only once the ring was shared with a child: a single process with several threads must not
+  // be told that nobody can put.
+  if (h_->shared.load(std::memory_order_acquire) == 0) return false;
+  if (h_->table_overflow.load(std::memory_order_acquire) != 0) return false;
+  for (auto& slot : h_->attached) {
+    std::int32_t pid = slot.load(std::memory_order_acquire);
+    if (pid == 0 || pid == self) continue;
+    if (sys::process_alive(pid)) return false;
+    // Dead: free the slot for later children (CAS: the slot may have been reused meanwhile).
+    slot.compare_exchange_strong(pid, 0, std::memory_order_acq_rel);
+  }
+  return true;
+}
+
+bool Ring::task_done() noexcept {
+  auto done = h_->done_count.load(std::memory_order_relaxed);
+  for (;;) {
+    if (done >= put_count()) return false;
+    if (h_->done_count.compare_exchange_weak(done, done + 1, std::memory_order_acq_rel)) break;
+  }
+  if (done + 1 == put_count()) {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (h_->join_waiters.load(std::memory_order_relaxed) != 0) {
+      h_->join_seq.fetch_add(1, std::memory_order_seq_cst);
+      sys::futex_wake_all(&h_->join_seq);
+    }
+  }
+  return true;
+}
+
+bool Ring::join(const Deadline& d) noexcept {
+  auto ready = [&] { return unfinished() == 0; };
+  for (;;) {
+    if (ready()) return true;
+    auto slice = next_slice(d);
+    if (!slice) return false;
+    sleep_unless(h_->join_seq, h_->join_waiters, *slice, ready);
+  }
+}
+
+}  // namespace mpp::shm

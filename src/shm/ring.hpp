@@ -1,0 +1,347 @@
+// The queue's shared-memory ring: variable-size records, many producers, many consumers, any
+// processes. Memory + futex only (the one system call beyond futex is the liveness probe of
+// sys::process_alive in slow paths), so the same code runs under ThreadSanitizer with threads.
+//
+// Layout of the mapping: a RingHeader (kHeaderBytes, page-aligned) then `capacity` data bytes
+// (a power of two). Positions `tail` (producers) and `head` (consumers) are monotonic 64-bit byte
+// counts; a position's offset in the data is pos & (capacity - 1).
+//
+// Records are 8-byte aligned: an 8-byte RecordHeader {payload size, kind} then the payload. A
+// record never wraps: when it does not fit before the end, the producer writes a `skip` record
+// covering the rest and starts again at offset 0. The producer also jumps back to offset 0 early
+// ("recycling", same skip record) when the ring holds little data, so a mostly-empty 64 MiB ring
+// keeps touching the same few cache-warm pages instead of faulting in all of them.
+// Consequence: a record may take up to half the ring (it always fits once the ring drains).
+//
+// Producers serialise on prod_lock, consumers on cons_lock (RingLock: owner pid in the word, dead
+// owners taken over). A side publishes its work with one release store of its position after the
+// records are complete, so a producer killed mid-copy publishes nothing; its successor gets
+// owner_died, repairs the item counter (Cursor::recover) and continues from the published
+// position, overwriting the torn bytes. A consumer killed while decoding has not advanced `head`:
+// the item stays in the ring for the next consumer (an item leaves the ring only when a get()
+// has finished decoding it).
+//
+// Waiting: nobody sleeps holding a lock. A waiter registers in a waiters count, reads a sequence
+// word, re-checks its condition and futex-waits on the sequence word; the other side bumps the
+// word and wakes only when the waiters count is non-zero, so the common case costs one fence and
+// one load, no syscall. Sleeps are sliced (kWaitSlice) so that a lost wake-up (a waiter killed
+// after being chosen) costs at most one slice, and so consumers can notice that every process
+// that could put has died.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <span>
+
+#include "shm/ring_lock.hpp"
+
+namespace mpp::shm {
+
+inline constexpr std::size_t kRecordAlign = 8;
+inline constexpr std::size_t kMinCapacity = 64;
+// Skip records carry their length in 32 bits, so the ring stays below 4 GiB.
+inline constexpr std::size_t kMaxCapacity = std::size_t{1} << 31;
+// Offset from which a producer considers jumping back to offset 0 (see "recycling" above).
+inline constexpr std::size_t kRecycleMin = 64 * 1024;
+inline constexpr std::size_t kMaxAttached = 1024;  // pid slots of processes attached to a ring
+
+struct RecordHeader {
+  std::uint32_t size;  // item: payload bytes; skip: bytes skipped, header included
+  std::uint32_t kind;  // kItem or kSkip
+};
+inline constexpr std::uint32_t kItem = 0x49u;
+inline constexpr std::uint32_t kSkip = 0x53u;
+static_assert(sizeof(RecordHeader) == kRecordAlign,
+              "a record header is exactly one alignment unit, so payloads stay 8-byte aligned");
+
+// When a blocking operation gives up.
+struct Deadline {
+  enum class Kind : unsigned char { never, now, at };
+  Kind kind = Kind::never;
+  std::chrono::steady_clock::time_point when{};
+  static Deadline forever() noexcept { return {}; }
+  static Deadline poll() noexcept { return {Kind::now, {}}; }
+  static Deadline after(std::chrono::nanoseconds d) noexcept {
+    return {Kind::at, std::chrono::steady_clock::now() + d};
+  }
+};
+
+// One side's published state. Only the side's lock holder writes; others read pos and count.
+struct Cursor {
+  std::atomic<std::uint64_t> pos{0};    // byte position, published with release
+  std::atomic<std::uint64_t> count{0};  // items published so far (put or got)
+  // Write-ahead intent, so that a successor can repair `count` if the holder died between the
+  // two stores of publish(). Plain fields: only ever touched under the side's lock.
+  std::uint64_t intent_pos = 0;
+  std::uint64_t intent_count = 0;
+  std::uint64_t prev_count = 0;
+  std::atomic<std::uint32_t> intent_valid{0};
+
+  void publish(std::uint64_t new_pos, std::uint64_t new_count) noexcept {
+    prev_count = count.load(std::memory_order_relaxed);
+    intent_pos = new_pos;
+    intent_count = new_count;
+    intent_valid.store(1, std::memory_order_release);
+    // count before pos: whoever sees the new position also sees the count that includes it.
+    count.store(new_count, std::memory_order_release);
+    pos.store(new_pos, std::memory_order_release);
+    intent_valid.store(0, std::memory_order_release);
+  }
+  // After taking the lock from a dead holder: make count agree with the published position.
+  void recover() noexcept {
+    if (intent_valid.load(std::memory_order_acquire) == 0) return;
+    if (pos.load(std::memory_order_relaxed) == intent_pos) {
+      count.store(intent_count, std::memory_order_release);
+    } else {
+      count.store(prev_count, std::memory_order_release);
+    }
+    intent_valid.store(0, std::memory_order_release);
+  }
+};
+
+struct RingHeader {
+  // Constants, written once by the creator.
+  std::uint64_t magic;
+  std::uint64_t capacity;  // power of two
+  std::uint64_t maxsize;   // most items held at once, 0 = unlimited
+  // Producer side.
+  alignas(64) RingLock prod_lock;
+  Cursor prod;
+  std::uint64_t head_cache;  // a lower bound of cons.pos, refreshed when space seems short
+  std::uint64_t got_cache;   // a lower bound of cons.count, for maxsize
+  std::uint64_t recycle_at;  // next tail at which a jump back to offset 0 is considered
+  // Consumer side.
+  alignas(64) RingLock cons_lock;
+  Cursor cons;
+  std::uint64_t tail_cache;  // a lower bound of prod.pos
+  // "Items were published" and "space was freed" futex words, each with its sleepers count.
+  alignas(64) std::atomic<std::uint32_t> data_seq;
+  std::atomic<std::uint32_t> data_waiters;
+  alignas(64) std::atomic<std::uint32_t> space_seq;
+  std::atomic<std::uint32_t> space_waiters;
+  // Rarely written state.
+  alignas(64) std::atomic<std::uint32_t> closed;
+  std::atomic<std::uint32_t> shared;          // a second process has attached
+  std::atomic<std::uint32_t> table_overflow;  // a process could not be recorded in `attached`
+  std::atomic<std::uint32_t> join_seq;        // JoinableQueue: bumped when all tasks are done
+  std::atomic<std::uint32_t> join_waiters;
+  std::atomic<std::uint64_t> done_count;                         // JoinableQueue: task_done() calls
+  alignas(64) std::atomic<std::int32_t> attached[kMaxAttached];  // pids, 0 = free slot
+};
+
+inline constexpr std::size_t kHeaderBytes = 8192;
+static_assert(sizeof(RingHeader) <= kHeaderBytes,
+              "the ring header must fit in the space reserved before the data");
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
+              "64-bit positions must be lock-free atomics to be shared between processes");
+
+enum class WaitStatus {
+  ready,      // the condition may hold now: retry under the lock
+  timed_out,  // the deadline passed
+  closed,     // close() was called
+  orphaned,   // (consumers) nothing is queued and every process that could put has died
+};
+
+class Ring {
+ public:
+  Ring() = default;
+  // Bytes the mapping needs for a ring of `capacity` (already normalized) data bytes.
+  static std::size_t mapping_bytes(std::size_t capacity) noexcept {
+    return kHeaderBytes + capacity;
+  }
+  // Rounds a requested capacity up to a power of two within [kMinCapacity, kMaxCapacity];
+  // 0 if the request is larger than kMaxCapacity.
+  static std::size_t normalize_capacity(std::size_t requested) noexcept;
+  // Initializes a ring in zero-filled memory of mapping_bytes(capacity) bytes, aligned to 64.
+  static Ring create(void* memory, std::size_t capacity, std::size_t maxsize) noexcept;
+
+  [[nodiscard]] RingHeader* header() const noexcept { return h_; }
+  [[nodiscard]] std::size_t capacity() const noexcept { return cap_; }
+  // Largest payload a single item may have (its record takes at most half the ring).
+  [[nodiscard]] std::size_t max_payload() const noexcept { return cap_ / 2 - sizeof(RecordHeader); }
+  static constexpr std::size_t record_bytes(std::size_t payload) noexcept {
+    return (sizeof(RecordHeader) + payload + kRecordAlign - 1) & ~(kRecordAlign - 1);
+  }
+
+  // ---- producers -------------------------------------------------------------------------------
+  struct PutTxn {
+    std::uint64_t tail = 0;
+    std::uint64_t count = 0;
+    std::uint64_t start_count = 0;
+  };
+  // Takes the producer lock (blocking briefly; repairs after a dead holder) and starts a batch.
+  void put_lock(PutTxn& t, std::int32_t self) noexcept {
+    if (h_->prod_lock.lock(self) == RingLockResult::owner_died) h_->prod.recover();
+    t.tail = h_->prod.pos.load(std::memory_order_relaxed);
+    t.count = t.start_count = h_->prod.count.load(std::memory_order_relaxed);
+  }
+  // Under the producer lock: room for one record of `payload` bytes, or nullptr when the ring (or
+  // maxsize) has no room right now. The header is written; the caller fills the payload.
+  std::byte* reserve(PutTxn& t, std::size_t payload) noexcept;
+  // Publishes everything reserved since put_lock or the last publish (one release store) and
+  // wakes sleeping consumers if there are any. The lock stays held.
+  void put_publish(PutTxn& t) noexcept {
+    const std::uint64_t n = t.count - t.start_count;
+    if (n == 0) return;
+    h_->prod.publish(t.tail, t.count);
+    t.start_count = t.count;
+    wake_data(n);
+  }
+  // Releases the producer lock; whatever was reserved but not published is abandoned.
+  void put_unlock() noexcept { h_->prod_lock.unlock(); }
+  void put_publish_unlock(PutTxn& t) noexcept {
+    put_publish(t);
+    put_unlock();
+  }
+  // Waits (lock not held) until a record of `payload` bytes may fit, the ring is closed, or the
+  // deadline passes.
+  WaitStatus wait_space(std::size_t payload, const Deadline& d) noexcept;
+
+  // ---- consumers -------------------------------------------------------------------------------
+  struct GetTxn {
+    std::uint64_t head = 0;
+    std::uint64_t count = 0;
+    std::uint64_t start_head = 0;
+  };
+  void get_lock(GetTxn& t, std::int32_t self) noexcept {
+    if (h_->cons_lock.lock(self) == RingLockResult::owner_died) h_->cons.recover();
+    t.head = t.start_head = h_->cons.pos.load(std::memory_order_relaxed);
+    t.count = h_->cons.count.load(std::memory_order_relaxed);
+  }
+  // Under the consumer lock: the next item's payload, or nullopt when none is published. The
+  // bytes stay valid (unreused by producers) until get_publish_unlock.
+  std::optional<std::span<const std::byte>> next(GetTxn& t) noexcept;
+  // Frees the space of every item taken since get_lock or the last publish and wakes sleeping
+  // producers if there are any. The lock stays held.
+  void get_publish(GetTxn& t) noexcept {
+    if (t.head == t.start_head) return;
+    h_->cons.publish(t.head, t.count);
+    t.start_head = t.head;
+    wake_space();
+  }
+  void get_unlock() noexcept { h_->cons_lock.unlock(); }
+  void get_publish_unlock(GetTxn& t) noexcept {
+    get_publish(t);
+    get_unlock();
+  }
+  // Waits (lock not held) until an item may be available. `self_may_put`: the caller's process
+  // has put to this ring or may still do so from another thread (then it never reports orphaned).
+  WaitStatus wait_data(const Deadline& d, std::int32_t self, bool self_may_put) noexcept;
+
+  // ---- state -----------------------------------------------------------------------------------
+  // Marks the ring closed (after taking the producer lock, so no put publishes after it) and
+  // wakes every waiter.
+  void close(std::int32_t self) noexcept;
+  [[nodiscard]] bool closed() const noexcept {
+    return h_->closed.load(std::memory_order_acquire) != 0;
+  }
+  // Items held now (approximate under concurrency, never negative).
+  [[nodiscard]] std::size_t size() const noexcept {
+    const auto got = h_->cons.count.load(std::memory_order_acquire);
+    const auto put = h_->prod.count.load(std::memory_order_acquire);
+    return static_cast<std::size_t>(put - got);
+  }
+  [[nodiscard]] bool full() const noexcept;
+  [[nodiscard]] std::uint64_t put_count() const noexcept {
+    return h_->prod.count.load(std::memory_order_acquire);
+  }
+
+  // ---- processes attached (for "every producer died") -----------------------------------------
+  // Records pid; returns its slot or -1 when the table is full. Memory only: callable right
+  // after fork in the child.
+  int attach(std::int32_t pid, bool is_child) noexcept;
+  void detach(int slot, std::int32_t pid) noexcept;
+  // True when no process other than `self` that is attached is still alive (and the table is
+  // trustworthy and some child ever attached).
+  [[nodiscard]] bool others_all_dead(std::int32_t self) noexcept;
+
+  // ---- JoinableQueue accounting --------------------------------------------------------------
+  // False when it would exceed the number of items put (nothing is changed then).
+  bool task_done() noexcept;
+  // Waits until every item put so far has been marked done; false on timeout.
+  bool join(const Deadline& d) noexcept;
+  [[nodiscard]] std::uint64_t unfinished() const noexcept {
+    const auto done = h_->done_count.load(std::memory_order_acquire);
+    return put_count() - done;
+  }
+
+ private:
+  Ring(RingHeader* h, std::byte* data, std::size_t cap) noexcept
+      : h_(h), data_(data), cap_(cap), mask_(cap - 1) {}
+  void wake_data(std::uint64_t items) noexcept;
+  void wake_space() noexcept;
+  [[nodiscard]] bool has_data() const noexcept {
+    return h_->prod.pos.load(std::memory_order_acquire) !=
+           h_->cons.pos.load(std::memory_order_acquire);
+  }
+  [[nodiscard]] bool may_fit(std::size_t rec) const noexcept;
+
+  RingHeader* h_ = nullptr;
+  std::byte* data_ = nullptr;
+  std::size_t cap_ = 0;
+  std::size_t mask_ = 0;
+};
+
+inline std::byte* Ring::reserve(PutTxn& t, std::size_t payload) noexcept {
+  const std::size_t rec = record_bytes(payload);
+  RingHeader& h = *h_;
+  if (h.maxsize != 0 && t.count - h.got_cache >= h.maxsize) {
+    h.got_cache = h.cons.count.load(std::memory_order_acquire);
+    if (t.count - h.got_cache >= h.maxsize) return nullptr;
+  }
+  std::size_t off = t.tail & mask_;
+  std::size_t skip = 0;
+  if (off + rec > cap_) {
+    skip = cap_ - off;
+  } else if (off >= kRecycleMin && t.tail >= h.recycle_at) {
+    // Jump back to offset 0 while the ring holds little: keeps the hot pages few (see top).
+    h.head_cache = h.cons.pos.load(std::memory_order_acquire);
+    if ((t.tail - h.head_cache) + rec <= off) {
+      skip = cap_ - off;
+    } else {
+      h.recycle_at = t.tail + kRecycleMin / 4;
+    }
+  }
+  const std::uint64_t need = skip + rec;
+  if (t.tail + need - h.head_cache > cap_) {
+    h.head_cache = h.cons.pos.load(std::memory_order_acquire);
+    if (t.tail + need - h.head_cache > cap_) return nullptr;
+  }
+  if (skip != 0) {
+    RecordHeader sk{static_cast<std::uint32_t>(skip), kSkip};
+    std::memcpy(data_ + off, &sk, sizeof sk);
+    t.tail += skip;
+    off = 0;
+  }
+  RecordHeader rh{static_cast<std::uint32_t>(payload), kItem};
+  std::memcpy(data_ + off, &rh, sizeof rh);
+  t.tail += rec;
+  t.count += 1;
+  return data_ + off + sizeof(RecordHeader);
+}
+
+inline std::optional<std::span<const std::byte>> Ring::next(GetTxn& t) noexcept {
+  RingHeader& h = *h_;
+  for (;;) {
+    if (t.head == h.tail_cache) {
+      h.tail_cache = h.prod.pos.load(std::memory_order_acquire);
+      if (t.head == h.tail_cache) return std::nullopt;
+    }
+    const std::size_t off = t.head & mask_;
+    RecordHeader rh;
+    std::memcpy(&rh, data_ + off, sizeof rh);
+    if (rh.kind == kSkip) {
+      t.head += rh.size;
+      continue;
+    }
+    t.head += record_bytes(rh.size);
+    t.count += 1;
+    return std::span<const std::byte>(data_ + off + sizeof(RecordHeader), rh.size);
+  }
+}
+
+}  // namespace mpp::shm

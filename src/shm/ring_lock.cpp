@@ -1,0 +1,50 @@
+#include "shm/ring_lock.hpp"
+
+#include "sys/futex.hpp"
+#include "sys/proc.hpp"
+
+namespace mpp::shm {
+
+RingLockResult RingLock::lock_slow(std::int32_t self) noexcept {
+  const auto me = static_cast<std::uint32_t>(self);
+  // Critical sections are a few hundred ns (one record copy) except for huge items: a short spin
+  // catches the common case without a syscall.
+  for (int i = 0; i < 200; ++i) {
+    std::uint32_t w = word_.load(std::memory_order_relaxed);
+    if (w == 0 &&
+        word_.compare_exchange_weak(w, me, std::memory_order_acquire, std::memory_order_relaxed)) {
+      return RingLockResult::acquired;
+    }
+    sys::cpu_relax();
+  }
+  for (;;) {
+    std::uint32_t w = word_.load(std::memory_order_relaxed);
+    if (w == 0) {
+      // We may not be the only sleeper, so keep the waiters bit: an extra wake is cheap, a lost
+      // one would leave a waiter asleep until its next poll.
+      if (word_.compare_exchange_weak(w, me | kWaiters, std::memory_order_acquire,
+                                      std::memory_order_relaxed)) {
+        return RingLockResult::acquired;
+      }
+      continue;
+    }
+    if (!(w & kWaiters)) {
+      if (!word_.compare_exchange_weak(w, w | kWaiters, std::memory_order_relaxed)) continue;
+      w |= kWaiters;
+    }
+    if (sys::futex_wait(&word_, w, kDeadOwnerPoll) == sys::WaitResult::timed_out) {
+      const auto owner = static_cast<std::int32_t>(w & ~kWaiters);
+      // The CAS only succeeds if the very same dead owner still holds the word, so two waiters
+      // that both noticed the death cannot both take over.
+      if (owner != self && !sys::process_alive(owner) &&
+          word_.compare_exchange_strong(w, me | kWaiters, std::memory_order_acquire,
+                                        std::memory_order_relaxed)) {
+        return RingLockResult::owner_died;
+      }
+    }
+  }
+}
+
+void RingLock::wake_one() noexcept { sys::futex_wake(&word_, 1); }
+
+}  // namespace mpp::shm
