@@ -1,0 +1,16 @@
+# Fails unless the README's quick start block is exactly examples/quickstart.cpp (which is built and
+# run as the test example_quickstart).
+file(READ ${SRC}/README.md readme)
+file(READ ${SRC}/examples/quickstart.cpp example)
+string(FIND "${readme}" "<!-- quickstart:begin -->\n```cpp\n" begin)
+string(FIND "${readme}" "```\n<!-- quickstart:end -->" end)
+if(begin LESS 0 OR end LESS 0)
+  message(FATAL_ERROR "README.md has no quickstart markers")
+endif()
+math(EXPR begin "${begin} + 33")
+math(EXPR len "${end} - ${begin}")
+string(SUBSTRING "${readme}" ${begin} ${len} block)
+if(NOT block STREQUAL example)
+  message(FATAL_ERROR "README.md quick start differs from examples/quickstart.cpp")
+endif()
+message(STATUS "README quick start matches examples/quickstart.cpp")
