@@ -1,0 +1,244 @@
+// mpp/queue.hpp: Python's multiprocessing.Queue / JoinableQueue, over shared memory.
+//
+// What: a FIFO of items of type T (anything the codec can encode, see codec.hpp) that many
+// producer and many consumer processes share. Items are encoded straight into a ring of
+// variable-size records in one anonymous MAP_SHARED mapping created by the constructor (nothing
+// appears in /dev/shm; the memory goes away with the last process that maps it). There is no
+// feeder thread: when put() returns, the item is in shared memory, so a process may exit (even
+// with _exit) or be joined right after putting. Each item is delivered whole to exactly one get().
+//
+// Lifetime and fork: a Queue is a handle; copies refer to the same queue (a shared_ptr to this
+// process's view of the mapping). Children forked after the queue was created (mpp::Process,
+// Pool workers, plain fork()) inherit it and may use any copy of the handle. A queue cannot be
+// passed to an unrelated process.
+//
+// Memory ordering: put() happens-before the get() that returns the item (release/acquire on the
+// ring positions), in any processes.
+//
+// Blocking: every blocking call spins for a few microseconds, then sleeps on a cross-process
+// futex; signals that interrupt the sleep (EINTR) are absorbed, nothing is lost. put()/get()
+// without a timeout block indefinitely; the timed forms return false / nullopt when the timeout
+// passes; try_ forms never wait for room or items (they may wait the few hundred nanoseconds
+// another process holds the ring's lock to copy an item). No operation wakes anyone with a
+// syscall unless someone sleeps.
+//
+// Sizes: QueueOptions::capacity_bytes is rounded up to a power of two (at least 64 bytes, at most
+// 2 GiB). Every item occupies its encoded size plus an 8-byte header, rounded up to 8 bytes. One
+// item may take at most half the ring: put() of a larger item throws std::invalid_argument (see
+// max_item_bytes()). maxsize counts items; 0 means only capacity_bytes bounds the queue. Rings
+// up to 1 MiB are prefaulted; larger ones touch only the first 256 KiB up front (the ring keeps
+// reusing its first pages while consumers keep up, so a 64 MiB default costs little).
+//
+// Faults (what is guaranteed when processes die):
+// - A producer killed in the middle of put() (even half-way through copying a huge item) never
+//   publishes a torn item: the item becomes visible with one store after it is complete. The
+//   next producer notices the dead lock owner (within ~50 ms) and carries on.
+// - A consumer killed inside get() before it returned has not removed the item: it stays in the
+//   queue for the next consumer. Once get() has returned, the item belongs to that process; if it
+//   then dies, the item is lost (for JoinableQueue, its task_done() never comes and join() waits).
+// - get() on an empty queue, when every other process that ever attached to the queue has exited
+//   (or dropped all its handles) and the calling process itself never put to it, throws
+//   QueueClosed instead of waiting forever (checked every 100 ms while it sleeps). This applies
+//   once the queue has been shared with at least one child; a single process with several threads
+//   is never told so. Processes count as "could still put" while alive, even if they never will
+//   (e.g. a child that exec'd another program).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <ranges>
+#include <span>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "mpp/codec.hpp"
+#include "mpp/detail/queue_core.hpp"
+#include "mpp/errors.hpp"
+
+namespace mpp {
+
+struct QueueOptions {
+  std::size_t maxsize = 0;                // most items held at once; 0 = bounded only by bytes
+  std::size_t capacity_bytes = 64 << 20;  // shared-memory ring size (rounded up to a power of 2)
+};
+
+template <class T>
+class Queue {
+  static_assert(codec::Codable<T>, "Queue<T>: T must be a type the codec can encode (codec.hpp)");
+  static_assert(!std::is_same_v<std::remove_cv_t<T>, std::string_view>,
+                "Queue<std::string_view>: a decoded view would point into ring memory that is "
+                "reused as soon as get() returns; use std::string");
+
+ public:
+  using value_type = T;
+
+  // Creates a queue with the default options (64 MiB ring, no item limit). Throws
+  // std::system_error ("cannot map shared memory").
+  Queue() : Queue(QueueOptions{}) {}
+  // At most `maxsize` items at once (0 = no item limit).
+  explicit Queue(std::size_t maxsize) : Queue(QueueOptions{.maxsize = maxsize}) {}
+  // Throws std::invalid_argument if capacity_bytes exceeds 2 GiB, std::system_error if the
+  // mapping fails.
+  explicit Queue(QueueOptions options)
+      : core_(std::make_shared<detail::QueueCore>(options.maxsize, options.capacity_bytes)) {}
+
+  // Blocks while the queue is full. Throws QueueClosed (closed, before or while waiting),
+  // std::invalid_argument (item larger than max_item_bytes()), SerializationError (item cannot be
+  // encoded).
+  void put(const T& item) { put_impl(item, detail::QueueWait::forever()); }
+  // Never waits for room: false if the item does not fit now. Throws like put().
+  [[nodiscard]] bool try_put(const T& item) { return put_impl(item, detail::QueueWait::poll()); }
+  // Waits at most `timeout` for room; false if it passed. Throws like put().
+  template <class Rep, class Period>
+  [[nodiscard]] bool put(const T& item, std::chrono::duration<Rep, Period> timeout) {
+    return put_impl(item, detail::QueueWait::within(timeout));
+  }
+
+  // Blocks while the queue is empty. Throws QueueClosed when the queue is closed and drained, or
+  // empty with every other attached process gone (see the top of this file); SerializationError
+  // if the bytes cannot be decoded (that item is dropped).
+  [[nodiscard]] T get() {
+    std::optional<T> v;
+    get_impl(v, detail::QueueWait::forever());
+    return std::move(*v);
+  }
+  // Never waits for an item: nullopt if none is queued now. Throws QueueClosed when closed and
+  // drained, SerializationError.
+  [[nodiscard]] std::optional<T> try_get() {
+    std::optional<T> v;
+    get_impl(v, detail::QueueWait::poll());
+    return v;
+  }
+  // Waits at most `timeout`; nullopt if it passed. Throws like get().
+  template <class Rep, class Period>
+  [[nodiscard]] std::optional<T> get(std::chrono::duration<Rep, Period> timeout) {
+    std::optional<T> v;
+    get_impl(v, detail::QueueWait::within(timeout));
+    return v;
+  }
+
+  // ---- batched forms (not in Python; for throughput) ----------------------------------------
+  // Puts every element of `items` in order, taking the producer lock once per run of items that
+  // fit (and publishing at least every 256 items so consumers start early). Blocks while full.
+  // Other producers' items may interleave between runs, never inside an item. Throws like put();
+  // on QueueClosed the items before the failure have been put. Returns the number of items put.
+  template <std::ranges::input_range R>
+  requires std::convertible_to < std::ranges::range_reference_t<R>,
+  const T& > std::size_t put_many(R&& items) {
+    if constexpr (std::ranges::sized_range<R>) {
+      auto it = std::ranges::begin(items);
+      Cursor<decltype(it)> c{it};
+      return core_->put_many(static_cast<std::size_t>(std::ranges::size(items)), &c,
+                             &Cursor<decltype(it)>::size_next, &Cursor<decltype(it)>::encode_next);
+    } else {
+      std::size_t n = 0;
+      for (auto&& v : items) {
+        put(v);
+        ++n;
+      }
+      return n;
+    }
+  }
+  // Appends to `out` between 1 and `max` items, taking the consumer lock once: blocks until at
+  // least one item is queued, then takes what is there, up to max. Returns the number appended.
+  // Throws like get() (items decoded before a SerializationError stay in `out`).
+  std::size_t get_many(std::vector<T>& out, std::size_t max) {
+    return get_many_impl(out, max, detail::QueueWait::forever());
+  }
+  // Never waits: 0 if nothing is queued now.
+  std::size_t try_get_many(std::vector<T>& out, std::size_t max) {
+    return get_many_impl(out, max, detail::QueueWait::poll());
+  }
+  // Waits at most `timeout` for the first item; 0 if it passed.
+  template <class Rep, class Period>
+  std::size_t get_many(std::vector<T>& out, std::size_t max,
+                       std::chrono::duration<Rep, Period> timeout) {
+    return get_many_impl(out, max, detail::QueueWait::within(timeout));
+  }
+
+  // No more puts, from any process: put() then throws QueueClosed; get() returns what is still
+  // queued, then throws QueueClosed. Wakes every waiter. Idempotent; does not throw. (Unlike
+  // Python's close(), it closes the queue for everyone, not just this handle.)
+  void close() noexcept { core_->close(); }
+  [[nodiscard]] bool closed() const noexcept { return core_->closed(); }
+  // Approximate under concurrency, like Python's qsize()/empty()/full(); never block.
+  [[nodiscard]] bool empty() const noexcept { return core_->empty(); }
+  // maxsize items are queued, or the ring has no room for even a 1-byte item.
+  [[nodiscard]] bool full() const noexcept { return core_->full(); }
+  [[nodiscard]] std::size_t size() const noexcept { return core_->size(); }
+  // Largest encoded item put() accepts (half the ring minus the record header).
+  [[nodiscard]] std::size_t max_item_bytes() const noexcept { return core_->max_item_bytes(); }
+  // The ring size actually used (capacity_bytes rounded up).
+  [[nodiscard]] std::size_t capacity_bytes() const noexcept { return core_->capacity_bytes(); }
+
+ protected:
+  [[nodiscard]] detail::QueueCore& core() const noexcept { return *core_; }
+
+ private:
+  template <class It>
+  struct Cursor {
+    It it;
+    static std::size_t size_next(void* self) {
+      return codec::encoded_size(static_cast<const T&>(*static_cast<Cursor*>(self)->it));
+    }
+    static void encode_next(void* self, std::byte* out) {
+      auto* c = static_cast<Cursor*>(self);
+      codec::encode_to(out, static_cast<const T&>(*c->it));
+      ++c->it;
+    }
+  };
+
+  bool put_impl(const T& item, detail::QueueWait wait) {
+    return core_->put(codec::encoded_size(item), &item, &encode_one, wait);
+  }
+  static void encode_one(const void* item, std::byte* out) {
+    codec::encode_to(out, *static_cast<const T*>(item));
+  }
+  void get_impl(std::optional<T>& v, detail::QueueWait wait) {
+    core_->get(1, &v, &decode_one, wait);
+  }
+  static void decode_one(void* sink, std::span<const std::byte> bytes) {
+    static_cast<std::optional<T>*>(sink)->emplace(codec::decode<T>(bytes));
+  }
+  std::size_t get_many_impl(std::vector<T>& out, std::size_t max, detail::QueueWait wait) {
+    if (max == 0) return 0;
+    return core_->get(max, &out, &decode_append, wait);
+  }
+  static void decode_append(void* sink, std::span<const std::byte> bytes) {
+    static_cast<std::vector<T>*>(sink)->push_back(codec::decode<T>(bytes));
+  }
+
+  std::shared_ptr<detail::QueueCore> core_;
+};
+
+// A Queue that also counts unfinished tasks, like Python's JoinableQueue: every put() adds one,
+// every task_done() removes one, join() waits until none is left. The counters live in the
+// shared ring header, so task_done() and join() work from any process.
+template <class T>
+class JoinableQueue : public Queue<T> {
+ public:
+  using Queue<T>::Queue;
+
+  // Marks one item taken with get() as processed. Never blocks. Throws std::logic_error when
+  // called more times than items were put.
+  void task_done() { this->core().task_done(); }
+  // Blocks until every item put so far has been marked done (EINTR-safe). A consumer that dies
+  // between get() and task_done() makes join() wait forever, as in Python: use the timed form.
+  void join() { (void)this->core().join(detail::QueueWait::forever()); }
+  // Waits at most `timeout`; true if every item was done in time.
+  template <class Rep, class Period>
+  [[nodiscard]] bool join(std::chrono::duration<Rep, Period> timeout) {
+    return this->core().join(detail::QueueWait::within(timeout));
+  }
+  // Items put but not yet marked done (approximate under concurrency).
+  [[nodiscard]] std::size_t unfinished_tasks() const noexcept {
+    return static_cast<std::size_t>(this->core().unfinished());
+  }
+};
+
+}  // namespace mpp
