@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <set>
@@ -568,24 +569,130 @@ void decode_run(Reader& r, E* data, std::size_t n) {
   }
 }
 
+// Reads consecutive E objects out of (possibly unaligned) bytes, memcpy by memcpy: the compiler
+// turns the element loop of vector::assign into a block copy.
+template <class E>
+struct BytesAs {
+  using iterator_category = std::forward_iterator_tag;
+  using value_type = E;
+  using difference_type = std::ptrdiff_t;
+  using pointer = const E*;
+  using reference = E;
+  const std::byte* p = nullptr;
+  E operator*() const noexcept {
+    E e;
+    std::memcpy(&e, p, sizeof(E));
+    return e;
+  }
+  BytesAs& operator++() noexcept {
+    p += sizeof(E);
+    return *this;
+  }
+  BytesAs operator++(int) noexcept {
+    BytesAs old = *this;
+    p += sizeof(E);
+    return old;
+  }
+  bool operator==(const BytesAs& o) const noexcept { return p == o.p; }
+};
+
+template <class S>
+inline constexpr bool kIsNarrowString = false;
+template <class Tr, class A>
+inline constexpr bool kIsNarrowString<std::basic_string<char, Tr, A>> = true;
+
+// std::vector<std::string> is the wiki's workload (lists of words): its strings are mostly
+// shorter than 16 bytes, so the loops below copy them with fixed 16-byte moves instead of one
+// variable-length memcpy call each.
+template <class V>
+struct StringVector {
+  static std::size_t size(const V& v) noexcept {
+    std::size_t bytes = 0, long_ones = 0;
+    for (const auto& s : v) {
+      bytes += s.size();
+      long_ones += s.size() >= 0x80;
+    }
+    std::size_t n = varint_size(v.size()) + bytes + v.size();
+    if (long_ones != 0) {
+      for (const auto& s : v) n += varint_size(s.size()) - 1;
+    }
+    return n;
+  }
+  static std::byte* encode(std::byte* out, const V& v) noexcept {
+    out = put_varint(out, v.size());
+    const std::size_t n = v.size();
+    std::size_t i = 0;
+    // Writing 16 bytes where a short string needs 1 + len is safe while at least 16 strings
+    // follow: each writes at least one byte, so the overshoot is overwritten before the end.
+    // Reading 16 bytes from data() is inside the string's buffer once capacity() >= 15.
+    for (; i + 16 < n; ++i) {
+      const auto& s = v[i];
+      const std::size_t len = s.size();
+      if (len < 16 && s.capacity() >= 15) {
+        *out = static_cast<std::byte>(len);
+        std::memcpy(out + 1, s.data(), 16);
+        out += 1 + len;
+      } else {
+        out = put_varint(out, len);
+        out = put_bytes(out, s.data(), len);
+      }
+    }
+    for (; i < n; ++i) {
+      out = put_varint(out, v[i].size());
+      out = put_bytes(out, v[i].data(), v[i].size());
+    }
+    return out;
+  }
+  static void decode(Reader& r, V& v, std::size_t n) {
+    v.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t len = r.count(1);
+      const char* p = reinterpret_cast<const char*>(r.p);
+      if (len < 16 && r.remaining() >= 15) {
+        // A constant-length construction inlines to two moves; resize() then only shortens.
+        v.emplace_back(p, 15).resize(len);
+      } else {
+        v.emplace_back(p, len);
+      }
+      r.p += len;
+    }
+  }
+};
+
 template <class T>
 struct Codec<T, Kind::kVector> {
   using E = typename T::value_type;
-  static std::size_t size(const T& v) { return varint_size(v.size()) + elements_size<E>(v); }
+  static std::size_t size(const T& v) {
+    if constexpr (kIsNarrowString<E>) {
+      return StringVector<T>::size(v);
+    } else {
+      return varint_size(v.size()) + elements_size<E>(v);
+    }
+  }
   static std::byte* encode(std::byte* out, const T& v) noexcept {
-    out = put_varint(out, v.size());
-    return encode_run(out, v.data(), v.size());
+    if constexpr (kIsNarrowString<E>) {
+      return StringVector<T>::encode(out, v);
+    } else {
+      out = put_varint(out, v.size());
+      return encode_run(out, v.data(), v.size());
+    }
   }
   static void decode(Reader& r, T& v) {
     const std::size_t n = r.count(min_size<E>());
-    if constexpr (raw_ok<E>() || !std::is_default_constructible_v<E>) {
-      if constexpr (raw_ok<E>()) {
-        v.resize(n);
-        decode_run(r, v.data(), n);
-      } else {
-        v.reserve(n);
-        for (std::size_t i = 0; i < n; ++i) v.push_back(Codec<E>::make(r));
+    if constexpr (kIsNarrowString<E>) {
+      StringVector<T>::decode(r, v, n);
+    } else if constexpr (raw_ok<E>()) {
+      // assign() from an iterator allocates and copies in one pass; resize() would first
+      // zero the whole block (a second pass over memory that decode then overwrites).
+      r.need(n * sizeof(E));
+      v.assign(BytesAs<E>{r.p}, BytesAs<E>{r.p + n * sizeof(E)});
+      r.p += n * sizeof(E);
+      if constexpr (has_bool<E>()) {
+        for (const auto& e : v) check_bools(e);
       }
+    } else if constexpr (!std::is_default_constructible_v<E>) {
+      v.reserve(n);
+      for (std::size_t i = 0; i < n; ++i) v.push_back(Codec<E>::make(r));
     } else {
       v.resize(n);
       for (auto& e : v) Codec<E>::decode(r, e);
