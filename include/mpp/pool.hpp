@@ -1,0 +1,810 @@
+// mpp/pool.hpp: mpp::Pool, a pool of worker processes (Python's multiprocessing.Pool).
+//
+// What: `Pool pool(4); auto r = pool.map(f, inputs);` runs f on every input in worker processes
+// and returns the results in input order. map/map_async/starmap/apply/apply_async/imap/
+// imap_unordered, close/join/terminate, initializer, maxtasksperchild, nice, task_timeout and
+// per-task seeds (task_seed()) follow API.md section 4.
+//
+// Lifetime: the workers are forked when the Pool is constructed and live until join(),
+// terminate() or ~Pool() (which is terminate() unless join() ran: Python's `with Pool() as p`).
+// They are reused for every call: no fork per call. Workers die with the parent (PDEATHSIG plus a
+// liveness check every 200 ms), so a SIGKILLed or Ctrl-C'd parent leaves nothing behind. Every
+// worker that ends is reaped: no zombies.
+//
+// Threads: a Pool, and the AsyncResults and imap ranges it hands out, are driven by the thread
+// that calls them; use one pool from one thread at a time. There is no background thread: work
+// already handed to workers keeps running, and results are collected whenever you call into the
+// pool or wait on a result (a get() on any result advances all of them).
+//
+// Callables: functions, function pointers and empty lambdas/functors (no captures) run on the
+// persistent workers: the workers are forks of this program, so the code of the callable is
+// already there and only its address crosses. A callable WITH state (a lambda capturing by value
+// or by reference, a std::function, a functor with members) must see the caller's state as of the
+// call, so that call forks its own temporary workers (min(processes, chunks) of them) which see
+// the whole address space as it is at that moment through copy-on-write, and are reaped when the
+// call completes. That costs one fork per temporary worker, about 1-6 ms each on the reference VM
+// (plus the initializer), instead of a few microseconds; prefer captureless callables with the
+// data passed as inputs for hot loops. Inputs and results travel through the codec (see
+// <mpp/codec.hpp>); a type that cannot travel is a compile error.
+//
+// Transport: per-worker single-producer/single-consumer shared-memory rings (tasks in, results
+// out), with spin-then-futex wake-ups and no system call per item in steady state. Each worker
+// holds at most two chunks (one running, one queued); the least-loaded worker gets the next chunk,
+// which balances uneven tasks.
+//
+// Faults: a worker that dies (signal, _exit, OOM kill) fails exactly the item it was running with
+// WorkerLost (pid, input index, signal); the other items it held run again on a replacement worker
+// (items of its chunk that had already completed before the crash are re-run: their results died
+// with the worker). A task that throws fails only itself with RemoteError. A task running longer
+// than task_timeout gets its worker SIGKILLed and fails with WorkerLost ("exceeded task_timeout").
+// Nothing hangs: a crash is noticed within ~10 ms while the parent waits.
+//
+// Memory ordering: results handed back by get()/map/imap happen-after everything the task did in
+// its worker (the rings publish with release/acquire).
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <optional>
+#include <ranges>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "mpp/detail/pool_codec.hpp"
+#include "mpp/detail/pool_engine.hpp"
+#include "mpp/errors.hpp"
+
+namespace mpp {
+
+// What a progress callback sees. Called in the parent, at most about ten times a second and once
+// more when the call finishes.
+struct PoolProgress {
+  std::int64_t done = 0;    // items finished (successfully or not)
+  std::int64_t total = -1;  // items in the input, -1 while unknown
+  std::chrono::steady_clock::duration elapsed{};
+  bool finished = false;  // the last call for this map/imap
+};
+
+struct PoolOptions {
+  unsigned processes = 0;                                 // 0 = cpu_count()
+  std::optional<int> nice;                                // niceness increment for every worker
+  std::function<void()> initializer;                      // runs once in each worker when it starts
+  std::size_t maxtasksperchild = 0;                       // 0 = unlimited; else chunks per worker
+  std::optional<std::chrono::milliseconds> task_timeout;  // a task running longer is killed
+  std::uint64_t seed = 0;                                 // base of task_seed()
+  bool progress = false;  // map/imap draw a progress bar on stderr (a final line if not a tty)
+  std::function<void(const PoolProgress&)> on_progress;  // custom progress for map/imap
+};
+
+// Inside a pool task: a seed derived from PoolOptions::seed and the task's input index (the same
+// for any number of workers). Outside a task: derived from the seed 0 and index -1. Never throws.
+[[nodiscard]] inline std::uint64_t task_seed() noexcept {
+  return detail::mix_seed(detail::t_seed_base, detail::t_task_index);
+}
+
+namespace detail {
+
+// Callables that can run on persistent workers: their whole state is (at most) a code address.
+template <class Fd>
+inline constexpr bool kStateless = std::is_trivially_copyable_v<Fd> &&
+                                   sizeof(Fd) <= kMaxFunctionState &&
+                                   (std::is_empty_v<Fd> ||
+                                    (std::is_pointer_v<Fd> &&
+                                     std::is_function_v<std::remove_pointer_t<Fd>>));
+
+template <class Fd, class In, bool Star>
+decltype(auto) invoke_item(Fd& f, In& x) {
+  if constexpr (Star) {
+    return std::apply(f, x);
+  } else {
+    return std::invoke(f, x);
+  }
+}
+
+template <class Fd, class In, bool Star>
+using item_result_t =
+    std::decay_t<decltype(invoke_item<Fd, In, Star>(std::declval<Fd&>(), std::declval<In&>()))>;
+
+template <class T>
+void append_encoded(std::vector<std::byte>& out, const T& v) {
+  const std::size_t old = out.size();
+  out.resize(old + pool_codec::encoded_size(v));
+  pool_codec::encode_to(out.data() + old, v);
+}
+
+template <class Fd, class In, class R, bool Star>
+void run_items(Fd& f, ChunkCall& c) {
+  std::span<const std::byte> in{c.in, c.in_len};
+  t_seed_base = c.seed;
+  std::uint32_t next_skip = 0;
+  for (std::uint32_t i = 0; i < c.count; ++i) {
+    const std::int64_t idx = c.first_index + static_cast<std::int64_t>(i);
+    bool decoded = false;
+    try {
+      In x = pool_codec::decode_prefix<In>(in);
+      decoded = true;
+      if (next_skip < c.nskip && c.skip[next_skip] == idx) {
+        ++next_skip;
+        continue;
+      }
+      c.current->store(idx, std::memory_order_relaxed);
+      t_task_index = idx;
+      if constexpr (std::is_void_v<R>) {
+        invoke_item<Fd, In, Star>(f, x);
+      } else {
+        append_encoded(*c.out, static_cast<const R&>(invoke_item<Fd, In, Star>(f, x)));
+      }
+    } catch (...) {
+      if (decoded) {
+        record_failure(c, i);
+      } else {
+        // The rest of the chunk cannot be located without this item: fail it all.
+        for (std::uint32_t j = i; j < c.count; ++j) {
+          const std::int64_t jdx = c.first_index + static_cast<std::int64_t>(j);
+          if (next_skip < c.nskip && c.skip[next_skip] == jdx) {
+            ++next_skip;
+            continue;
+          }
+          record_failure(c, j);
+        }
+        return;
+      }
+    }
+  }
+}
+
+// The trampoline whose address travels to the workers.
+template <class Fd, class In, class R, bool Star>
+void run_chunk(ChunkCall& c) noexcept {
+  try {
+    if constexpr (kStateless<Fd>) {
+      std::array<unsigned char, sizeof(Fd)> bytes{};
+      std::memcpy(bytes.data(), c.fstate, sizeof(Fd));
+      Fd f = std::bit_cast<Fd>(bytes);
+      run_items<Fd, In, R, Star>(f, c);
+    } else {
+      // A worker forked for this call: the callable is where it was in the parent at the fork.
+      run_items<Fd, In, R, Star>(*reinterpret_cast<Fd*>(c.context), c);
+    }
+  } catch (...) {
+    // Only allocation failures get here (per-item errors are caught inside); the chunk's missing
+    // items are reported by the parent as lost.
+  }
+}
+
+template <class Fd, class In, class R, bool Star, class F>
+void setup_batch(Batch& b, F& f) {
+  b.fn = &run_chunk<Fd, In, R, Star>;
+  if constexpr (kStateless<Fd>) {
+    const Fd copy = f;  // a function reference decays to its pointer here
+    std::memcpy(b.fstate, static_cast<const void*>(std::addressof(copy)), sizeof(Fd));
+  } else {
+    b.context = reinterpret_cast<std::uintptr_t>(std::addressof(f));
+  }
+}
+
+template <class R>
+using stored_t = std::conditional_t<std::is_default_constructible_v<R>, R, std::optional<R>>;
+
+// Produces chunks from a range. `Src` is a reference type (the caller's range, alive for the
+// call) or an owned range.
+template <class Src, class In>
+class RangeSource {
+ public:
+  template <class Arg>
+  explicit RangeSource(Arg&& r)
+      : range_(std::forward<Arg>(r)),
+        it_(std::ranges::begin(range_)),
+        end_(std::ranges::end(range_)) {}
+  RangeSource(const RangeSource&) = delete;
+  RangeSource& operator=(const RangeSource&) = delete;
+
+  std::uint32_t produce(std::vector<std::byte>& payload, std::uint32_t chunksize) {
+    std::uint32_t n = 0;
+    while (n < chunksize && it_ != end_) {
+      const In& x = *it_;
+      append_encoded(payload, x);
+      ++it_;
+      ++n;
+    }
+    return n;
+  }
+
+ private:
+  Src range_;
+  std::ranges::iterator_t<std::remove_reference_t<Src>> it_;
+  std::ranges::sentinel_t<std::remove_reference_t<Src>> end_;
+};
+
+template <class T>
+class ResultBatch : public Batch {
+ public:
+  // Moves the outcome out, or rethrows the first error. Only after finished().
+  virtual T take() = 0;
+  [[nodiscard]] virtual bool has_error() const noexcept = 0;
+};
+
+// map, map_async, starmap, apply, apply_async: all results are kept until the call completes.
+// Out is std::vector<R> (map), R (apply) or void.
+template <class Fd, class In, class R, bool Star, class Src, class Out>
+class CollectBatch final : public ResultBatch<Out> {
+ public:
+  template <class Arg>
+  explicit CollectBatch(Arg&& r) : source_(std::forward<Arg>(r)) {}
+
+  std::uint32_t produce(std::vector<std::byte>& payload, std::int64_t& first_index) override {
+    first_index = next_;
+    const std::uint32_t n = source_.produce(payload, this->chunksize);
+    next_ += n;
+    if constexpr (!std::is_void_v<R>) values_.resize(static_cast<std::size_t>(next_));
+    return n;
+  }
+
+  void deliver(const Delivery& d) noexcept override {
+    try {
+      auto failures = decode_failures(d);
+      std::size_t f = 0, s = 0;
+      std::span<const std::byte> in = d.results;
+      for (std::uint32_t i = 0; i < d.count; ++i) {
+        const std::int64_t idx = d.first_index + static_cast<std::int64_t>(i);
+        if (s < d.skipped.size() && d.skipped[s] == idx) {
+          ++s;
+          continue;
+        }
+        if (f < failures.size() && failures[f].pos == i) {
+          set_error(idx, std::make_exception_ptr(RemoteError(std::move(failures[f].type_name),
+                                                             std::move(failures[f].message), d.pid,
+                                                             idx)));
+          ++f;
+          continue;
+        }
+        if constexpr (!std::is_void_v<R>) {
+          values_[static_cast<std::size_t>(idx)] = pool_codec::decode_prefix<R>(in);
+        }
+      }
+    } catch (...) {
+      // Malformed results (or no memory): fail the whole chunk's items with that error.
+      auto e = std::current_exception();
+      for (std::uint32_t i = 0; i < d.count; ++i) {
+        set_error(d.first_index + static_cast<std::int64_t>(i), e);
+      }
+    }
+  }
+
+  void fail(std::int64_t index, std::exception_ptr error) noexcept override {
+    set_error(index, std::move(error));
+  }
+
+  [[nodiscard]] bool has_error() const noexcept override {
+    return this->batch_error != nullptr || !errors_.empty();
+  }
+
+  Out take() override {
+    if (taken_) throw std::logic_error("pool result already retrieved");
+    taken_ = true;
+    if (this->batch_error) std::rethrow_exception(this->batch_error);
+    if (!errors_.empty()) std::rethrow_exception(errors_.begin()->second);
+    if constexpr (std::is_void_v<Out>) {
+      return;
+    } else if constexpr (std::is_same_v<Out, std::vector<R>>) {
+      if constexpr (std::is_same_v<stored_t<R>, R>) {
+        return std::move(values_);
+      } else {
+        Out out;
+        out.reserve(values_.size());
+        for (auto& v : values_) out.push_back(std::move(*v));
+        return out;
+      }
+    } else {
+      if constexpr (std::is_same_v<stored_t<R>, R>) {
+        return std::move(values_.at(0));
+      } else {
+        return std::move(*values_.at(0));
+      }
+    }
+  }
+
+ private:
+  void set_error(std::int64_t idx, std::exception_ptr e) noexcept {
+    try {
+      errors_.emplace(idx, std::move(e));  // keeps the first error of an index
+    } catch (...) {
+    }
+  }
+
+  RangeSource<Src, In> source_;
+  std::int64_t next_ = 0;
+  std::conditional_t<std::is_void_v<R>, int, std::vector<stored_t<R>>> values_{};
+  std::map<std::int64_t, std::exception_ptr> errors_;
+  bool taken_ = false;
+};
+
+// imap / imap_unordered: results are buffered until the caller takes them; at most `window`
+// items are produced and not yet taken.
+template <class R>
+class StreamBatch : public Batch {
+ public:
+  struct Item {
+    std::int64_t index = 0;
+    std::optional<R> value;
+    std::exception_ptr error;
+  };
+  // True when next() will not block.
+  [[nodiscard]] virtual bool has_next() const noexcept = 0;
+  [[nodiscard]] virtual bool at_end() const noexcept = 0;
+  virtual Item next() = 0;
+};
+
+template <class Fd, class In, class R, bool Star, class Src, bool Ordered>
+class ImapBatch final : public StreamBatch<R> {
+  using Item = typename StreamBatch<R>::Item;
+
+ public:
+  template <class Arg>
+  ImapBatch(Arg&& r, std::int64_t window) : source_(std::forward<Arg>(r)), window_(window) {}
+
+  std::uint32_t produce(std::vector<std::byte>& payload, std::int64_t& first_index) override {
+    first_index = next_;
+    const std::uint32_t n = source_.produce(payload, this->chunksize);
+    next_ += n;
+    return n;
+  }
+  [[nodiscard]] bool may_produce() const override { return next_ - taken_ < window_; }
+
+  void deliver(const Delivery& d) noexcept override {
+    try {
+      auto failures = decode_failures(d);
+      std::size_t f = 0, s = 0;
+      std::span<const std::byte> in = d.results;
+      for (std::uint32_t i = 0; i < d.count; ++i) {
+        const std::int64_t idx = d.first_index + static_cast<std::int64_t>(i);
+        if (s < d.skipped.size() && d.skipped[s] == idx) {
+          ++s;
+          continue;
+        }
+        Item item;
+        item.index = idx;
+        if (f < failures.size() && failures[f].pos == i) {
+          item.error = std::make_exception_ptr(RemoteError(
+              std::move(failures[f].type_name), std::move(failures[f].message), d.pid, idx));
+          ++f;
+        } else {
+          item.value.emplace(pool_codec::decode_prefix<R>(in));
+        }
+        put(std::move(item));
+      }
+    } catch (...) {
+      auto e = std::current_exception();
+      for (std::uint32_t i = 0; i < d.count; ++i) {
+        fail(d.first_index + static_cast<std::int64_t>(i), e);
+      }
+    }
+  }
+
+  void fail(std::int64_t index, std::exception_ptr error) noexcept override {
+    Item item;
+    item.index = index;
+    item.error = std::move(error);
+    try {
+      put(std::move(item));
+    } catch (...) {
+    }
+  }
+
+  [[nodiscard]] bool has_next() const noexcept override {
+    if constexpr (Ordered) {
+      return !ready_.empty() && ready_.begin()->first == taken_;
+    } else {
+      return !ready_.empty();
+    }
+  }
+  [[nodiscard]] bool at_end() const noexcept override {
+    return this->finished() && ready_.empty() && taken_ >= next_;
+  }
+  Item next() override {
+    Item item;
+    if constexpr (Ordered) {
+      auto node = ready_.extract(ready_.begin());
+      item = std::move(node.mapped());
+    } else {
+      item = std::move(ready_.front());
+      ready_.pop_front();
+    }
+    ++taken_;
+    return item;
+  }
+
+ private:
+  void put(Item&& item) {
+    if constexpr (Ordered) {
+      ready_.emplace(item.index, std::move(item));  // the first outcome of an index wins
+    } else {
+      ready_.push_back(std::move(item));
+    }
+  }
+
+  RangeSource<Src, In> source_;
+  std::int64_t next_ = 0;
+  std::int64_t taken_ = 0;
+  std::int64_t window_;
+  std::conditional_t<Ordered, std::map<std::int64_t, Item>, std::deque<Item>> ready_;
+};
+
+[[nodiscard]] std::uint32_t auto_chunksize(std::int64_t items, unsigned workers) noexcept;
+void check_chunksize(std::size_t chunksize);
+
+template <class Range>
+std::int64_t range_size(Range& r) {
+  if constexpr (std::ranges::sized_range<Range>) {
+    return static_cast<std::int64_t>(std::ranges::size(r));
+  } else {
+    return -1;
+  }
+}
+
+}  // namespace detail
+
+// The outcome of map_async/apply_async. Move-only; get() hands the value over once (a second
+// get() throws std::logic_error). Waiting on it drives the pool (see "Threads" above).
+template <class T>
+class [[nodiscard]] AsyncResult {
+ public:
+  AsyncResult(std::shared_ptr<detail::Engine> engine, std::shared_ptr<detail::ResultBatch<T>> b,
+              bool own_engine)
+      : engine_(std::move(engine)), batch_(std::move(b)), own_engine_(own_engine) {}
+  AsyncResult(AsyncResult&&) noexcept = default;
+  AsyncResult& operator=(AsyncResult&&) noexcept = default;
+  ~AsyncResult() {
+    if (batch_ && !batch_->finished()) batch_->abandoned = true;
+  }
+
+  // Blocks until the task(s) finished; returns the value or rethrows the first error
+  // (RemoteError, WorkerLost, SerializationError, or what the input range threw).
+  T get() {
+    wait();
+    return batch_->take();
+  }
+  // Same, but throws mpp::TimeoutError if not finished within `timeout` (the work goes on).
+  template <class Rep, class Period>
+  T get(std::chrono::duration<Rep, Period> timeout) {
+    if (!wait(timeout)) throw TimeoutError("pool result not ready within the timeout");
+    return batch_->take();
+  }
+  // Blocks until finished. Never throws for the task's errors.
+  void wait() { (void)wait_until(std::chrono::steady_clock::time_point::max()); }
+  // Blocks at most `timeout`; true if finished.
+  template <class Rep, class Period>
+  bool wait(std::chrono::duration<Rep, Period> timeout) {
+    return wait_until(std::chrono::steady_clock::now() +
+                      std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout));
+  }
+  // Non-blocking.
+  [[nodiscard]] bool ready() const {
+    detail::engine_poll(*engine_);
+    return batch_->finished();
+  }
+  // Non-blocking; std::logic_error if not ready.
+  [[nodiscard]] bool successful() const {
+    if (!ready()) throw std::logic_error("successful() called on a result that is not ready");
+    return !batch_->has_error();
+  }
+
+ private:
+  bool wait_until(std::chrono::steady_clock::time_point deadline) {
+    auto* b = batch_.get();
+    const bool done = detail::engine_wait(
+        *engine_, [b] { return b->finished(); }, deadline);
+    if (done && own_engine_) {
+      // The workers forked for this call are no longer needed: reap them now.
+      detail::engine_close(*engine_);
+      detail::engine_join(*engine_);
+      own_engine_ = false;
+    }
+    return done;
+  }
+
+  std::shared_ptr<detail::Engine> engine_;
+  std::shared_ptr<detail::ResultBatch<T>> batch_;
+  bool own_engine_ = false;
+};
+
+// The lazy range returned by imap/imap_unordered: an input range of R. Iterating blocks for the
+// next result; an item whose task failed throws its error from operator++/begin() when reached,
+// and iteration can continue after it. Dropping the range abandons the rest (workers finish what
+// they hold, their results are discarded).
+template <class R>
+class [[nodiscard]] ImapRange {
+ public:
+  ImapRange(std::shared_ptr<detail::Engine> engine, std::shared_ptr<detail::StreamBatch<R>> b,
+            bool own_engine)
+      : engine_(std::move(engine)), batch_(std::move(b)), own_engine_(own_engine) {}
+  ImapRange(ImapRange&&) noexcept = default;
+  ImapRange& operator=(ImapRange&&) noexcept = default;
+  ~ImapRange() {
+    if (batch_ && !batch_->at_end()) {
+      batch_->abandoned = true;
+      batch_->exhausted = true;
+    }
+  }
+
+  class iterator {
+   public:
+    using value_type = R;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    explicit iterator(ImapRange* r) : r_(r) {}
+    R& operator*() const { return *r_->current_; }
+    R* operator->() const { return &*r_->current_; }
+    iterator& operator++() {
+      r_->advance();
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.done(); }
+
+   private:
+    bool done() const { return r_ == nullptr || !r_->current_.has_value(); }
+    ImapRange* r_ = nullptr;
+  };
+
+  // Blocks for the first result.
+  iterator begin() {
+    if (!started_) {
+      started_ = true;
+      advance();
+    }
+    return iterator(this);
+  }
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+ private:
+  void advance() {
+    current_.reset();
+    auto* b = batch_.get();
+    detail::engine_wait(*engine_, [b] { return b->has_next() || b->at_end() || b->abandoned; });
+    if (b->has_next()) {
+      auto item = b->next();
+      if (item.error) std::rethrow_exception(item.error);
+      current_ = std::move(item.value);
+      return;
+    }
+    if (own_engine_) {
+      detail::engine_close(*engine_);
+      detail::engine_join(*engine_);
+      own_engine_ = false;
+    }
+    if (b->batch_error) {
+      auto e = std::exchange(b->batch_error, nullptr);
+      std::rethrow_exception(e);
+    }
+  }
+
+  std::shared_ptr<detail::Engine> engine_;
+  std::shared_ptr<detail::StreamBatch<R>> batch_;
+  std::optional<R> current_;
+  bool started_ = false;
+  bool own_engine_ = false;
+};
+
+class Pool {
+ public:
+  // cpu_count() workers. Throws std::system_error ("cannot fork worker") if the OS refuses.
+  Pool();
+  // std::invalid_argument if processes is absurd (> 1024, e.g. a negative number converted).
+  explicit Pool(unsigned processes);
+  // std::invalid_argument for bad options (processes > 1024, nice outside [-40, 40], a zero
+  // task_timeout).
+  explicit Pool(PoolOptions options);
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+  Pool(Pool&&) noexcept = default;
+  Pool& operator=(Pool&&) noexcept = default;
+  // terminate() unless join() ran. Never throws.
+  ~Pool();
+
+  // f(x) for every x of the input range, results in input order. Blocks. Throws the error of the
+  // first failed input (by index) after the others completed: RemoteError, WorkerLost; what the
+  // input range threw; std::logic_error after close(). `void` f: returns nothing.
+  template <class F, class Range>
+  auto map(F&& f, Range&& inputs, std::size_t chunksize = 0) {
+    return map_impl<false>(std::forward<F>(f), std::forward<Range>(inputs), chunksize);
+  }
+  // map without blocking. The input is copied when the call is made.
+  template <class F, class Range>
+  auto map_async(F&& f, Range&& inputs, std::size_t chunksize = 0) {
+    return map_async_impl<false>(std::forward<F>(f), std::forward<Range>(inputs), chunksize);
+  }
+  // std::apply(f, tuple) for every tuple of the input range.
+  template <class F, class Range>
+  auto starmap(F&& f, Range&& argument_tuples, std::size_t chunksize = 0) {
+    return map_impl<true>(std::forward<F>(f), std::forward<Range>(argument_tuples), chunksize);
+  }
+  template <class F, class Range>
+  auto starmap_async(F&& f, Range&& argument_tuples, std::size_t chunksize = 0) {
+    return map_async_impl<true>(std::forward<F>(f), std::forward<Range>(argument_tuples),
+                                chunksize);
+  }
+  // Lazy, in input order: an ImapRange. The input is consumed as results are taken, at most
+  // ~4 chunks per worker ahead, so it streams over inputs of any length. An lvalue input range
+  // must outlive the returned range; an rvalue is moved in. chunksize 0: std::invalid_argument.
+  template <class F, class Range>
+  auto imap(F&& f, Range&& inputs, std::size_t chunksize = 1) {
+    return imap_impl<true>(std::forward<F>(f), std::forward<Range>(inputs), chunksize);
+  }
+  // Lazy, in completion order.
+  template <class F, class Range>
+  auto imap_unordered(F&& f, Range&& inputs, std::size_t chunksize = 1) {
+    return imap_impl<false>(std::forward<F>(f), std::forward<Range>(inputs), chunksize);
+  }
+  // f(args...) in a worker. Blocks; rethrows its error.
+  template <class F, class... Args>
+  auto apply(F&& f, Args&&... args) {
+    return apply_async(std::forward<F>(f), std::forward<Args>(args)...).get();
+  }
+  // f(args...) in a worker, without blocking: an AsyncResult<R>.
+  template <class F, class... Args>
+  auto apply_async(F&& f, Args&&... args) {
+    using Fd = std::decay_t<F>;
+    using In = std::tuple<std::decay_t<Args>...>;
+    using R = detail::item_result_t<Fd, In, true>;
+    check_codable<In, R>();
+    using B = detail::CollectBatch<Fd, In, R, true, std::array<In, 1>, R>;
+    auto batch = std::make_shared<B>(std::array<In, 1>{In(std::forward<Args>(args)...)});
+    batch->chunksize = 1;
+    batch->total = 1;
+    return AsyncResult<R>(submit<Fd, In, R, true>(*batch, f, batch, 1), batch,
+                          !detail::kStateless<Fd>);
+  }
+
+  // No more submissions; workers exit once the queued work is done (see join()). Never throws.
+  void close() noexcept;
+  // After close(): blocks until all work is done and the workers exited and were reaped.
+  // std::logic_error if close() was not called.
+  void join();
+  // Kills the workers now (SIGKILL) and reaps them; results not yet in fail with WorkerLost.
+  // Returns quickly whatever is queued. Never throws.
+  void terminate() noexcept;
+
+  // Number of workers.
+  [[nodiscard]] unsigned processes() const noexcept;
+  // Pids of the current workers (replacements included). For diagnostics and tests.
+  [[nodiscard]] std::vector<pid_t> worker_pids() const;
+
+ private:
+  template <class In, class R>
+  static constexpr void check_codable() {
+    static_assert(detail::pool_codec::Codable<In>,
+                  "mpp::Pool: the input type cannot travel to a worker process (see codec.hpp "
+                  "for the types that can, and how to make a type codable)");
+    static_assert(std::is_void_v<R> || detail::pool_codec::Codable<R>,
+                  "mpp::Pool: the result type cannot travel back from a worker process (see "
+                  "codec.hpp for the types that can, and how to make a type codable)");
+  }
+
+  // Sets up the batch, picks the engine (the pool's, or a fresh one for callables with state)
+  // and submits. Returns the engine that runs it.
+  template <class Fd, class In, class R, bool Star, class F>
+  std::shared_ptr<detail::Engine> submit(detail::Batch& b, F& f,
+                                         std::shared_ptr<detail::Batch> owner,
+                                         std::int64_t chunks) {
+    require_open();
+    detail::setup_batch<Fd, In, R, Star>(b, f);
+    std::shared_ptr<detail::Engine> e = engine_;
+    if constexpr (!detail::kStateless<Fd>) {
+      // Workers that see the caller's state as of now (see the header comment for the cost).
+      unsigned n = detail::engine_workers(*engine_);
+      if (chunks >= 0 && chunks < static_cast<std::int64_t>(n)) {
+        n = static_cast<unsigned>(std::max<std::int64_t>(chunks, 1));
+      }
+      e = detail::make_engine(*options_, n);
+    }
+    detail::engine_submit(*e, std::move(owner));
+    return e;
+  }
+
+  template <bool Star, class F, class Range>
+  auto map_impl(F&& f, Range&& inputs, std::size_t chunksize) {
+    using Fd = std::decay_t<F>;
+    using In = std::ranges::range_value_t<Range>;
+    using R = detail::item_result_t<Fd, In, Star>;
+    check_codable<In, R>();
+    using Out = std::conditional_t<std::is_void_v<R>, void, std::vector<R>>;
+    using Src = std::remove_reference_t<Range>&;
+    using B = detail::CollectBatch<Fd, In, R, Star, Src, Out>;
+    detail::check_chunksize(chunksize);
+    auto batch = std::make_shared<B>(inputs);
+    const std::int64_t n = detail::range_size(inputs);
+    batch->total = n;
+    batch->show_progress = true;
+    batch->chunksize = chunksize != 0
+                           ? static_cast<std::uint32_t>(std::min<std::size_t>(chunksize, 1u << 30))
+                           : detail::auto_chunksize(n, processes());
+    const std::int64_t chunks = n < 0 ? -1 : (n + batch->chunksize - 1) / batch->chunksize;
+    auto e = submit<Fd, In, R, Star>(*batch, f, batch, chunks);
+    auto* b = batch.get();
+    try {
+      detail::engine_wait(*e, [b] { return b->finished(); });
+    } catch (...) {
+      b->abandoned = true;
+      b->exhausted = true;
+      throw;
+    }
+    if (e != engine_) {
+      detail::engine_close(*e);
+      detail::engine_join(*e);
+    }
+    return batch->take();
+  }
+
+  template <bool Star, class F, class Range>
+  auto map_async_impl(F&& f, Range&& inputs, std::size_t chunksize) {
+    using Fd = std::decay_t<F>;
+    using In = std::ranges::range_value_t<Range>;
+    using R = detail::item_result_t<Fd, In, Star>;
+    check_codable<In, R>();
+    using Out = std::conditional_t<std::is_void_v<R>, void, std::vector<R>>;
+    using Src = std::vector<In>;
+    using B = detail::CollectBatch<Fd, In, R, Star, Src, Out>;
+    detail::check_chunksize(chunksize);
+    require_open();
+    Src copy;
+    if constexpr (std::ranges::sized_range<Range>) copy.reserve(std::ranges::size(inputs));
+    for (auto&& x : inputs) copy.push_back(x);
+    const auto n = static_cast<std::int64_t>(copy.size());
+    auto batch = std::make_shared<B>(std::move(copy));
+    batch->total = n;
+    batch->chunksize = chunksize != 0
+                           ? static_cast<std::uint32_t>(std::min<std::size_t>(chunksize, 1u << 30))
+                           : detail::auto_chunksize(n, processes());
+    const std::int64_t chunks = (n + batch->chunksize - 1) / batch->chunksize;
+    auto e = submit<Fd, In, R, Star>(*batch, f, batch, chunks);
+    return AsyncResult<Out>(std::move(e), batch, e != engine_);
+  }
+
+  template <bool Ordered, class F, class Range>
+  auto imap_impl(F&& f, Range&& inputs, std::size_t chunksize) {
+    using Fd = std::decay_t<F>;
+    using In = std::ranges::range_value_t<Range>;
+    using R = detail::item_result_t<Fd, In, false>;
+    static_assert(!std::is_void_v<R>, "mpp::Pool::imap needs a function that returns a value");
+    check_codable<In, R>();
+    using Src =
+        std::conditional_t<std::is_lvalue_reference_v<Range>, Range, std::remove_cvref_t<Range>>;
+    using B = detail::ImapBatch<Fd, In, R, false, Src, Ordered>;
+    if (chunksize == 0) throw std::invalid_argument("imap chunksize must be at least 1");
+    detail::check_chunksize(chunksize);
+    const auto cs = static_cast<std::uint32_t>(chunksize);
+    const std::int64_t window = static_cast<std::int64_t>(cs) * 4 * processes();
+    const std::int64_t n = detail::range_size(inputs);
+    auto batch = std::make_shared<B>(std::forward<Range>(inputs), window);
+    batch->chunksize = cs;
+    batch->total = n;
+    batch->show_progress = true;
+    const std::int64_t chunks = n < 0 ? -1 : (n + cs - 1) / cs;
+    auto e = submit<Fd, In, R, false>(*batch, f, batch, chunks);
+    return ImapRange<R>(e, batch, e != engine_);
+  }
+
+  void require_open() const;
+
+  std::shared_ptr<PoolOptions> options_;
+  std::shared_ptr<detail::Engine> engine_;
+  bool joined_ = false;
+};
+
+}  // namespace mpp

@@ -1,0 +1,383 @@
+// Tests of <mpp/pool.hpp>: results, ordering, chunking, callables, async results, imap, options,
+// progress, seeds. Faults (crashes, timeouts, signals, terminate) are in test_pool_faults.cpp.
+// Every test runs under a watchdog and checks that no worker, zombie or fd is left behind.
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include <numeric>
+#include <random>
+#include <ranges>
+#include <string>
+#include <vector>
+
+#include "mpp/pool.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+
+int plus_one(int x) { return x + 1; }
+std::string repeat(char c) { return std::string(3, c); }
+long long slow_square(int x) {
+  // Uneven work: some items take much longer than others.
+  volatile long long acc = 0;
+  for (int i = 0; i < (x % 7) * 20000; ++i) acc = acc + i;
+  return static_cast<long long>(x) * x;
+}
+void nothing(int) {}
+int add3(int a, int b, int c) { return a + b + c; }
+
+class PoolTest : public ::testing::TestWithParam<unsigned> {
+ protected:
+  void SetUp() override {
+    fds_ = mpp::test::open_fd_count();
+    dog_ = std::make_unique<mpp::test::Watchdog>(std::chrono::seconds(120), "pool test");
+  }
+  void TearDown() override {
+    dog_.reset();
+    EXPECT_TRUE(mpp::test::live_children().empty()) << "a worker outlived its pool";
+    EXPECT_TRUE(mpp::test::zombie_children().empty()) << "zombie left behind";
+    EXPECT_EQ(mpp::test::open_fd_count(), fds_) << "fd leaked";
+  }
+  unsigned workers() const { return GetParam(); }
+
+ private:
+  int fds_ = 0;
+  std::unique_ptr<mpp::test::Watchdog> dog_;
+};
+
+TEST_P(PoolTest, MapPlainFunctionInOrder) {
+  mpp::Pool pool(workers());
+  std::vector<int> in(10007);
+  std::iota(in.begin(), in.end(), -50);
+  auto out = pool.map(plus_one, in);
+  ASSERT_EQ(out.size(), in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) ASSERT_EQ(out[i], in[i] + 1) << i;
+}
+
+TEST_P(PoolTest, MapEveryChunksizeAndUnevenWork) {
+  mpp::Pool pool(workers());
+  for (std::size_t cs : {0u, 1u, 3u, 64u, 1000u}) {
+    auto out = pool.map(slow_square, std::views::iota(0, 500), cs);
+    ASSERT_EQ(out.size(), 500u);
+    for (int i = 0; i < 500; ++i) ASSERT_EQ(out[i], static_cast<long long>(i) * i) << cs;
+  }
+}
+
+TEST_P(PoolTest, MapOverStringCharsLikeTheWiki) {
+  mpp::Pool pool(workers());
+  const std::string s = "thisisaverylongstring";
+  auto out = pool.map(repeat, s);
+  ASSERT_EQ(out.size(), s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) EXPECT_EQ(out[i], std::string(3, s[i]));
+}
+
+TEST_P(PoolTest, StatelessLambdaAndFunctor) {
+  struct Twice {
+    int operator()(int x) const { return 2 * x; }
+  };
+  mpp::Pool pool(workers());
+  auto a = pool.map([](int x) { return x * 3; }, std::vector<int>{1, 2, 3});
+  EXPECT_EQ(a, (std::vector<int>{3, 6, 9}));
+  auto b = pool.map(Twice{}, std::vector<int>{4, 5});
+  EXPECT_EQ(b, (std::vector<int>{8, 10}));
+  // The persistent workers served these: no fork per call.
+  const auto before = pool.worker_pids();
+  (void)pool.map([](int x) { return x; }, std::views::iota(0, 100));
+  EXPECT_EQ(pool.worker_pids(), before);
+}
+
+TEST_P(PoolTest, CapturingLambdaSeesStateAsOfTheCall) {
+  mpp::Pool pool(workers());
+  int offset = 10;
+  std::vector<int> table = {100, 200, 300};
+  auto by_ref = [&](int i) { return table[static_cast<std::size_t>(i)] + offset; };
+  EXPECT_EQ(pool.map(by_ref, std::vector<int>{0, 1, 2}), (std::vector<int>{110, 210, 310}));
+  offset = 20;
+  table[1] = 7;
+  EXPECT_EQ(pool.map(by_ref, std::vector<int>{0, 1, 2}), (std::vector<int>{120, 27, 320}));
+  const std::string suffix = "!";
+  EXPECT_EQ(pool.apply([suffix](std::string s) { return s + suffix; }, std::string("hi")), "hi!");
+  EXPECT_TRUE(mpp::test::zombie_children().empty());
+}
+
+TEST_P(PoolTest, EmptyInput) {
+  mpp::Pool pool(workers());
+  EXPECT_TRUE(pool.map(plus_one, std::vector<int>{}).empty());
+  auto r = pool.map_async(plus_one, std::vector<int>{});
+  EXPECT_TRUE(r.get().empty());
+  int n = 0;
+  for (int v : pool.imap(plus_one, std::vector<int>{})) n += v;
+  EXPECT_EQ(n, 0);
+}
+
+TEST_P(PoolTest, VoidFunction) {
+  mpp::Pool pool(workers());
+  pool.map(nothing, std::views::iota(0, 50));
+  auto r = pool.apply_async(nothing, 3);
+  r.get();
+  static_assert(std::is_void_v<decltype(pool.map(nothing, std::vector<int>{}))>);
+}
+
+TEST_P(PoolTest, StarmapAndApply) {
+  mpp::Pool pool(workers());
+  std::vector<std::tuple<int, int, int>> args;
+  for (int i = 0; i < 100; ++i) args.emplace_back(i, 2 * i, 3 * i);
+  auto out = pool.starmap(add3, args);
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(out[static_cast<std::size_t>(i)], 6 * i);
+  EXPECT_EQ(pool.apply(add3, 1, 2, 3), 6);
+}
+
+TEST_P(PoolTest, AsyncResultApi) {
+  mpp::Pool pool(workers());
+  auto r = pool.apply_async(plus_one, 41);
+  r.wait();
+  EXPECT_TRUE(r.ready());
+  EXPECT_TRUE(r.successful());
+  EXPECT_EQ(r.get(), 42);
+  EXPECT_THROW((void)r.get(), std::logic_error);
+
+  auto slow = pool.apply_async(
+      [](int ms) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+        return ms;
+      },
+      300);
+  EXPECT_FALSE(slow.ready());
+  EXPECT_THROW((void)slow.successful(), std::logic_error);
+  EXPECT_FALSE(slow.wait(10ms));
+  EXPECT_THROW((void)slow.get(10ms), mpp::TimeoutError);
+  EXPECT_EQ(slow.get(10s), 300);
+
+  auto m = pool.map_async(plus_one, std::vector<int>{1, 2, 3});
+  EXPECT_EQ(m.get(), (std::vector<int>{2, 3, 4}));
+}
+
+TEST_P(PoolTest, ManyAsyncResultsInterleaved) {
+  mpp::Pool pool(workers());
+  std::vector<mpp::AsyncResult<int>> rs;
+  for (int i = 0; i < 2000; ++i) rs.push_back(pool.apply_async(plus_one, i));
+  for (int i = 1999; i >= 0; --i) ASSERT_EQ(rs[static_cast<std::size_t>(i)].get(), i + 1);
+}
+
+TEST_P(PoolTest, ImapOrderedAndUnordered) {
+  mpp::Pool pool(workers());
+  std::vector<long long> got;
+  for (long long v : pool.imap(slow_square, std::views::iota(0, 300), 7)) got.push_back(v);
+  ASSERT_EQ(got.size(), 300u);
+  for (int i = 0; i < 300; ++i) ASSERT_EQ(got[static_cast<std::size_t>(i)], 1LL * i * i);
+
+  std::vector<long long> un;
+  for (long long v : pool.imap_unordered(slow_square, std::views::iota(0, 300), 5)) un.push_back(v);
+  std::sort(un.begin(), un.end());
+  ASSERT_EQ(un, got);
+}
+
+TEST_P(PoolTest, ImapAbandonedHalfWayLeavesPoolUsable) {
+  mpp::Pool pool(workers());
+  {
+    auto r = pool.imap(plus_one, std::views::iota(0, 1000000), 100);
+    int n = 0;
+    for (int v : r) {
+      ASSERT_EQ(v, n + 1);
+      if (++n == 1000) break;
+    }
+  }
+  EXPECT_EQ(pool.map(plus_one, std::vector<int>{5}), std::vector<int>{6});
+}
+
+TEST_P(PoolTest, ImapIsLazyWithBoundedWindow) {
+  mpp::Pool pool(workers());
+  int produced = 0;
+  auto gen = std::views::iota(0, 1000000) | std::views::transform([&produced](int x) {
+               ++produced;
+               return x;
+             });
+  auto r = pool.imap(plus_one, gen, 10);
+  auto it = r.begin();
+  ASSERT_EQ(*it, 1);
+  // Only a window of a few chunks per worker was consumed from the input, not all of it.
+  EXPECT_LT(produced, 10 * 4 * static_cast<int>(workers()) + 100);
+  EXPECT_GT(produced, 0);
+}
+
+TEST_P(PoolTest, TaskSeedIndependentOfWorkerCount) {
+  auto draw = [](unsigned n) {
+    mpp::PoolOptions o;
+    o.processes = n;
+    o.seed = 1234;
+    mpp::Pool pool(o);
+    return pool.map([](int) { return mpp::task_seed(); }, std::views::iota(0, 200));
+  };
+  auto a = draw(workers());
+  auto b = draw(1);
+  EXPECT_EQ(a, b);
+  std::sort(a.begin(), a.end());
+  EXPECT_EQ(std::unique(a.begin(), a.end()), a.end()) << "seeds must differ per index";
+  mpp::PoolOptions o;
+  o.processes = workers();
+  o.seed = 99;
+  mpp::Pool other(o);
+  EXPECT_NE(other.apply([] { return mpp::task_seed(); }), draw(1)[0]);
+}
+
+TEST_P(PoolTest, InitializerAndNice) {
+  mpp::PoolOptions o;
+  o.processes = workers();
+  o.nice = 3;
+  o.initializer = [] { setenv("MPP_POOL_INIT", "yes", 1); };
+  mpp::Pool pool(o);
+  auto out = pool.map([](int) { return std::string(getenv("MPP_POOL_INIT") ? "yes" : "no"); },
+                      std::views::iota(0, 20));
+  for (const auto& s : out) EXPECT_EQ(s, "yes");
+  const int parent_nice = getpriority(PRIO_PROCESS, 0);
+  for (pid_t pid : pool.worker_pids()) {
+    EXPECT_EQ(mpp::test::proc_stat(pid).nice, std::min(parent_nice + 3, 19));
+  }
+}
+
+TEST_P(PoolTest, InitializerThrowingBreaksThePoolWithRemoteError) {
+  mpp::PoolOptions o;
+  o.processes = workers();
+  o.initializer = [] { throw std::runtime_error("no database"); };
+  mpp::Pool pool(o);
+  try {
+    (void)pool.map(plus_one, std::vector<int>{1, 2, 3});
+    FAIL() << "expected RemoteError";
+  } catch (const mpp::RemoteError& e) {
+    EXPECT_EQ(e.type_name(), "std::runtime_error");
+    EXPECT_NE(std::string(e.what()).find("no database"), std::string::npos);
+  }
+}
+
+TEST_P(PoolTest, MaxTasksPerChildReplacesWorkers) {
+  mpp::PoolOptions o;
+  o.processes = workers();
+  o.maxtasksperchild = 2;
+  mpp::Pool pool(o);
+  auto pids = pool.map([](int) { return static_cast<int>(getpid()); }, std::views::iota(0, 40), 1);
+  std::sort(pids.begin(), pids.end());
+  const auto distinct = std::unique(pids.begin(), pids.end()) - pids.begin();
+  EXPECT_GE(distinct, 20);  // 40 chunks, at most 2 per worker process
+  EXPECT_EQ(pool.worker_pids().size(), workers());
+}
+
+TEST_P(PoolTest, CloseJoin) {
+  mpp::Pool pool(workers());
+  auto r = pool.map_async(plus_one, std::views::iota(0, 1000));
+  EXPECT_THROW(pool.join(), std::logic_error);
+  pool.close();
+  EXPECT_THROW((void)pool.map(plus_one, std::vector<int>{1}), std::logic_error);
+  EXPECT_THROW((void)pool.apply_async(plus_one, 1), std::logic_error);
+  pool.join();
+  auto v = r.get();
+  EXPECT_EQ(v.size(), 1000u);
+  EXPECT_EQ(v.back(), 1000);
+  EXPECT_TRUE(mpp::test::live_children().empty());
+}
+
+TEST_P(PoolTest, ProgressCallback) {
+  std::vector<mpp::PoolProgress> seen;
+  mpp::PoolOptions o;
+  o.processes = workers();
+  o.on_progress = [&](const mpp::PoolProgress& p) { seen.push_back(p); };
+  mpp::Pool pool(o);
+  (void)pool.map(slow_square, std::views::iota(0, 400), 10);
+  ASSERT_FALSE(seen.empty());
+  EXPECT_TRUE(seen.back().finished);
+  EXPECT_EQ(seen.back().done, 400);
+  EXPECT_EQ(seen.back().total, 400);
+  for (std::size_t i = 1; i < seen.size(); ++i) EXPECT_GE(seen[i].done, seen[i - 1].done);
+}
+
+TEST_P(PoolTest, ProgressBarFinalLineWhenNotATerminal) {
+  mpp::PoolOptions o;
+  o.processes = workers();
+  o.progress = true;
+  mpp::Pool pool(o);
+  testing::internal::CaptureStderr();
+  (void)pool.map(plus_one, std::views::iota(0, 1000));
+  const std::string err = testing::internal::GetCapturedStderr();
+  if (!isatty(2)) {
+    EXPECT_NE(err.find("1000/1000 items"), std::string::npos) << err;
+  }
+}
+
+TEST_P(PoolTest, ResultsOfManyTypes) {
+  mpp::Pool pool(workers());
+  auto out = pool.map(
+      [](int n) {
+        std::vector<std::string> v;
+        for (int i = 0; i < n; ++i) v.push_back(std::string(static_cast<std::size_t>(i), 'x'));
+        return v;
+      },
+      std::views::iota(0, 30));
+  for (int n = 0; n < 30; ++n) {
+    ASSERT_EQ(out[static_cast<std::size_t>(n)].size(), static_cast<std::size_t>(n));
+    if (n > 0) {
+      EXPECT_EQ(out[static_cast<std::size_t>(n)].back().size(), static_cast<std::size_t>(n - 1));
+    }
+  }
+  // A result much larger than the transport's rings streams through.
+  auto big =
+      pool.apply([](int n) { return std::vector<int>(static_cast<std::size_t>(n), 7); }, 3'000'000);
+  EXPECT_EQ(big.size(), 3'000'000u);
+  EXPECT_EQ(big[2'999'999], 7);
+  auto big_in = pool.apply([](const std::vector<int>& v) { return v.size(); },
+                           std::vector<int>(2'000'000, 1));
+  EXPECT_EQ(big_in, 2'000'000u);
+}
+
+TEST_P(PoolTest, BadOptions) {
+  EXPECT_THROW(mpp::Pool(static_cast<unsigned>(-1)), std::invalid_argument);
+  EXPECT_THROW(mpp::Pool(100000u), std::invalid_argument);
+  mpp::PoolOptions o;
+  o.processes = workers();
+  o.nice = 1000;
+  EXPECT_THROW(mpp::Pool{o}, std::invalid_argument);
+  o.nice.reset();
+  o.task_timeout = 0ms;
+  EXPECT_THROW(mpp::Pool{o}, std::invalid_argument);
+  mpp::Pool pool(workers());
+  EXPECT_THROW((void)pool.imap(plus_one, std::vector<int>{1}, 0), std::invalid_argument);
+  EXPECT_THROW((void)pool.map(plus_one, std::vector<int>{1}, std::size_t{1} << 40),
+               std::invalid_argument);
+  EXPECT_EQ(pool.map(plus_one, std::vector<int>{1}), std::vector<int>{2});
+}
+
+TEST_P(PoolTest, DefaultPoolUsesCpuCount) {
+  mpp::Pool pool;
+  EXPECT_GE(pool.processes(), 1u);
+  EXPECT_EQ(pool.worker_pids().size(), pool.processes());
+}
+
+TEST(PoolImap, HugeLazyInputRunsInFlatMemory) {
+  mpp::test::Watchdog dog(std::chrono::seconds(170), "imap 10^8");
+#if defined(__SANITIZE_ADDRESS__)
+  const long long n = 2'000'000;  // ASan's quarantine would dominate the RSS measure
+#else
+  const long long n = 100'000'000;
+#endif
+  mpp::Pool pool(2);
+  rusage before{};
+  getrusage(RUSAGE_SELF, &before);
+  long long sum = 0, count = 0;
+  for (long long v :
+       pool.imap([](long long x) { return x + 1; }, std::views::iota(0LL, n), 65536)) {
+    sum += v;
+    ++count;
+  }
+  rusage after{};
+  getrusage(RUSAGE_SELF, &after);
+  EXPECT_EQ(count, n);
+  EXPECT_EQ(sum, n * (n + 1) / 2);
+#if !defined(__SANITIZE_ADDRESS__)
+  EXPECT_LT(after.ru_maxrss, 64 * 1024) << "peak RSS (KiB) of the parent";
+#endif
+  (void)before;
+}
+
+INSTANTIATE_TEST_SUITE_P(Workers, PoolTest, ::testing::Values(1u, 2u, 5u));
+
+}  // namespace
