@@ -523,10 +523,10 @@ class [[nodiscard]] AsyncResult {
   bool own_engine_ = false;
 };
 
-// The lazy range returned by imap/imap_unordered: an input range of R. Iterating blocks for the
-// next result; an item whose task failed throws its error from operator++/begin() when reached,
-// and iteration can continue after it. Dropping the range abandons the rest (workers finish what
-// they hold, their results are discarded).
+// The lazy range returned by imap/imap_unordered: an input range of R. Advancing blocks for the
+// next result. A position whose task failed (or where the input range threw) rethrows that error
+// when dereferenced; iteration can go on past it (`++it`), like calling next() again in Python.
+// Dropping the range abandons the rest: workers finish what they hold, those results are dropped.
 template <class R>
 class [[nodiscard]] ImapRange {
  public:
@@ -548,8 +548,13 @@ class [[nodiscard]] ImapRange {
     using difference_type = std::ptrdiff_t;
     iterator() = default;
     explicit iterator(ImapRange* r) : r_(r) {}
-    R& operator*() const { return *r_->current_; }
-    R* operator->() const { return &*r_->current_; }
+    // Rethrows the position's error (RemoteError, WorkerLost, what the input range threw).
+    R& operator*() const {
+      if (r_->error_) std::rethrow_exception(r_->error_);
+      return *r_->value_;
+    }
+    R* operator->() const { return &**this; }
+    // Blocks until the next result is there.
     iterator& operator++() {
       r_->advance();
       return *this;
@@ -558,7 +563,7 @@ class [[nodiscard]] ImapRange {
     friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.done(); }
 
    private:
-    bool done() const { return r_ == nullptr || !r_->current_.has_value(); }
+    bool done() const { return r_ == nullptr || r_->ended_; }
     ImapRange* r_ = nullptr;
   };
 
@@ -574,13 +579,14 @@ class [[nodiscard]] ImapRange {
 
  private:
   void advance() {
-    current_.reset();
+    value_.reset();
+    error_ = nullptr;
     auto* b = batch_.get();
     detail::engine_wait(*engine_, [b] { return b->has_next() || b->at_end() || b->abandoned; });
     if (b->has_next()) {
       auto item = b->next();
-      if (item.error) std::rethrow_exception(item.error);
-      current_ = std::move(item.value);
+      error_ = std::move(item.error);
+      value_ = std::move(item.value);
       return;
     }
     if (own_engine_) {
@@ -589,15 +595,19 @@ class [[nodiscard]] ImapRange {
       own_engine_ = false;
     }
     if (b->batch_error) {
-      auto e = std::exchange(b->batch_error, nullptr);
-      std::rethrow_exception(e);
+      // The input range threw here (or the pool was terminated): one last, failed position.
+      error_ = std::exchange(b->batch_error, nullptr);
+      return;
     }
+    ended_ = true;
   }
 
   std::shared_ptr<detail::Engine> engine_;
   std::shared_ptr<detail::StreamBatch<R>> batch_;
-  std::optional<R> current_;
+  std::optional<R> value_;
+  std::exception_ptr error_;
   bool started_ = false;
+  bool ended_ = false;
   bool own_engine_ = false;
 };
 

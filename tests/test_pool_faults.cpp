@@ -1,0 +1,331 @@
+// Fault tests of <mpp/pool.hpp>: workers that die (SIGKILL, segfault, abort, _exit(0)) mid-task,
+// tasks that throw, task_timeout, an input range that throws, terminate() with a long queue,
+// the parent SIGKILLed or interrupted (SIGINT). Each runs under a watchdog, at several worker
+// counts, and checks that no worker, zombie or fd is left behind.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <ranges>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "mpp/pool.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr int kBad = 37;  // the input index that misbehaves
+
+enum Fault { kSigkill, kSegv, kAbort, kExit0 };
+
+template <Fault F>
+int faulty(int x) {
+  if (x == kBad) {
+    if constexpr (F == kSigkill) raise(SIGKILL);
+    if constexpr (F == kSegv) raise(SIGSEGV);
+    if constexpr (F == kAbort) std::abort();
+    if constexpr (F == kExit0) _exit(0);
+  }
+  return x * 2;
+}
+
+int thrower(int x) {
+  if (x == kBad) throw std::runtime_error("bad input " + std::to_string(x));
+  if (x == kBad + 1) throw 42;
+  return x * 2;
+}
+
+int plus_one(int x) { return x + 1; }
+
+int sleepy(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return ms;
+}
+
+// Every position of an imap: the value, or the error it rethrows.
+template <class R>
+std::vector<std::variant<R, std::exception_ptr>> collect(mpp::ImapRange<R> r) {
+  std::vector<std::variant<R, std::exception_ptr>> out;
+  for (auto it = r.begin(); it != r.end(); ++it) {
+    try {
+      out.emplace_back(*it);
+    } catch (...) {
+      out.emplace_back(std::current_exception());
+    }
+  }
+  return out;
+}
+
+class PoolFaults : public ::testing::TestWithParam<unsigned> {
+ protected:
+  void SetUp() override {
+    fds_ = mpp::test::open_fd_count();
+    dog_ = std::make_unique<mpp::test::Watchdog>(std::chrono::seconds(120), "pool fault test");
+  }
+  void TearDown() override {
+    dog_.reset();
+    EXPECT_TRUE(mpp::test::live_children().empty()) << "a worker outlived its pool";
+    EXPECT_TRUE(mpp::test::zombie_children().empty()) << "zombie left behind";
+    EXPECT_EQ(mpp::test::open_fd_count(), fds_) << "fd leaked";
+  }
+  unsigned workers() const { return GetParam(); }
+
+  // A worker dying on item kBad fails exactly that item with WorkerLost; every other item of the
+  // same call is right and in order, in chunks of several sizes; the pool keeps serving.
+  template <Fault F>
+  void check_worker_death(int expected_signal) {
+    mpp::Pool pool(workers());
+    for (std::size_t cs : {1u, 4u, 16u}) {
+      auto got = collect(pool.imap(faulty<F>, std::views::iota(0, 100), cs));
+      ASSERT_EQ(got.size(), 100u);
+      for (int i = 0; i < 100; ++i) {
+        const auto& g = got[static_cast<std::size_t>(i)];
+        if (i != kBad) {
+          ASSERT_TRUE(std::holds_alternative<int>(g)) << "item " << i << " chunksize " << cs;
+          ASSERT_EQ(std::get<int>(g), 2 * i);
+          continue;
+        }
+        ASSERT_TRUE(std::holds_alternative<std::exception_ptr>(g));
+        try {
+          std::rethrow_exception(std::get<std::exception_ptr>(g));
+        } catch (const mpp::WorkerLost& e) {
+          EXPECT_EQ(e.task_index(), kBad);
+          EXPECT_GT(e.pid(), 0);
+          const std::string what = e.what();
+          EXPECT_NE(what.find("task " + std::to_string(kBad)), std::string::npos) << what;
+          EXPECT_NE(what.find(std::to_string(e.pid())), std::string::npos) << what;
+          if (expected_signal >= 0) {
+            // Under ASan a segfault is reported and turned into exit(1).
+            const bool sanitizer_exit = F == kSegv && e.signal() == 0 && e.exit_code() != 0;
+            if (!sanitizer_exit) {
+              EXPECT_EQ(e.signal(), expected_signal) << what;
+            }
+          } else {
+            EXPECT_EQ(e.signal(), 0);
+            EXPECT_EQ(e.exit_code(), 0);
+          }
+        }
+      }
+      // map reports the failed item and the pool is still whole.
+      try {
+        (void)pool.map(faulty<F>, std::views::iota(0, 100), cs);
+        ADD_FAILURE() << "map should throw WorkerLost";
+      } catch (const mpp::WorkerLost& e) {
+        EXPECT_EQ(e.task_index(), kBad);
+      }
+      EXPECT_EQ(pool.worker_pids().size(), workers());
+      auto later = pool.map(plus_one, std::views::iota(0, 1000));
+      ASSERT_EQ(later.size(), 1000u);
+      EXPECT_EQ(later[999], 1000);
+    }
+  }
+
+ private:
+  int fds_ = 0;
+  std::unique_ptr<mpp::test::Watchdog> dog_;
+};
+
+TEST_P(PoolFaults, WorkerSigkilledMidTask) { check_worker_death<kSigkill>(SIGKILL); }
+TEST_P(PoolFaults, WorkerSegfaultsMidTask) { check_worker_death<kSegv>(SIGSEGV); }
+TEST_P(PoolFaults, WorkerAbortsMidTask) { check_worker_death<kAbort>(SIGABRT); }
+TEST_P(PoolFaults, WorkerExitsZeroMidTask) { check_worker_death<kExit0>(-1); }
+
+TEST_P(PoolFaults, ThrowingTasksFailOnlyThemselves) {
+  mpp::Pool pool(workers());
+  auto got = collect(pool.imap(thrower, std::views::iota(0, 100), 8));
+  ASSERT_EQ(got.size(), 100u);
+  for (int i = 0; i < 100; ++i) {
+    const auto& g = got[static_cast<std::size_t>(i)];
+    if (i != kBad && i != kBad + 1) {
+      ASSERT_EQ(std::get<int>(g), 2 * i);
+      continue;
+    }
+    try {
+      std::rethrow_exception(std::get<std::exception_ptr>(g));
+    } catch (const mpp::RemoteError& e) {
+      EXPECT_EQ(e.task_index(), i);
+      EXPECT_GT(e.pid(), 0);
+      if (i == kBad) {
+        EXPECT_EQ(e.type_name(), "std::runtime_error");
+        EXPECT_NE(std::string(e.what()).find("bad input 37"), std::string::npos);
+      } else {
+        EXPECT_EQ(e.type_name(), "int");
+      }
+    }
+  }
+  // map: the first failure by index, after the rest completed.
+  try {
+    (void)pool.map(thrower, std::views::iota(0, 100));
+    FAIL() << "expected RemoteError";
+  } catch (const mpp::RemoteError& e) {
+    EXPECT_EQ(e.task_index(), kBad);
+  }
+  auto r = pool.apply_async(thrower, kBad + 1);
+  r.wait();
+  EXPECT_FALSE(r.successful());
+  EXPECT_THROW((void)r.get(), mpp::RemoteError);
+  EXPECT_EQ(pool.apply(thrower, 3), 6);
+}
+
+TEST_P(PoolFaults, TaskTimeoutKillsAndReplacesStuckWorker) {
+  mpp::PoolOptions o;
+  o.processes = workers();
+  o.task_timeout = 300ms;
+  mpp::Pool pool(o);
+  const auto before = pool.worker_pids();
+  std::vector<int> ms(12, 5);
+  ms[5] = 60'000;  // stuck
+  auto got = collect(pool.imap(sleepy, ms, 1));
+  ASSERT_EQ(got.size(), ms.size());
+  for (std::size_t i = 0; i < ms.size(); ++i) {
+    if (i != 5) {
+      ASSERT_EQ(std::get<int>(got[i]), 5);
+      continue;
+    }
+    try {
+      std::rethrow_exception(std::get<std::exception_ptr>(got[i]));
+    } catch (const mpp::WorkerLost& e) {
+      EXPECT_EQ(e.task_index(), 5);
+      EXPECT_EQ(e.signal(), SIGKILL);
+      EXPECT_NE(std::string(e.what()).find("task_timeout"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(pool.worker_pids().size(), workers());
+  EXPECT_NE(pool.worker_pids(), before);
+  EXPECT_EQ(pool.apply(plus_one, 1), 2);
+}
+
+TEST_P(PoolFaults, InputRangeThrowingHalfWay) {
+  mpp::Pool pool(workers());
+  auto throwing = std::views::iota(0, 1000) | std::views::transform([](int x) {
+                    if (x == 500) throw std::out_of_range("input broke at 500");
+                    return x;
+                  });
+  // map: the input's own exception, after the work in flight drained.
+  EXPECT_THROW((void)pool.map(plus_one, throwing, 10), std::out_of_range);
+  // imap: the results before that position, then the exception at it.
+  auto got = collect(pool.imap(plus_one, throwing, 10));
+  ASSERT_EQ(got.size(), 501u);
+  for (int i = 0; i < 500; ++i) ASSERT_EQ(std::get<int>(got[static_cast<std::size_t>(i)]), i + 1);
+  EXPECT_THROW(std::rethrow_exception(std::get<std::exception_ptr>(got[500])), std::out_of_range);
+  // map_async copies the input at the call: the exception comes from the call itself.
+  EXPECT_THROW((void)pool.map_async(plus_one, throwing), std::out_of_range);
+  EXPECT_EQ(pool.map(plus_one, std::vector<int>{1, 2}), (std::vector<int>{2, 3}));
+}
+
+TEST_P(PoolFaults, WorkerKilledWhileIdleIsReplaced) {
+  mpp::Pool pool(workers());
+  const auto before = pool.worker_pids();
+  ASSERT_EQ(kill(before[0], SIGKILL), 0);
+  ASSERT_TRUE(mpp::test::gone_within(before[0], 2s));
+  auto out = pool.map(plus_one, std::views::iota(0, 5000));
+  EXPECT_EQ(out[4999], 5000);
+  // Replaced once the pool noticed (it looks while it waits).
+  const auto after = pool.worker_pids();
+  EXPECT_EQ(after.size(), workers());
+  EXPECT_EQ(std::count(after.begin(), after.end(), before[0]), 0);
+}
+
+TEST_P(PoolFaults, TerminateWithTenThousandQueuedTasks) {
+  mpp::Pool pool(workers());
+  std::vector<mpp::AsyncResult<int>> rs;
+  rs.reserve(10'000);
+  for (int i = 0; i < 10'000; ++i) rs.push_back(pool.apply_async(sleepy, 200));
+  const auto t0 = std::chrono::steady_clock::now();
+  pool.terminate();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_LT(took, 1s) << "terminate() must return promptly";
+  EXPECT_TRUE(mpp::test::live_children().empty());
+  EXPECT_THROW((void)rs.front().get(), mpp::WorkerLost);
+  EXPECT_THROW((void)rs.back().get(), mpp::WorkerLost);
+  EXPECT_THROW((void)pool.apply(plus_one, 1), std::logic_error);
+}
+
+TEST_P(PoolFaults, DestructorTerminatesOutstandingWork) {
+  auto r = [&] {
+    mpp::Pool pool(workers());
+    return pool.map_async(sleepy, std::vector<int>(100, 100));
+  }();
+  EXPECT_TRUE(r.ready());
+  EXPECT_THROW((void)r.get(), mpp::WorkerLost);
+}
+
+// --- the parent dies ------------------------------------------------------------------------
+
+struct Helper {
+  pid_t pid = -1;
+  std::vector<pid_t> workers;
+};
+
+Helper start_helper(unsigned n) {
+  int fds[2];
+  EXPECT_EQ(pipe2(fds, O_CLOEXEC), 0);
+  Helper h;
+  const std::string path = std::string(MPP_HELPER_DIR) + "/mpp_helper_pool_parent";
+  const std::string arg = std::to_string(n);
+  h.pid = fork();
+  if (h.pid == 0) {
+    setpgid(0, 0);  // its own process group, like a job started from a shell
+    dup2(fds[1], 1);
+    execl(path.c_str(), path.c_str(), arg.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(fds[1]);
+  std::string text;
+  char buf[256];
+  while (text.find("READY") == std::string::npos) {
+    const ssize_t k = read(fds[0], buf, sizeof buf);
+    if (k <= 0) break;
+    text.append(buf, static_cast<std::size_t>(k));
+  }
+  close(fds[0]);
+  std::istringstream in(text);
+  std::string word;
+  in >> word;
+  EXPECT_EQ(word, "PIDS") << text;
+  while (in >> word && word != "READY") h.workers.push_back(static_cast<pid_t>(std::stoi(word)));
+  EXPECT_EQ(h.workers.size(), n) << text;
+  return h;
+}
+
+void expect_all_gone(const Helper& h, int expected_signal) {
+  int st = 0;
+  ASSERT_EQ(waitpid(h.pid, &st, 0), h.pid);
+  EXPECT_TRUE(WIFSIGNALED(st));
+  if (WIFSIGNALED(st)) {
+    EXPECT_EQ(WTERMSIG(st), expected_signal);
+  }
+  for (pid_t w : h.workers) EXPECT_TRUE(mpp::test::gone_within(w, 2s)) << "worker " << w;
+}
+
+TEST_P(PoolFaults, ParentSigkilledWorkersGoneWithinTwoSeconds) {
+  Helper h = start_helper(workers());
+  ASSERT_EQ(kill(h.pid, SIGKILL), 0);
+  expect_all_gone(h, SIGKILL);
+}
+
+TEST_P(PoolFaults, SigintToParentEndsEverything) {
+  Helper h = start_helper(workers());
+  ASSERT_EQ(kill(h.pid, SIGINT), 0);
+  expect_all_gone(h, SIGINT);
+}
+
+TEST_P(PoolFaults, CtrlCToTheProcessGroupEndsEverything) {
+  Helper h = start_helper(workers());
+  ASSERT_EQ(kill(-h.pid, SIGINT), 0);  // what a terminal's Ctrl-C does
+  expect_all_gone(h, SIGINT);
+}
+
+INSTANTIATE_TEST_SUITE_P(Workers, PoolFaults, ::testing::Values(1u, 2u, 4u));
+
+}  // namespace
