@@ -87,6 +87,8 @@ class CondState {
   [[nodiscard]] std::uint32_t prepare() noexcept;
   // Sleeps until a notify after prepare() or the deadline. Returns false on timeout.
   bool sleep(std::uint32_t ticket, Deadline deadline) noexcept;
+  // Undoes prepare() without sleeping (the caller could not release the lock).
+  void cancel() noexcept { waiters_.fetch_sub(1, std::memory_order_relaxed); }
   void notify(std::uint32_t n) noexcept;
   void notify_all() noexcept;
 

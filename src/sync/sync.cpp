@@ -185,7 +185,7 @@ bool Condition::wait(std::chrono::milliseconds timeout) {
   try {
     lock_.release();
   } catch (...) {
-    (void)s_->sleep(ticket, shm::Deadline::min());  // undo prepare(): returns at once
+    s_->cancel();
     throw std::logic_error("Condition::wait without holding its lock");
   }
   const bool notified = s_->sleep(ticket, deadline);
