@@ -108,23 +108,27 @@ struct RingHeader {
   std::uint64_t magic;
   std::uint64_t capacity;  // power of two
   std::uint64_t maxsize;   // most items held at once, 0 = unlimited
-  // Producer side.
-  alignas(64) RingLock prod_lock;
-  Cursor prod;
+  // Producer side: the lock and the lock holder's private caches share a line that consumers
+  // never read; the published cursor gets its own line (consumers poll it).
+  alignas(128) RingLock prod_lock;
   std::uint64_t head_cache;  // a lower bound of cons.pos, refreshed when space seems short
   std::uint64_t got_cache;   // a lower bound of cons.count, for maxsize
   std::uint64_t recycle_at;  // next tail at which a jump back to offset 0 is considered
-  // Consumer side.
-  alignas(64) RingLock cons_lock;
-  Cursor cons;
+  alignas(128) Cursor prod;
+  // Consumer side, same split.
+  alignas(128) RingLock cons_lock;
   std::uint64_t tail_cache;  // a lower bound of prod.pos
+  alignas(128) Cursor cons;
   // "Items were published" and "space was freed" futex words, each with its sleepers count.
-  alignas(64) std::atomic<std::uint32_t> data_seq;
+  alignas(128) std::atomic<std::uint32_t> data_seq;
   std::atomic<std::uint32_t> data_waiters;
-  alignas(64) std::atomic<std::uint32_t> space_seq;
+  std::atomic<std::uint32_t> data_armed;  // a consumer is about to sleep: the next put wakes
+  alignas(128) std::atomic<std::uint32_t> space_seq;
   std::atomic<std::uint32_t> space_waiters;
+  std::atomic<std::uint64_t> space_need;  // largest record a sleeping producer waits to fit
+                                          // (0: no wake-up requested since the last one)
   // Rarely written state.
-  alignas(64) std::atomic<std::uint32_t> closed;
+  alignas(128) std::atomic<std::uint32_t> closed;
   std::atomic<std::uint32_t> shared;          // a second process has attached
   std::atomic<std::uint32_t> table_overflow;  // a process could not be recorded in `attached`
   std::atomic<std::uint32_t> join_seq;        // JoinableQueue: bumped when all tasks are done
@@ -189,13 +193,17 @@ class Ring {
     if (n == 0) return;
     h_->prod.publish(t.tail, t.count);
     t.start_count = t.count;
-    wake_data(n);
+    wake_data(n, false);
   }
   // Releases the producer lock; whatever was reserved but not published is abandoned.
   void put_unlock() noexcept { h_->prod_lock.unlock(); }
+  // Publishes, releases the lock, then wakes consumers (outside the lock: a woken consumer never
+  // needs it, and the release doubles as the barrier of the wake protocol).
   void put_publish_unlock(PutTxn& t) noexcept {
-    put_publish(t);
-    put_unlock();
+    const std::uint64_t n = t.count - t.start_count;
+    if (n != 0) h_->prod.publish(t.tail, t.count);
+    h_->prod_lock.unlock();
+    if (n != 0) wake_data(n, true);
   }
   // Waits (lock not held) until a record of `payload` bytes may fit, the ring is closed, or the
   // deadline passes.
@@ -221,12 +229,14 @@ class Ring {
     if (t.head == t.start_head) return;
     h_->cons.publish(t.head, t.count);
     t.start_head = t.head;
-    wake_space();
+    wake_space(false);
   }
   void get_unlock() noexcept { h_->cons_lock.unlock(); }
   void get_publish_unlock(GetTxn& t) noexcept {
-    get_publish(t);
-    get_unlock();
+    const bool moved = t.head != t.start_head;
+    if (moved) h_->cons.publish(t.head, t.count);
+    h_->cons_lock.unlock();
+    if (moved) wake_space(true);
   }
   // Waits (lock not held) until an item may be available. `self_may_put`: the caller's process
   // has put to this ring or may still do so from another thread (then it never reports orphaned).
@@ -272,8 +282,8 @@ class Ring {
  private:
   Ring(RingHeader* h, std::byte* data, std::size_t cap) noexcept
       : h_(h), data_(data), cap_(cap), mask_(cap - 1) {}
-  void wake_data(std::uint64_t items) noexcept;
-  void wake_space() noexcept;
+  void wake_data(std::uint64_t items, bool after_unlock) noexcept;
+  void wake_space(bool after_unlock) noexcept;
   [[nodiscard]] bool has_data() const noexcept {
     return h_->prod.pos.load(std::memory_order_acquire) !=
            h_->cons.pos.load(std::memory_order_acquire);
