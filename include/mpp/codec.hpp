@@ -72,8 +72,12 @@ concept Codable = detail::codable<std::remove_cvref_t<T>>();
 // value that cannot be encoded (a valueless std::variant, nesting deeper than kMaxDepth).
 template <class T>
 [[nodiscard]] std::size_t encoded_size(const T& v) {
-  detail::require_codable<T>();
-  return detail::Codec<T>::size(v);
+  if constexpr (!Codable<T>) {
+    detail::require_codable<T>();  // a compile error that names the offending type
+    return 0;
+  } else {
+    return detail::Codec<T>::size(v);
+  }
 }
 
 // Writes exactly encoded_size(v) bytes at out (the caller sized the buffer; no alignment needed)
@@ -81,32 +85,44 @@ template <class T>
 // succeeded for the same, unmodified v.
 template <class T>
 std::byte* encode_to(std::byte* out, const T& v) noexcept {
-  detail::require_codable<T>();
-  return detail::Codec<T>::encode(out, v);
+  if constexpr (!Codable<T>) {
+    detail::require_codable<T>();
+    return out;
+  } else {
+    return detail::Codec<T>::encode(out, v);
+  }
 }
 
 // Decodes one value from the front of `in` and advances `in` past it. Does not block. Throws
 // SerializationError for truncated or malformed bytes (then `in` is left unchanged).
 template <class T>
 [[nodiscard]] T decode_prefix(std::span<const std::byte>& in) {
-  detail::require_codable<T>();
   static_assert(!std::is_array_v<T>, "decode a std::array instead of a C array");
-  detail::Reader r{in.data(), in.data() + in.size()};
-  T v = detail::decode_value<T>(r);
-  in = in.subspan(static_cast<std::size_t>(r.p - in.data()));
-  return v;
+  if constexpr (!Codable<T>) {
+    detail::require_codable<T>();
+    detail::throw_encode("type cannot travel");
+  } else {
+    detail::Reader r{in.data(), in.data() + in.size()};
+    T v = detail::decode_value<T>(r);
+    in = in.subspan(static_cast<std::size_t>(r.p - in.data()));
+    return v;
+  }
 }
 
 // Decodes one value that occupies ALL of `in`. Does not block. Throws SerializationError for
 // truncated, malformed, or trailing bytes.
 template <class T>
 [[nodiscard]] T decode(std::span<const std::byte> in) {
-  detail::require_codable<T>();
   static_assert(!std::is_array_v<T>, "decode a std::array instead of a C array");
-  detail::Reader r{in.data(), in.data() + in.size()};
-  T v = detail::decode_value<T>(r);
-  if (r.p != r.end) detail::throw_trailing(r.remaining());
-  return v;
+  if constexpr (!Codable<T>) {
+    detail::require_codable<T>();
+    detail::throw_encode("type cannot travel");
+  } else {
+    detail::Reader r{in.data(), in.data() + in.size()};
+    T v = detail::decode_value<T>(r);
+    if (r.p != r.end) detail::throw_trailing(r.remaining());
+    return v;
+  }
 }
 
 // Convenience: a fresh buffer holding v's encoding. Allocates (std::bad_alloc); throws

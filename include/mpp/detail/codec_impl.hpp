@@ -60,6 +60,7 @@ enum class Kind {
   kMap,         // std::map, multimap, unordered_map, unordered_multimap
   kSet,         // std::set, multiset, unordered_set, unordered_multiset
   kDuration,    // std::chrono::duration
+  kEmpty,       // empty aggregate (std::monostate, tag structs): no bytes at all
   kRaw,         // trivially copyable aggregate of plain fields: its object bytes
   kAggregate,   // other aggregate whose members all travel: member by member
 };
@@ -205,9 +206,8 @@ consteval bool raw_ok() {
     return std::is_arithmetic_v<typename Shape<T>::Elem> && sizeof(T) == sizeof(typename T::rep);
   } else if constexpr (Shape<T>::kind != Kind::kNone) {
     return false;
-  } else if constexpr (std::is_class_v<T> && std::is_empty_v<T> && std::is_aggregate_v<T> &&
-                       std::is_trivially_copyable_v<T>) {
-    return true;  // std::monostate and other empty tag structs
+  } else if constexpr (std::is_class_v<T> && std::is_empty_v<T>) {
+    return false;  // its one byte is indeterminate; empty members go member by member (0 bytes)
   } else if constexpr (Decomposable<T>) {
     if constexpr (std::is_trivially_copyable_v<T>) {
       return all_raw_ok(FieldTypes<T>{});
@@ -233,6 +233,9 @@ consteval Kind kind_of() {
     return Kind::kScalar;
   } else if constexpr (Shape<T>::kind != Kind::kNone) {
     return Shape<T>::kind;
+  } else if constexpr (std::is_class_v<T> && std::is_empty_v<T> && std::is_aggregate_v<T> &&
+                       std::is_trivially_copyable_v<T> && std::is_default_constructible_v<T>) {
+    return Kind::kEmpty;
   } else if constexpr (raw_ok<T>()) {
     return Kind::kRaw;
   } else if constexpr (Decomposable<T>) {
@@ -291,6 +294,8 @@ consteval std::optional<std::size_t> fixed_size() {
   constexpr Kind k = kind_of<T>();
   if constexpr (k == Kind::kBool || k == Kind::kScalar || k == Kind::kRaw) {
     return sizeof(T);
+  } else if constexpr (k == Kind::kEmpty) {
+    return 0;
   } else if constexpr (k == Kind::kArray || k == Kind::kCArray) {
     if constexpr (fixed_size<typename Shape<T>::Elem>().has_value()) {
       return Shape<T>::extent * *fixed_size<typename Shape<T>::Elem>();
@@ -379,11 +384,11 @@ template <class T>
 struct TypeCannotTravelBetweenProcesses {
   static_assert(kDependentFalse<T>,
                 "mpp::codec: this type cannot be sent between processes (it is the T of "
-                "TypeCannotTravelBetweenProcesses<T> in the line above). Raw pointers, references, "
-                "const members, std::function, lambdas, unions and classes with private state have "
-                "no encoding. To opt a class in, specialize mpp::codec::Fields: "
-                "template <> struct mpp::codec::Fields<MyType> { static auto tie(auto& v) { return "
-                "std::tie(v.a, v.b); } };  (see <mpp/codec.hpp>)");
+                "TypeCannotTravelBetweenProcesses<T> in the compiler's instantiation note). Raw "
+                "pointers, references, const members, std::function, lambdas, unions and classes "
+                "with private state have no encoding. To opt a class in, specialize "
+                "mpp::codec::Fields: template <> struct mpp::codec::Fields<MyType> { static auto "
+                "tie(auto& v) { return std::tie(v.a, v.b); } };  (see <mpp/codec.hpp>)");
   static constexpr bool fired = true;
 };
 
@@ -464,6 +469,13 @@ struct Codec<T, Kind::kBool> {
     v = b != 0;
     ++r.p;
   }
+};
+
+template <class T>
+struct Codec<T, Kind::kEmpty> {
+  static std::size_t size(const T&) noexcept { return 0; }
+  static std::byte* encode(std::byte* out, const T&) noexcept { return out; }
+  static void decode(Reader&, T&) noexcept {}
 };
 
 template <class T>
