@@ -1,0 +1,348 @@
+// mpp/detail/mpi_batch.hpp: template internals of mpp::mpi::Pool: the worker-side trampolines,
+// callable checks, and the rank-0 batches that turn results back into values (ordering, errors).
+#pragma once
+
+#include <array>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <iterator>
+#include <map>
+#include <optional>
+#include <ranges>
+#include <span>
+#include <stdexcept>
+#include <tuple>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+#include <vector>
+
+#include "mpp/codec.hpp"
+#include "mpp/detail/mpi_core.hpp"
+#include "mpp/errors.hpp"
+
+namespace mpp::mpi::detail {
+
+template <class Fd>
+inline constexpr bool kFunctionPointer =
+    std::is_pointer_v<Fd>&& std::is_function_v<std::remove_pointer_t<Fd>>;
+
+// An empty callable is named by its type alone, so a worker can make its own copy.
+template <class Fd>
+inline constexpr bool kEmptyCallable = std::is_empty_v<Fd> &&
+                                       (std::is_default_constructible_v<Fd> ||
+                                        std::is_trivially_copyable_v<Fd>);
+
+template <class Fd>
+inline constexpr bool kCrossesMachines = kFunctionPointer<Fd> || kEmptyCallable<Fd>;
+
+template <class Fd>
+Fd make_callable(AnyFn fn) noexcept {
+  if constexpr (kFunctionPointer<Fd>) {
+    return reinterpret_cast<Fd>(fn);
+  } else if constexpr (std::is_default_constructible_v<Fd>) {
+    return Fd{};
+  } else {
+    // An empty, trivially copyable type has no value to speak of: any byte pattern is it.
+    return std::bit_cast<Fd>(std::array<unsigned char, sizeof(Fd)>{});
+  }
+}
+
+template <class Fd, class In, bool Star>
+decltype(auto) invoke_item(Fd& f, In& x) {
+  if constexpr (Star) {
+    return std::apply(f, x);
+  } else {
+    return std::invoke(f, x);
+  }
+}
+
+template <class Fd, class In, bool Star>
+using item_result_t =
+    std::decay_t<decltype(invoke_item<Fd, In, Star>(std::declval<Fd&>(), std::declval<In&>()))>;
+
+template <class T>
+void append_encoded(std::vector<std::byte>& out, const T& v) {
+  const std::size_t old = out.size();
+  out.resize(old + codec::encoded_size(v));
+  codec::encode_to(out.data() + old, v);
+}
+
+// The code a worker runs for one chunk. Its id is the hash of its mangled name, registered on
+// every rank before main by the static member below.
+template <class Fd, class In, class R, bool Star>
+struct Trampoline {
+  static void run(TaskCall& c) noexcept {
+    Fd f = make_callable<Fd>(c.fn);
+    std::uint32_t i = 0;
+    for (; i < c.count; ++i) {
+      const std::int64_t idx = c.first_index + static_cast<std::int64_t>(i);
+      bool decoded = false;
+      try {
+        In x = codec::decode_prefix<In>(c.in);
+        decoded = true;
+        begin_item(c, idx);
+        if constexpr (std::is_void_v<R>) {
+          invoke_item<Fd, In, Star>(f, x);
+        } else {
+          append_encoded(*c.out, static_cast<const R&>(invoke_item<Fd, In, Star>(f, x)));
+        }
+      } catch (...) {
+        record_failure(c, i);
+        // Without this item's bytes the rest of the chunk cannot be located: fail it all.
+        if (!decoded) {
+          for (std::uint32_t j = i + 1; j < c.count; ++j) record_failure(c, j);
+          break;
+        }
+      }
+    }
+    end_chunk();
+  }
+  static inline const std::uint64_t id =
+      register_trampoline(typeid(Trampoline).name(), typeid(Fd).name(), &run);
+};
+
+// Produces chunks from a range. `Src` is a reference type (the caller's range, alive for the
+// call) or an owned range.
+template <class Src, class In>
+class RangeSource {
+ public:
+  template <class Arg>
+  explicit RangeSource(Arg&& r)
+      : range_(std::forward<Arg>(r)),
+        it_(std::ranges::begin(range_)),
+        end_(std::ranges::end(range_)) {}
+  RangeSource(const RangeSource&) = delete;
+  RangeSource& operator=(const RangeSource&) = delete;
+
+  std::uint32_t produce(std::vector<std::byte>& payload, std::uint32_t chunksize) {
+    std::uint32_t n = 0;
+    while (n < chunksize && it_ != end_) {
+      const In& x = *it_;
+      append_encoded(payload, x);
+      ++it_;
+      ++n;
+    }
+    return n;
+  }
+
+ private:
+  Src range_;
+  std::ranges::iterator_t<std::remove_reference_t<Src>> it_;
+  std::ranges::sentinel_t<std::remove_reference_t<Src>> end_;
+};
+
+template <class T>
+class ResultBatch : public Batch {
+ public:
+  // Moves the outcome out, or rethrows the first error by input index. Only once finished().
+  virtual T take() = 0;
+  [[nodiscard]] virtual bool has_error() const noexcept = 0;
+};
+
+template <class R>
+using stored_t = std::conditional_t<std::is_default_constructible_v<R>, R, std::optional<R>>;
+
+// map, map_async, starmap, apply_async: all results are kept until the call completes.
+// Out is std::vector<R> (map), R (apply) or void.
+template <class In, class R, class Src, class Out>
+class CollectBatch final : public ResultBatch<Out> {
+ public:
+  template <class Arg>
+  explicit CollectBatch(Arg&& r) : source_(std::forward<Arg>(r)) {}
+
+  std::uint32_t produce(std::vector<std::byte>& payload, std::int64_t& first_index) override {
+    first_index = next_;
+    const std::uint32_t n = source_.produce(payload, this->chunksize);
+    next_ += n;
+    if constexpr (!std::is_void_v<R>) values_.resize(static_cast<std::size_t>(next_));
+    return n;
+  }
+
+  void deliver(const Delivery& d) noexcept override {
+    std::size_t f = 0;
+    std::span<const std::byte> in = d.results;
+    for (std::uint32_t i = 0; i < d.count; ++i) {
+      const std::int64_t idx = d.first_index + static_cast<std::int64_t>(i);
+      if (f < d.failures.size() && d.failures[f].first == i) {
+        set_error(idx, d.failures[f++].second);
+        continue;
+      }
+      if constexpr (!std::is_void_v<R>) {
+        try {
+          values_[static_cast<std::size_t>(idx)] = codec::decode_prefix<R>(in);
+        } catch (...) {
+          // The following results cannot be located either: fail the rest of the chunk.
+          for (std::uint32_t j = i; j < d.count; ++j) {
+            set_error(d.first_index + static_cast<std::int64_t>(j), std::current_exception());
+          }
+          return;
+        }
+      }
+    }
+  }
+
+  void fail(std::int64_t index, std::exception_ptr error) noexcept override {
+    set_error(index, std::move(error));
+  }
+
+  [[nodiscard]] bool has_error() const noexcept override {
+    return this->input_error != nullptr || !errors_.empty();
+  }
+
+  Out take() override {
+    if (taken_) throw std::logic_error("mpp::mpi::Pool result already retrieved");
+    taken_ = true;
+    if (this->input_error) std::rethrow_exception(this->input_error);
+    if (!errors_.empty()) std::rethrow_exception(errors_.begin()->second);
+    if constexpr (std::is_void_v<Out>) {
+      return;
+    } else if constexpr (std::is_same_v<Out, std::vector<R>>) {
+      if constexpr (std::is_same_v<stored_t<R>, R>) {
+        return std::move(values_);
+      } else {
+        Out out;
+        out.reserve(values_.size());
+        for (auto& v : values_) out.push_back(std::move(*v));
+        return out;
+      }
+    } else if constexpr (std::is_same_v<stored_t<R>, R>) {
+      return std::move(values_.at(0));
+    } else {
+      return std::move(*values_.at(0));
+    }
+  }
+
+ private:
+  void set_error(std::int64_t idx, std::exception_ptr e) noexcept {
+    try {
+      errors_.emplace(idx, std::move(e));  // the first outcome of an index wins
+    } catch (...) {
+    }
+  }
+
+  RangeSource<Src, In> source_;
+  std::int64_t next_ = 0;
+  std::conditional_t<std::is_void_v<R>, int, std::vector<stored_t<R>>> values_{};
+  std::map<std::int64_t, std::exception_ptr> errors_;
+  bool taken_ = false;
+};
+
+// imap / imap_unordered: results wait until the caller takes them; at most `window` items are
+// produced and not yet taken, so any input length streams in bounded memory.
+template <class R>
+class StreamBatch : public Batch {
+ public:
+  struct Item {
+    std::int64_t index = 0;
+    std::optional<R> value;
+    std::exception_ptr error;
+  };
+  [[nodiscard]] virtual bool has_next() const noexcept = 0;  // next() will not block
+  [[nodiscard]] virtual bool at_end() const noexcept = 0;
+  virtual Item next() = 0;
+};
+
+template <class In, class R, class Src, bool Ordered>
+class ImapBatch final : public StreamBatch<R> {
+  using Item = typename StreamBatch<R>::Item;
+
+ public:
+  template <class Arg>
+  ImapBatch(Arg&& r, std::int64_t window) : source_(std::forward<Arg>(r)), window_(window) {}
+
+  std::uint32_t produce(std::vector<std::byte>& payload, std::int64_t& first_index) override {
+    first_index = next_;
+    const std::uint32_t n = source_.produce(payload, this->chunksize);
+    next_ += n;
+    return n;
+  }
+  [[nodiscard]] bool may_produce() const override { return next_ - taken_ < window_; }
+
+  void deliver(const Delivery& d) noexcept override {
+    std::size_t f = 0;
+    std::span<const std::byte> in = d.results;
+    bool broken = false;
+    for (std::uint32_t i = 0; i < d.count; ++i) {
+      Item item;
+      item.index = d.first_index + static_cast<std::int64_t>(i);
+      if (f < d.failures.size() && d.failures[f].first == i) {
+        item.error = d.failures[f++].second;
+      } else if (broken) {
+        item.error = std::make_exception_ptr(
+            SerializationError("mpp::mpi: result bytes after a malformed result"));
+      } else {
+        try {
+          item.value.emplace(codec::decode_prefix<R>(in));
+        } catch (...) {
+          item.error = std::current_exception();
+          broken = true;
+        }
+      }
+      put(std::move(item));
+    }
+  }
+
+  void fail(std::int64_t index, std::exception_ptr error) noexcept override {
+    Item item;
+    item.index = index;
+    item.error = std::move(error);
+    put(std::move(item));
+  }
+
+  [[nodiscard]] bool has_next() const noexcept override {
+    if constexpr (Ordered) {
+      return !ready_.empty() && ready_.begin()->first == taken_;
+    } else {
+      return !ready_.empty();
+    }
+  }
+  [[nodiscard]] bool at_end() const noexcept override {
+    return this->finished() && ready_.empty() && taken_ >= next_;
+  }
+  Item next() override {
+    Item item;
+    if constexpr (Ordered) {
+      auto node = ready_.extract(ready_.begin());
+      item = std::move(node.mapped());
+    } else {
+      item = std::move(ready_.front());
+      ready_.pop_front();
+    }
+    ++taken_;
+    return item;
+  }
+
+ private:
+  void put(Item&& item) noexcept {
+    try {
+      if constexpr (Ordered) {
+        ready_.emplace(item.index, std::move(item));  // the first outcome of an index wins
+      } else {
+        ready_.push_back(std::move(item));
+      }
+    } catch (...) {
+    }
+  }
+
+  RangeSource<Src, In> source_;
+  std::int64_t next_ = 0;
+  std::int64_t taken_ = 0;
+  std::int64_t window_;
+  std::conditional_t<Ordered, std::map<std::int64_t, Item>, std::deque<Item>> ready_;
+};
+
+template <class Range>
+std::int64_t range_size(Range& r) {
+  if constexpr (std::ranges::sized_range<Range>) {
+    return static_cast<std::int64_t>(std::ranges::size(r));
+  } else {
+    return -1;
+  }
+}
+
+}  // namespace mpp::mpi::detail

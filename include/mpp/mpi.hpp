@@ -1,0 +1,425 @@
+// mpp/mpi.hpp: mpp::mpi::Pool, the mpp::Pool interface over the ranks of an MPI job.
+//
+// What: `mpirun -n 4 ./program`, and in the program `mpp::mpi::Pool pool; pool.map(f, inputs)`
+// runs f on the other ranks (possibly other machines) with the ordering, error and task_seed()
+// semantics of mpp::Pool (API.md sections 4 and 7). Target mpp::mpi; this header needs no MPI
+// headers (every MPI call is in src/mpi/).
+//
+// Lifetime and ranks: the first Pool constructed in a process starts the backend: MPI_Init (with
+// MPI_THREAD_SERIALIZED) unless the program already initialized MPI, a private duplicate of
+// MPI_COMM_WORLD (your own messages never mix with the pool's), and a start-up handshake that
+// checks every rank runs the same function registry. Then:
+//   - on rank 0 the constructor returns: rank 0 runs main's work and hands tasks out;
+//   - on every other rank the constructor NEVER RETURNS: the rank serves tasks until rank 0 is
+//     done (MPI_Finalize on rank 0, which mpp calls at exit if it initialized MPI), then calls
+//     MPI_Finalize and exits the process with status 0 (static destructors and atexit handlers
+//     run; automatic objects of the frames above do not). Code before the first Pool runs on
+//     every rank, like the top of a Python script under mpi4py.futures.
+// Several Pools may live on rank 0, one after the other or at once; they share the worker ranks.
+// A job of a single rank runs every task on rank 0, in the calling thread.
+//
+// Callables: what crosses machines is an id, never an address (load addresses differ between
+// ranks). Captureless lambdas and empty functors need nothing: their type names them, and a
+// template registry keyed by the mangled name of that type is filled before main on every rank.
+// Plain functions and function pointers need one registration line at namespace scope,
+// `MPP_MPI_REGISTER(f);`, or can be passed as `mpp::mpi::fn<&f>` (an empty functor, no line
+// needed). A capturing lambda, std::function or functor with data members is a compile error:
+// captures cannot cross machines; pass the data as inputs. An id a rank does not know fails the
+// task with RemoteError (it never jumps anywhere); ranks whose registries differ are refused at
+// start-up. Inputs and results travel through the codec (<mpp/codec.hpp>).
+//
+// Scheduling: chunks (chunksize items; 0 = automatic, about four chunks per worker rank) go to
+// the least-loaded worker rank, with up to PoolOptions::chunks_per_rank chunks queued at each, so
+// uneven tasks keep every rank busy and a rank never idles between chunks. Results are assembled
+// in input order (imap_unordered: completion order).
+//
+// Faults: a task that throws fails only itself, with a RemoteError whose what() names the rank,
+// its host and pid. A rank that dies makes Debian's Open MPI abort the whole job (within about a
+// second on one host); before it goes, the dying rank prints which rank it is and which task of
+// which function it was running. MPI never notices a network partition or a hung task, so set
+// PoolOptions::task_timeout: a chunk whose result is not in within task_timeout per item fails
+// with WorkerLost ("exceeded task_timeout"), the rank gets no more work, and its other queued
+// chunks run elsewhere. At exit, a rank that was given up on gets task_timeout (at least 5 s) to
+// come back; after that rank 0 calls MPI_Abort rather than hang in MPI_Finalize.
+//
+// Threads: a Pool and what it hands out are driven by the calling thread (no background thread;
+// every wait pumps the MPI traffic). Use the pools of a process from one thread at a time.
+//
+// Memory ordering: everything a task did on its rank is visible in the values get()/map/imap
+// return (they are copies that crossed MPI).
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <ranges>
+#include <stdexcept>
+#include <tuple>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+#include <vector>
+
+#include "mpp/codec.hpp"
+#include "mpp/detail/mpi_batch.hpp"
+#include "mpp/detail/mpi_core.hpp"
+#include "mpp/errors.hpp"
+#include "mpp/pool.hpp"  // mpp::task_seed(), which works inside MPI tasks too
+
+namespace mpp::mpi {
+
+struct PoolOptions {
+  unsigned processes = 0;  // most worker ranks this pool uses; 0 = all (the job size - 1)
+  std::optional<std::chrono::milliseconds> task_timeout{};  // per item; see "Faults" above
+  std::uint64_t seed = 0;        // base of task_seed(), as in mpp::PoolOptions
+  unsigned chunks_per_rank = 2;  // chunks queued at each rank (>= 1)
+};
+
+// The function `F` as an empty functor: needs no MPP_MPI_REGISTER line (`pool.map(fn<&f>, v)`).
+template <auto F>
+struct Fn {
+  template <class... A>
+  decltype(auto) operator()(A&&... a) const {
+    return std::invoke(F, std::forward<A>(a)...);
+  }
+};
+template <auto F>
+inline constexpr Fn<F> fn{};
+
+// Rank of this process in MPI_COMM_WORLD and the job size. Start MPI if needed (no handshake, no
+// serving). Never block; throw std::runtime_error if MPI cannot start.
+[[nodiscard]] int rank();
+[[nodiscard]] int size();
+
+// The outcome of map_async/starmap_async/apply_async: the interface of mpp::AsyncResult<T>.
+// Move-only; get() hands the value over once (a second get() throws std::logic_error).
+template <class T>
+class [[nodiscard]] AsyncResult {
+ public:
+  AsyncResult(std::shared_ptr<detail::Engine> engine, std::shared_ptr<detail::ResultBatch<T>> b)
+      : engine_(std::move(engine)), batch_(std::move(b)) {}
+  AsyncResult(AsyncResult&&) noexcept = default;
+  AsyncResult& operator=(AsyncResult&&) noexcept = default;
+  ~AsyncResult() {
+    if (batch_ && !batch_->finished()) batch_->abandoned = true;
+  }
+
+  // Blocks until done; returns the value or rethrows the first error (RemoteError, WorkerLost,
+  // SerializationError, or what the input range threw).
+  T get() {
+    wait();
+    return batch_->take();
+  }
+  // Same, but throws mpp::TimeoutError if not done within `timeout` (the work goes on).
+  template <class Rep, class Period>
+  T get(std::chrono::duration<Rep, Period> timeout) {
+    if (!wait(timeout)) throw TimeoutError("mpp::mpi::Pool result not ready within the timeout");
+    return batch_->take();
+  }
+  // Blocks until done. Never throws for the task's errors.
+  void wait() { (void)wait_until(std::chrono::steady_clock::time_point::max()); }
+  // Blocks at most `timeout`; true if done.
+  template <class Rep, class Period>
+  bool wait(std::chrono::duration<Rep, Period> timeout) {
+    return wait_until(std::chrono::steady_clock::now() +
+                      std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout));
+  }
+  // Does not block.
+  [[nodiscard]] bool ready() const {
+    detail::engine_poll(*engine_);
+    return batch_->finished();
+  }
+  // Does not block; std::logic_error if not ready.
+  [[nodiscard]] bool successful() const {
+    if (!ready()) throw std::logic_error("successful() called on a result that is not ready");
+    return !batch_->has_error();
+  }
+
+ private:
+  bool wait_until(std::chrono::steady_clock::time_point deadline) {
+    auto* b = batch_.get();
+    return detail::engine_wait(
+        *engine_, [b] { return b->finished(); }, deadline);
+  }
+
+  std::shared_ptr<detail::Engine> engine_;
+  std::shared_ptr<detail::ResultBatch<T>> batch_;
+};
+
+// The lazy input range returned by imap/imap_unordered (the interface of mpp::ImapRange<R>).
+// Advancing blocks for the next result; a failed position rethrows its error when dereferenced
+// (RemoteError, WorkerLost, or, as one last position, what the input range threw), and
+// iteration may go on after it. Dropping the range abandons the rest (results still out are
+// discarded).
+template <class R>
+class [[nodiscard]] ImapRange {
+ public:
+  ImapRange(std::shared_ptr<detail::Engine> engine, std::shared_ptr<detail::StreamBatch<R>> b)
+      : engine_(std::move(engine)), batch_(std::move(b)) {}
+  ImapRange(ImapRange&&) noexcept = default;
+  ImapRange& operator=(ImapRange&&) noexcept = default;
+  ~ImapRange() {
+    if (batch_ && !batch_->at_end()) {
+      batch_->abandoned = true;
+      batch_->exhausted = true;
+    }
+  }
+
+  class iterator {
+   public:
+    using value_type = R;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    explicit iterator(ImapRange* r) : r_(r) {}
+    // Rethrows the position's error. Does not block.
+    R& operator*() const {
+      if (r_->error_) std::rethrow_exception(r_->error_);
+      return *r_->value_;
+    }
+    R* operator->() const { return &**this; }
+    // Blocks until the next result is there. Never throws the tasks' errors.
+    iterator& operator++() {
+      r_->advance();
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.done(); }
+
+   private:
+    [[nodiscard]] bool done() const noexcept { return r_ == nullptr || r_->ended_; }
+    ImapRange* r_ = nullptr;
+  };
+
+  // Blocks for the first result.
+  iterator begin() {
+    if (!started_) {
+      started_ = true;
+      advance();
+    }
+    return iterator(this);
+  }
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+ private:
+  void advance() {
+    value_.reset();
+    error_ = nullptr;
+    auto* b = batch_.get();
+    detail::engine_wait(*engine_, [b] { return b->has_next() || b->at_end(); });
+    if (b->has_next()) {
+      auto item = b->next();
+      error_ = std::move(item.error);
+      value_ = std::move(item.value);
+      return;
+    }
+    if (b->input_error) {
+      error_ = std::exchange(b->input_error, nullptr);  // one last, failed position
+      return;
+    }
+    ended_ = true;
+  }
+
+  std::shared_ptr<detail::Engine> engine_;
+  std::shared_ptr<detail::StreamBatch<R>> batch_;
+  std::optional<R> value_;
+  std::exception_ptr error_;
+  bool started_ = false;
+  bool ended_ = false;
+};
+
+class Pool {
+ public:
+  // All worker ranks. On ranks other than 0: serves and exits the process (see the header
+  // comment). Throws std::runtime_error if MPI cannot start, std::logic_error if the ranks'
+  // registries differ (they run different programs).
+  Pool();
+  // At most `processes` worker ranks (0 = all). std::invalid_argument if absurd (> 1 << 20).
+  explicit Pool(unsigned processes);
+  // std::invalid_argument for bad options (a zero task_timeout, chunks_per_rank 0).
+  explicit Pool(PoolOptions options);
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+  Pool(Pool&&) noexcept = default;
+  Pool& operator=(Pool&&) noexcept = default;
+  // terminate() unless join() ran. Never throws.
+  ~Pool();
+
+  // f(x) for every x of the input range, results in input order. Blocks. Throws the error of the
+  // first failed input (by index) once the others completed; std::logic_error after close().
+  template <class F, class Range>
+  auto map(F&& f, Range&& inputs, std::size_t chunksize = 0) {
+    return map_async_impl<false, true>(f, inputs, chunksize).get();
+  }
+  // map without blocking. The input is copied when the call is made.
+  template <class F, class Range>
+  auto map_async(F&& f, Range&& inputs, std::size_t chunksize = 0) {
+    return map_async_impl<false, false>(f, inputs, chunksize);
+  }
+  // std::apply(f, tuple) for every tuple of the input range. Blocks.
+  template <class F, class Range>
+  auto starmap(F&& f, Range&& argument_tuples, std::size_t chunksize = 0) {
+    return map_async_impl<true, true>(f, argument_tuples, chunksize).get();
+  }
+  template <class F, class Range>
+  auto starmap_async(F&& f, Range&& argument_tuples, std::size_t chunksize = 0) {
+    return map_async_impl<true, false>(f, argument_tuples, chunksize);
+  }
+  // Lazy, in input order. At most 4 chunks per worker rank are produced ahead of what was taken.
+  // An lvalue input range must outlive the returned range; an rvalue is moved in. chunksize 0:
+  // std::invalid_argument.
+  template <class F, class Range>
+  auto imap(F&& f, Range&& inputs, std::size_t chunksize = 1) {
+    return imap_impl<true>(f, std::forward<Range>(inputs), chunksize);
+  }
+  // Lazy, in completion order.
+  template <class F, class Range>
+  auto imap_unordered(F&& f, Range&& inputs, std::size_t chunksize = 1) {
+    return imap_impl<false>(f, std::forward<Range>(inputs), chunksize);
+  }
+  // f(args...) on a worker rank. Blocks; rethrows its error.
+  template <class F, class... Args>
+  auto apply(F&& f, Args&&... args) {
+    return apply_async(f, std::forward<Args>(args)...).get();
+  }
+  // f(args...) on a worker rank, without blocking: an AsyncResult<R>.
+  template <class F, class... Args>
+  auto apply_async(F&& f, Args&&... args) {
+    using Fd = std::decay_t<F>;
+    using In = std::tuple<std::decay_t<Args>...>;
+    using R = detail::item_result_t<Fd, In, true>;
+    check_types<Fd, In, R>();
+    using B = detail::CollectBatch<In, R, std::array<In, 1>, R>;
+    require_open();
+    auto batch = std::make_shared<B>(std::array<In, 1>{In(std::forward<Args>(args)...)});
+    batch->chunksize = 1;
+    submit<Fd, In, R, true>(*batch, f, batch);
+    return AsyncResult<R>(engine_, std::move(batch));
+  }
+
+  // No more submissions. Never throws.
+  void close() noexcept;
+  // After close(): blocks until every call of this pool completed. The worker ranks stay up for
+  // other pools (they stop when rank 0 finalizes). std::logic_error if close() was not called.
+  void join();
+  // Results not in yet fail with WorkerLost ("pool terminated"); tasks already on a rank run to
+  // their end there and their results are dropped. Never throws.
+  void terminate() noexcept;
+
+  // Worker ranks this pool uses (0 in a job of one rank: tasks run on rank 0).
+  [[nodiscard]] unsigned processes() const noexcept;
+
+ private:
+  struct State;
+
+  template <class Fd, class In, class R>
+  static constexpr void check_types() {
+    static_assert(detail::kCrossesMachines<Fd>,
+                  "mpp::mpi::Pool: this callable carries state (a capturing lambda, a "
+                  "std::function or a functor with data members) and captures cannot cross "
+                  "machines. Pass the data as inputs, and use a function (MPP_MPI_REGISTER(f) "
+                  "or mpp::mpi::fn<&f>), a captureless lambda or an empty functor");
+    static_assert(codec::Codable<In>,
+                  "mpp::mpi::Pool: the input type cannot travel to another rank (see codec.hpp "
+                  "for the types that can, and how to make a type codable)");
+    static_assert(std::is_void_v<R> || codec::Codable<R>,
+                  "mpp::mpi::Pool: the result type cannot travel back from another rank (see "
+                  "codec.hpp for the types that can, and how to make a type codable)");
+  }
+
+  template <class Fd, class In, class R, bool Star>
+  void submit(detail::Batch& b, const Fd& f, std::shared_ptr<detail::Batch> owner) {
+    b.trampoline = detail::Trampoline<Fd, In, R, Star>::id;
+    detail::check_trampoline(b.trampoline);
+    if constexpr (detail::kFunctionPointer<Fd>) {
+      if (f == nullptr) throw std::invalid_argument("mpp::mpi::Pool: null function pointer");
+      b.function = detail::function_id(reinterpret_cast<detail::AnyFn>(f), typeid(Fd).name());
+    }
+    configure(owner);
+    detail::engine_submit(*engine_, std::move(owner));
+  }
+
+  template <bool Star, bool Borrow, class F, class Range>
+  auto map_async_impl(F& f, Range& inputs, std::size_t chunksize) {
+    using Fd = std::decay_t<F>;
+    using In = std::ranges::range_value_t<Range>;
+    using R = detail::item_result_t<Fd, In, Star>;
+    check_types<Fd, In, R>();
+    using Out = std::conditional_t<std::is_void_v<R>, void, std::vector<R>>;
+    check_chunksize(chunksize);
+    require_open();
+    // map() blocks until the call completes, so it can read the caller's range in place.
+    using Src = std::conditional_t<Borrow, Range&, std::vector<In>>;
+    using B = detail::CollectBatch<In, R, Src, Out>;
+    std::shared_ptr<B> batch;
+    std::int64_t n = -1;
+    if constexpr (Borrow) {
+      n = detail::range_size(inputs);
+      batch = std::make_shared<B>(inputs);
+    } else {
+      std::vector<In> copy;
+      if constexpr (std::ranges::sized_range<Range>) copy.reserve(std::ranges::size(inputs));
+      for (auto&& x : inputs) copy.push_back(x);
+      n = static_cast<std::int64_t>(copy.size());
+      batch = std::make_shared<B>(std::move(copy));
+    }
+    batch->chunksize = pick_chunksize(chunksize, n);
+    submit<Fd, In, R, Star>(*batch, f, batch);
+    return AsyncResult<Out>(engine_, std::move(batch));
+  }
+
+  template <bool Ordered, class F, class Range>
+  auto imap_impl(F& f, Range&& inputs, std::size_t chunksize) {
+    using Fd = std::decay_t<F>;
+    using In = std::ranges::range_value_t<Range>;
+    using R = detail::item_result_t<Fd, In, false>;
+    static_assert(!std::is_void_v<R>, "mpp::mpi::Pool::imap needs a function that returns a value");
+    check_types<Fd, In, R>();
+    using Src =
+        std::conditional_t<std::is_lvalue_reference_v<Range>, Range, std::remove_cvref_t<Range>>;
+    using B = detail::ImapBatch<In, R, Src, Ordered>;
+    if (chunksize == 0) throw std::invalid_argument("imap chunksize must be at least 1");
+    check_chunksize(chunksize);
+    require_open();
+    const auto cs = static_cast<std::uint32_t>(chunksize);
+    const std::int64_t window = static_cast<std::int64_t>(cs) * 4 * std::max(processes(), 1u);
+    auto batch = std::make_shared<B>(std::forward<Range>(inputs), window);
+    batch->chunksize = cs;
+    submit<Fd, In, R, false>(*batch, f, batch);
+    return ImapRange<R>(engine_, std::move(batch));
+  }
+
+  static void check_chunksize(std::size_t chunksize);
+  [[nodiscard]] std::uint32_t pick_chunksize(std::size_t chunksize, std::int64_t items) const;
+  // Seed, timeout, rank limit; remembers the call for join() and terminate().
+  void configure(const std::shared_ptr<detail::Batch>& b);
+  void require_open() const;
+
+  std::shared_ptr<detail::Engine> engine_;
+  std::unique_ptr<State> state_;
+};
+
+namespace detail {
+// What MPP_MPI_REGISTER expands to.
+struct Registration {
+  template <class R, class... A>
+  Registration(const char* name, R (*f)(A...)) noexcept
+      : id(register_function(name, typeid(R(*)(A...)).name(), reinterpret_cast<AnyFn>(f))) {}
+  std::uint64_t id;
+};
+}  // namespace detail
+
+}  // namespace mpp::mpi
+
+#define MPP_MPI_DETAIL_CAT2(a, b) a##b
+#define MPP_MPI_DETAIL_CAT(a, b) MPP_MPI_DETAIL_CAT2(a, b)
+// Registers the function `f` (a name visible here, not overloaded) so that mpp::mpi::Pool can
+// send it by its id. Use at namespace scope, once per function, in the program that every rank
+// runs: `MPP_MPI_REGISTER(generate_pseudowords);`.
+#define MPP_MPI_REGISTER(f)                                                          \
+  [[maybe_unused]] static const ::mpp::mpi::detail::Registration MPP_MPI_DETAIL_CAT( \
+      mpp_mpi_registration_, __COUNTER__)(#f, &(f))

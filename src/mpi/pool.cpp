@@ -1,0 +1,119 @@
+// mpp::mpi::Pool's non-template members: options, the per-pool view of the shared engine.
+#include <algorithm>
+#include <memory>
+#include <stdexcept>
+#include <vector>
+
+#include "mpp/mpi.hpp"
+
+namespace mpp::mpi {
+
+// Several pools on rank 0 share one engine (the worker ranks); a pool only remembers its own
+// calls, so that join() waits for them and terminate() fails them.
+struct Pool::State {
+  PoolOptions options;
+  bool closed = false;
+  bool joined = false;
+  std::vector<std::weak_ptr<detail::Batch>> calls;
+};
+
+namespace {
+PoolOptions checked(PoolOptions o) {
+  if (o.processes > (1u << 20)) throw std::invalid_argument("mpp::mpi::Pool: absurd processes");
+  if (o.task_timeout && o.task_timeout->count() <= 0) {
+    throw std::invalid_argument("mpp::mpi::Pool: task_timeout must be positive");
+  }
+  if (o.chunks_per_rank == 0) throw std::invalid_argument("mpp::mpi::Pool: chunks_per_rank is 0");
+  return o;
+}
+PoolOptions with_processes(unsigned processes) {
+  PoolOptions o;
+  o.processes = processes;
+  return o;
+}
+}  // namespace
+
+int rank() { return detail::world_rank(); }
+int size() { return detail::world_size(); }
+
+Pool::Pool() : Pool(PoolOptions{}) {}
+Pool::Pool(unsigned processes) : Pool(with_processes(processes)) {}
+Pool::Pool(PoolOptions options) : state_(std::make_unique<State>()) {
+  state_->options = checked(std::move(options));
+  engine_ = detail::engine_start();  // does not return on worker ranks
+}
+
+Pool::~Pool() {
+  if (state_ && !state_->joined) terminate();
+}
+
+void Pool::close() noexcept {
+  if (state_) state_->closed = true;
+}
+
+void Pool::join() {
+  if (!state_->closed) throw std::logic_error("mpp::mpi::Pool::join() before close()");
+  auto& calls = state_->calls;
+  detail::engine_wait(*engine_, [&calls] {
+    return std::all_of(calls.begin(), calls.end(), [](const auto& w) {
+      auto b = w.lock();
+      return !b || b->finished();
+    });
+  });
+  calls.clear();
+  state_->joined = true;
+}
+
+void Pool::terminate() noexcept {
+  if (!state_ || !engine_) return;
+  state_->closed = true;
+  for (auto& w : state_->calls) {
+    if (auto b = w.lock(); b && !b->finished()) {
+      detail::engine_cancel(
+          *engine_, *b,
+          std::make_exception_ptr(WorkerLost(0, -1, 0, 0, "mpp::mpi::Pool terminated")));
+    }
+  }
+  state_->calls.clear();
+}
+
+unsigned Pool::processes() const noexcept {
+  const unsigned n = detail::engine_workers(*engine_);
+  const unsigned cap = state_->options.processes;
+  return cap == 0 ? n : std::min(cap, n);
+}
+
+void Pool::check_chunksize(std::size_t chunksize) {
+  if (chunksize > (std::size_t{1} << 30)) {
+    throw std::invalid_argument("mpp::mpi::Pool: chunksize larger than 2^30");
+  }
+}
+
+std::uint32_t Pool::pick_chunksize(std::size_t chunksize, std::int64_t items) const {
+  if (chunksize != 0) return static_cast<std::uint32_t>(chunksize);
+  // About four chunks per rank: few enough that a message per chunk is cheap next to the work,
+  // enough that uneven chunks still balance.
+  if (items < 0) return 64;
+  const std::int64_t per = static_cast<std::int64_t>(std::max(processes(), 1u)) * 4;
+  return static_cast<std::uint32_t>(std::clamp<std::int64_t>((items + per - 1) / per, 1, 1 << 20));
+}
+
+void Pool::configure(const std::shared_ptr<detail::Batch>& b) {
+  const auto& o = state_->options;
+  b->seed = o.seed;
+  b->timeout = o.task_timeout.value_or(std::chrono::milliseconds(0));
+  b->max_ranks = o.processes;
+  b->per_rank = o.chunks_per_rank;
+  auto& calls = state_->calls;
+  std::erase_if(calls, [](const auto& w) {
+    auto p = w.lock();
+    return !p || p->finished();
+  });
+  calls.push_back(b);
+}
+
+void Pool::require_open() const {
+  if (state_->closed) throw std::logic_error("mpp::mpi::Pool used after close()");
+}
+
+}  // namespace mpp::mpi

@@ -1,0 +1,23 @@
+// Worker-side look-ups in the function registry (src/mpi/registry.cpp).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "mpp/detail/mpi_core.hpp"
+
+namespace mpp::mpi::detail {
+
+struct Resolved {
+  TrampolineFn trampoline = nullptr;  // nullptr: unknown id, see error
+  AnyFn fn = nullptr;
+  const char* name = nullptr;  // for crash reports; alive for the process
+  std::string error;
+};
+// Never jumps anywhere unknown: an id this process did not register comes back as an error.
+[[nodiscard]] Resolved resolve(std::uint64_t trampoline, std::uint64_t function);
+[[nodiscard]] std::size_t registry_size() noexcept;
+[[nodiscard]] std::string demangle(const char* mangled);
+
+}  // namespace mpp::mpi::detail

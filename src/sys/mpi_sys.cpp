@@ -1,0 +1,130 @@
+#include "sys/mpi_sys.hpp"
+
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "sys/check.hpp"
+
+namespace mpp::sys {
+
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "?";
+  return buf;
+}
+
+pid_t current_pid() noexcept { return ::getpid(); }
+
+void sleep_us(unsigned us) noexcept {
+  timespec ts{static_cast<time_t>(us / 1000000), static_cast<long>(us % 1000000) * 1000};
+  ::nanosleep(&ts, nullptr);
+}
+
+void yield_cpu() noexcept { ::sched_yield(); }
+
+CrashContext& crash_context() noexcept {
+  static CrashContext ctx;
+  return ctx;
+}
+
+namespace {
+
+constexpr int kFatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+constexpr int kNumFatal = sizeof kFatal / sizeof kFatal[0];
+struct sigaction g_previous[kNumFatal];
+char g_prefix[256];
+
+// Everything below runs in a signal handler or at exit of a dying rank: only write(2) and
+// hand-made formatting, no allocation, no stdio.
+void put(const char* s) noexcept {
+  std::size_t n = ::strlen(s);
+  while (n > 0) {
+    const ssize_t w = ::write(STDERR_FILENO, s, n);
+    if (w <= 0) return;
+    s += w;
+    n -= static_cast<std::size_t>(w);
+  }
+}
+
+void put_int(std::int64_t v) noexcept {
+  char buf[24];
+  char* p = buf + sizeof buf;
+  *--p = '\0';
+  const bool neg = v < 0;
+  auto u = neg ? -static_cast<std::uint64_t>(v) : static_cast<std::uint64_t>(v);
+  do {
+    *--p = static_cast<char>('0' + u % 10);
+    u /= 10;
+  } while (u != 0);
+  if (neg) *--p = '-';
+  put(p);
+}
+
+void put_task() noexcept {
+  auto& ctx = crash_context();
+  const std::int64_t task = ctx.task.load(std::memory_order_relaxed);
+  if (task < 0) {
+    put(" between tasks\n");
+    return;
+  }
+  put(" while running task ");
+  put_int(task);
+  if (const char* f = ctx.function.load(std::memory_order_relaxed)) {
+    put(" (");
+    put(f);
+    put(")");
+  }
+  put("\n");
+}
+
+void on_fatal(int sig) noexcept {
+  put(g_prefix);
+  put(" died of ");
+  if (const char* abbrev = ::sigabbrev_np(sig)) {
+    put("SIG");
+    put(abbrev);
+  } else {
+    put("signal ");
+    put_int(sig);
+  }
+  put_task();
+  for (int i = 0; i < kNumFatal; ++i) {
+    if (kFatal[i] == sig) ::sigaction(sig, &g_previous[i], nullptr);
+  }
+  // The signal is blocked while this handler runs, so this one stays pending until we return and
+  // then meets the previous disposition; a hardware fault would also simply re-fault.
+  ::raise(sig);
+}
+
+void on_exit_hook() noexcept {
+  if (crash_context().task.load(std::memory_order_relaxed) < 0) return;
+  put(g_prefix);
+  put(" called exit()");
+  put_task();
+}
+
+}  // namespace
+
+void install_crash_report(const std::string& prefix) {
+  const std::size_t n = std::min(prefix.size(), sizeof g_prefix - 1);
+  std::memcpy(g_prefix, prefix.data(), n);
+  g_prefix[n] = '\0';
+  for (int i = 0; i < kNumFatal; ++i) {
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_fatal;
+    ::sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_ONSTACK;
+    if (::sigaction(kFatal[i], &sa, &g_previous[i]) != 0) throw_errno("cannot install handler");
+  }
+  std::atexit(on_exit_hook);
+}
+
+}  // namespace mpp::sys

@@ -1,0 +1,34 @@
+// System calls behind mpp::mpi (src/mpi/): who this process is, short sleeps while waiting for MPI
+// traffic, and the last words of a worker rank that dies inside a task.
+#pragma once
+
+#include <atomic>
+#include <csignal>
+#include <cstdint>
+#include <string>
+
+namespace mpp::sys {
+
+// This host's name ("?" if the kernel will not say). Never throws except std::bad_alloc.
+[[nodiscard]] std::string host_name();
+[[nodiscard]] pid_t current_pid() noexcept;
+
+// Sleeps about `us` microseconds (EINTR ends it early, which is harmless for a poll loop).
+void sleep_us(unsigned us) noexcept;
+void yield_cpu() noexcept;
+
+// What a worker rank is doing, read by its fatal-signal and exit reports. Written by the rank's
+// only task thread; the handlers read it on that same thread, so relaxed atomics suffice.
+struct CrashContext {
+  std::atomic<std::int64_t> task{-1};          // input index running, -1 between tasks
+  std::atomic<const char*> function{nullptr};  // NUL-terminated name, alive for the process
+};
+[[nodiscard]] CrashContext& crash_context() noexcept;
+
+// Installs handlers for SIGSEGV, SIGBUS, SIGFPE, SIGILL and SIGABRT, and an exit() hook, that
+// write `prefix` + what killed the rank + the task it was running to stderr, then let the
+// previous handler (Open MPI's, or the default action) finish the job. `prefix` is copied (at
+// most 255 bytes). Call once; throws std::system_error if sigaction fails.
+void install_crash_report(const std::string& prefix);
+
+}  // namespace mpp::sys

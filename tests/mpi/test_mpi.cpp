@@ -1,0 +1,413 @@
+// Tests of <mpp/mpi.hpp>, run under `mpirun -n N` for several N (see src/mpi/CMakeLists.txt).
+// Rank 0 runs the tests; the other ranks serve tasks from the Pool constructed in main() and
+// never reach RUN_ALL_TESTS. With N = 1 the same tests check the single-rank fallback.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mpp/mpi.hpp>
+#include <numeric>
+#include <ranges>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "test_util.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+
+int square(int x) { return x * x; }
+MPP_MPI_REGISTER(square);
+
+std::string twice(char c) { return std::string(2, c); }
+MPP_MPI_REGISTER(twice);
+
+int not_registered(int x) { return x + 1; }
+
+long add3(int a, long b, short c) { return a + b + c; }
+
+int throws_on_7(int x) {
+  if (x == 7) throw std::runtime_error("seven is bad");
+  return x;
+}
+MPP_MPI_REGISTER(throws_on_7);
+
+// Which rank ran a task, and its pid.
+std::pair<int, long> where(int) { return {mpp::mpi::rank(), static_cast<long>(getpid())}; }
+
+constexpr int kWatchdogSeconds = 120;
+
+}  // namespace
+
+TEST(MpiPool, MapKeepsInputOrderAtEveryChunksize) {
+  mpp::test::Watchdog dog{std::chrono::seconds(kWatchdogSeconds)};
+  mpp::mpi::Pool pool;
+  std::vector<int> in(1000);
+  std::iota(in.begin(), in.end(), -500);
+  for (std::size_t cs : {0u, 1u, 7u, 1000u}) {
+    auto out = pool.map(square, in, cs);
+    ASSERT_EQ(out.size(), in.size());
+    for (std::size_t i = 0; i < in.size(); ++i) ASSERT_EQ(out[i], in[i] * in[i]) << "cs " << cs;
+  }
+  EXPECT_TRUE(pool.map(square, std::vector<int>{}).empty());
+}
+
+TEST(MpiPool, WorkersAreOtherRanks) {
+  mpp::mpi::Pool pool;
+  const int size = mpp::mpi::size();
+  EXPECT_EQ(mpp::mpi::rank(), 0);
+  EXPECT_EQ(pool.processes(), static_cast<unsigned>(size - 1));
+  auto out = pool.map([](int i) { return where(i); }, std::views::iota(0, 64), 1);
+  std::set<int> ranks;
+  for (auto [r, pid] : out) {
+    ranks.insert(r);
+    if (size > 1) {
+      EXPECT_NE(r, 0);
+      EXPECT_NE(pid, static_cast<long>(getpid()));
+    }
+  }
+  if (size == 1) {
+    EXPECT_EQ(ranks, std::set<int>{0});
+  } else {
+    EXPECT_GE(ranks.size(), 1u);
+    EXPECT_LE(ranks.size(), static_cast<std::size_t>(size - 1));
+  }
+}
+
+TEST(MpiPool, StringInputLikeTheWiki) {
+  mpp::mpi::Pool pool;
+  const std::string s = "thisisaverylongstring";
+  auto out = pool.map(twice, s);
+  ASSERT_EQ(out.size(), s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) EXPECT_EQ(out[i], std::string(2, s[i]));
+}
+
+TEST(MpiPool, LambdasFunctorsAndFn) {
+  mpp::mpi::Pool pool;
+  struct Cube {
+    long operator()(long x) const { return x * x * x; }
+  };
+  std::vector<long> in{1, 2, 3, -4};
+  EXPECT_EQ(pool.map(Cube{}, in), (std::vector<long>{1, 8, 27, -64}));
+  EXPECT_EQ(pool.map([](long x) { return x + 1; }, in), (std::vector<long>{2, 3, 4, -3}));
+  EXPECT_EQ(pool.map(mpp::mpi::fn<&not_registered>, std::vector<int>{1, 2}),
+            (std::vector<int>{2, 3}));
+}
+
+TEST(MpiPool, UnregisteredFunctionPointerIsRejected) {
+  mpp::mpi::Pool pool;
+  EXPECT_THROW((void)pool.map(not_registered, std::vector<int>{1}), std::invalid_argument);
+  int (*null_fn)(int) = nullptr;
+  EXPECT_THROW((void)pool.map(null_fn, std::vector<int>{1}), std::invalid_argument);
+}
+
+TEST(MpiPool, Starmap) {
+  mpp::mpi::Pool pool;
+  std::vector<std::tuple<int, long, short>> args;
+  for (int i = 0; i < 50; ++i) args.emplace_back(i, 1000L * i, static_cast<short>(-i));
+  auto out = pool.starmap(mpp::mpi::fn<&add3>, args, 3);
+  ASSERT_EQ(out.size(), args.size());
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(out[static_cast<std::size_t>(i)], 1000L * i);
+}
+
+TEST(MpiPool, VoidFunctions) {
+  mpp::mpi::Pool pool;
+  pool.map([](int) {}, std::vector<int>{1, 2, 3});
+  auto r = pool.apply_async([](int) {}, 5);
+  r.get();
+  EXPECT_TRUE(r.ready());
+}
+
+TEST(MpiPool, ApplyAsyncManyInFlight) {
+  mpp::test::Watchdog dog{std::chrono::seconds(kWatchdogSeconds)};
+  mpp::mpi::Pool pool;
+  std::vector<mpp::mpi::AsyncResult<std::string>> results;
+  for (int i = 0; i < 100; ++i) {
+    results.push_back(pool.apply_async([](int a, std::string b) { return b + std::to_string(a); },
+                                       i, std::string("x")));
+  }
+  for (int i = 99; i >= 0; --i) {
+    EXPECT_EQ(results[static_cast<std::size_t>(i)].get(), "x" + std::to_string(i));
+  }
+  EXPECT_EQ(pool.apply(square, 12), 144);
+}
+
+TEST(MpiPool, AsyncResultInterface) {
+  mpp::mpi::Pool pool;
+  auto slow = pool.apply_async(
+      [](int ms) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+        return ms;
+      },
+      300);
+  if (mpp::mpi::size() > 1) {  // with one rank, a wait runs the task on the spot
+    EXPECT_FALSE(slow.ready());
+    EXPECT_THROW((void)slow.successful(), std::logic_error);
+    EXPECT_THROW((void)slow.get(1ms), mpp::TimeoutError);
+    EXPECT_FALSE(slow.wait(1ms));
+  }
+  EXPECT_EQ(slow.get(60s), 300);
+  EXPECT_TRUE(slow.successful());
+  EXPECT_THROW((void)slow.get(), std::logic_error);  // handed over once
+
+  auto bad = pool.apply_async(throws_on_7, 7);
+  bad.wait();
+  EXPECT_TRUE(bad.ready());
+  EXPECT_FALSE(bad.successful());
+  EXPECT_THROW((void)bad.get(), mpp::RemoteError);
+
+  auto m = pool.map_async(square, std::vector<int>{1, 2, 3});
+  EXPECT_EQ(m.get(), (std::vector<int>{1, 4, 9}));
+}
+
+TEST(MpiPool, TaskErrorNamesRankAndIndex) {
+  mpp::mpi::Pool pool;
+  std::vector<int> in(20);
+  std::iota(in.begin(), in.end(), 0);
+  for (std::size_t cs : {1u, 4u, 0u}) {
+    try {
+      (void)pool.map(throws_on_7, in, cs);
+      FAIL() << "map did not throw";
+    } catch (const mpp::RemoteError& e) {
+      EXPECT_EQ(e.task_index(), 7);
+      EXPECT_EQ(e.type_name(), "std::runtime_error");
+      const std::string what = e.what();
+      EXPECT_NE(what.find("seven is bad"), std::string::npos) << what;
+      EXPECT_NE(what.find("MPI rank "), std::string::npos) << what;
+      if (mpp::mpi::size() > 1) {
+        EXPECT_EQ(what.find("MPI rank 0,"), std::string::npos) << what;
+        EXPECT_NE(e.pid(), getpid());
+      }
+    }
+  }
+  // The pool keeps working after a failed call.
+  EXPECT_EQ(pool.map(square, std::vector<int>{3}), std::vector<int>{9});
+}
+
+TEST(MpiPool, FirstErrorByIndexWins) {
+  mpp::mpi::Pool pool;
+  try {
+    (void)pool.map(
+        [](int x) -> int {
+          if (x % 10 == 3) throw std::out_of_range("bad " + std::to_string(x));
+          return x;
+        },
+        std::views::iota(0, 100), 1);
+    FAIL();
+  } catch (const mpp::RemoteError& e) {
+    EXPECT_EQ(e.task_index(), 3);
+    EXPECT_EQ(e.type_name(), "std::out_of_range");
+  }
+}
+
+TEST(MpiPool, ImapOrderedStreamsAndReportsErrorsInPlace) {
+  mpp::test::Watchdog dog{std::chrono::seconds(kWatchdogSeconds)};
+  mpp::mpi::Pool pool;
+  long expect = 0;
+  long n = 0;
+  for (long v : pool.imap([](long x) { return 3 * x; }, std::views::iota(0L, 20000L), 64)) {
+    ASSERT_EQ(v, 3 * expect);
+    ++expect;
+    ++n;
+  }
+  EXPECT_EQ(n, 20000);
+
+  std::vector<int> in(12);
+  std::iota(in.begin(), in.end(), 0);
+  auto r = pool.imap(throws_on_7, in, 2);
+  auto it = r.begin();
+  for (int i = 0; i < 7; ++i, ++it) EXPECT_EQ(*it, i);
+  EXPECT_THROW((void)*it, mpp::RemoteError);  // position 7
+  std::vector<int> rest;
+  for (++it; it != r.end(); ++it) rest.push_back(*it);
+  EXPECT_EQ(rest, (std::vector<int>{8, 9, 10, 11}));
+
+  // An input range that throws: one last, failed position.
+  auto bad = std::views::iota(0, 5) | std::views::transform([](int i) {
+               if (i == 3) throw std::length_error("input broke");
+               return i;
+             });
+  std::vector<int> got;
+  bool threw = false;
+  auto rb = pool.imap(square, bad, 1);
+  for (auto i2 = rb.begin(); i2 != rb.end(); ++i2) {
+    try {
+      got.push_back(*i2);
+    } catch (const std::length_error&) {
+      threw = true;
+    }
+  }
+  EXPECT_TRUE(threw);
+  EXPECT_EQ(got, (std::vector<int>{0, 1, 4}));
+}
+
+TEST(MpiPool, ImapUnorderedDeliversEverythingOnce) {
+  mpp::mpi::Pool pool;
+  std::multiset<int> got;
+  for (int v : pool.imap_unordered(square, std::views::iota(0, 500), 3)) got.insert(v);
+  std::multiset<int> want;
+  for (int i = 0; i < 500; ++i) want.insert(i * i);
+  EXPECT_EQ(got, want);
+}
+
+TEST(MpiPool, TaskSeedMatchesMppPool) {
+  for (std::uint64_t seed : {0ULL, 42ULL}) {
+    mpp::mpi::PoolOptions o;
+    o.seed = seed;
+    mpp::mpi::Pool pool(o);
+    for (std::size_t cs : {1u, 5u}) {
+      auto out = pool.map([](int) { return mpp::task_seed(); }, std::views::iota(0, 40), cs);
+      for (std::size_t i = 0; i < out.size(); ++i) {
+        ASSERT_EQ(out[i], mpp::detail::mix_seed(seed, static_cast<std::int64_t>(i)));
+      }
+      std::set<std::uint64_t> distinct(out.begin(), out.end());
+      EXPECT_EQ(distinct.size(), out.size());
+    }
+  }
+}
+
+TEST(MpiPool, UnevenTasksAreBalanced) {
+  if (mpp::mpi::size() < 3) GTEST_SKIP() << "needs two worker ranks";
+  mpp::test::Watchdog dog{std::chrono::seconds(kWatchdogSeconds)};
+  mpp::mpi::Pool pool;
+  // Task 0 takes long; a static split would give its rank half of the tasks.
+  auto out = pool.map(
+      [](int i) {
+        std::this_thread::sleep_for(i == 0 ? 600ms : 2ms);
+        return mpp::mpi::rank();
+      },
+      std::views::iota(0, 60), 1);
+  std::map<int, int> per_rank;
+  for (int r : out) ++per_rank[r];
+  EXPECT_GE(per_rank.size(), 2u);
+  EXPECT_LT(per_rank[out[0]], 20) << "the rank running the long task got too many others";
+}
+
+TEST(MpiPool, ProcessesLimitsRanks) {
+  if (mpp::mpi::size() < 3) GTEST_SKIP() << "needs two worker ranks";
+  mpp::mpi::Pool pool(1);
+  EXPECT_EQ(pool.processes(), 1u);
+  auto out = pool.map([](int i) { return where(i); }, std::views::iota(0, 30), 1);
+  for (auto [r, pid] : out) EXPECT_EQ(r, 1);
+}
+
+TEST(MpiPool, SeveralPoolsShareTheRanks) {
+  mpp::mpi::Pool a;
+  mpp::mpi::Pool b;
+  auto ra = a.map_async(square, std::vector<int>{1, 2, 3}, 1);
+  auto rb = b.map_async(square, std::vector<int>{4, 5}, 1);
+  EXPECT_EQ(rb.get(), (std::vector<int>{16, 25}));
+  EXPECT_EQ(ra.get(), (std::vector<int>{1, 4, 9}));
+  for (int i = 0; i < 5; ++i) {
+    mpp::mpi::Pool p;
+    EXPECT_EQ(p.apply(square, i), i * i);
+  }
+}
+
+TEST(MpiPool, CloseJoinTerminate) {
+  mpp::mpi::Pool pool;
+  EXPECT_THROW(pool.join(), std::logic_error);
+  auto r = pool.map_async(square, std::vector<int>{1, 2, 3});
+  pool.close();
+  EXPECT_THROW((void)pool.map(square, std::vector<int>{1}), std::logic_error);
+  EXPECT_THROW((void)pool.apply_async(square, 1), std::logic_error);
+  pool.join();
+  EXPECT_TRUE(r.ready());
+  EXPECT_EQ(r.get(), (std::vector<int>{1, 4, 9}));
+
+  mpp::mpi::Pool t;
+  auto slow = t.apply_async(
+      [](int ms) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+        return ms;
+      },
+      200);
+  t.terminate();
+  if (mpp::mpi::size() > 1) {
+    EXPECT_THROW((void)slow.get(10s), mpp::WorkerLost);
+  }
+  // The ranks still serve other pools once the dropped task ended.
+  mpp::mpi::Pool again;
+  EXPECT_EQ(again.apply(square, 9), 81);
+}
+
+TEST(MpiPool, BadArguments) {
+  mpp::mpi::PoolOptions o;
+  o.task_timeout = 0ms;
+  EXPECT_THROW(mpp::mpi::Pool{o}, std::invalid_argument);
+  mpp::mpi::PoolOptions c;
+  c.chunks_per_rank = 0;
+  EXPECT_THROW(mpp::mpi::Pool{c}, std::invalid_argument);
+  mpp::mpi::Pool pool;
+  EXPECT_THROW((void)pool.imap(square, std::vector<int>{1}, 0), std::invalid_argument);
+}
+
+TEST(MpiPool, InputRangeErrorIsRethrown) {
+  mpp::mpi::Pool pool;
+  auto bad = std::views::iota(0, 10) | std::views::transform([](int i) {
+               if (i == 5) throw std::length_error("input broke");
+               return i;
+             });
+  EXPECT_THROW((void)pool.map(square, bad, 1), std::length_error);
+}
+
+TEST(MpiPool, UnknownIdFailsTheTaskNeverJumps) {
+  mpp::mpi::Pool pool;
+  using B = mpp::mpi::detail::CollectBatch<int, int, std::vector<int>, std::vector<int>>;
+  auto engine = mpp::mpi::detail::engine_start();
+  auto batch = std::make_shared<B>(std::vector<int>{1, 2});
+  batch->chunksize = 1;
+  batch->trampoline = 0x1234567887654321ULL;  // no rank has this id
+  mpp::mpi::detail::engine_submit(*engine, batch);
+  mpp::mpi::detail::engine_wait(*engine, [&] { return batch->finished(); });
+  try {
+    (void)batch->take();
+    FAIL();
+  } catch (const mpp::RemoteError& e) {
+    EXPECT_NE(std::string(e.what()).find("does not know callable id"), std::string::npos)
+        << e.what();
+  }
+}
+
+// Last: a rank given up on serves no more work in this process.
+TEST(MpiPool, TaskTimeoutTurnsAHangIntoAnError) {
+  if (mpp::mpi::size() < 3) GTEST_SKIP() << "needs two worker ranks";
+  mpp::test::Watchdog dog{std::chrono::seconds(kWatchdogSeconds)};
+  mpp::mpi::PoolOptions o;
+  o.task_timeout = 400ms;
+  mpp::mpi::Pool pool(o);
+  std::vector<int> in(30);
+  std::iota(in.begin(), in.end(), 0);
+  auto r = pool.map_async(
+      [](int i) {
+        // Task 0 hangs (as if its rank were cut off); the rest are quick.
+        std::this_thread::sleep_for(i == 0 ? 2500ms : 1ms);
+        return i;
+      },
+      in, 1);
+  try {
+    (void)r.get();
+    FAIL() << "no timeout";
+  } catch (const mpp::WorkerLost& e) {
+    EXPECT_EQ(e.task_index(), 0);
+    EXPECT_NE(std::string(e.what()).find("exceeded task_timeout"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(pool.processes(), static_cast<unsigned>(mpp::mpi::size() - 2));
+  // Later work goes to the ranks still in service.
+  EXPECT_EQ(pool.map(square, std::vector<int>{1, 2, 3}, 1), (std::vector<int>{1, 4, 9}));
+  EXPECT_TRUE(mpp::test::zombie_children().empty());
+}
+
+int main(int argc, char** argv) {
+  // Ranks other than 0 serve in here until rank 0 finishes, then exit.
+  { mpp::mpi::Pool start; }
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}
