@@ -36,9 +36,8 @@ std::optional<std::chrono::nanoseconds> next_slice(const Deadline& d) noexcept {
 template <class Ready>
 bool sleep_unless(std::atomic<std::uint32_t>& seq, std::atomic<std::uint32_t>& waiters,
                   std::chrono::nanoseconds slice, Ready&& ready) noexcept {
+  // Pairs with load_waiters in the waker: either it sees our registration, or we see its change.
   waiters.fetch_add(1, std::memory_order_seq_cst);
-  // Pairs with the fence in wake_*: either the waker sees our registration, or we see its change.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
   const std::uint32_t s = seq.load(std::memory_order_seq_cst);
   bool expired = false;
   if (!ready()) expired = sys::futex_wait(&seq, s, slice) == sys::WaitResult::timed_out;
@@ -62,6 +61,28 @@ Ring Ring::create(void* memory, std::size_t capacity, std::size_t maxsize) noexc
   return Ring(h, static_cast<std::byte*>(memory) + kHeaderBytes, capacity);
 }
 
+void Ring::recycle(PutTxn& t, std::size_t& off) noexcept {
+  RingHeader& h = *h_;
+  // try_lock: a consumer inside get() is about to find data or leave; never wait for it here
+  // (and never block on the consumer lock while holding the producer lock).
+  if (!h.cons_lock.try_lock(t.self)) return;
+  if (h.cons.pos.load(std::memory_order_relaxed) == t.tail) {
+    const std::size_t skip = cap_ - off;
+    RecordHeader sk{static_cast<std::uint32_t>(skip), kSkip};
+    std::memcpy(data_ + off, &sk, sizeof sk);
+    // Producer side first: if we die between the two publishes, the ring holds one lone skip
+    // record, which consumers pass like any other.
+    t.tail += skip;
+    h.prod.publish(t.tail, t.count);
+    h.cons.publish(t.tail, h.cons.count.load(std::memory_order_relaxed));
+    h.tail_cache = t.tail;
+    h.head_cache = t.tail;
+    h.recycle_at = t.tail + kRecycleMin;
+    off = 0;
+  }
+  h.cons_lock.unlock();
+}
+
 bool Ring::may_fit(std::size_t rec) const noexcept {
   const RingHeader& h = *h_;
   const auto tail = h.prod.pos.load(std::memory_order_acquire);
@@ -76,25 +97,27 @@ bool Ring::may_fit(std::size_t rec) const noexcept {
   return tail + need - head <= cap_;
 }
 
-// The waker side of the sequence-word protocol. Callers have just published a position and
-// released their lock; the store-load barrier that must separate that store from our read of
-// the waiters count (Dekker, pairing with the fence in sleep_unless) is the lock release itself
-// on x86 (a locked exchange is a full barrier), saving a ~10 ns mfence per item.
-static void store_load_barrier(bool after_unlock) noexcept {
+// The waker side of the sequence-word protocol: reads a waiters count after the caller published
+// its position. Correctness needs a store-load barrier between the two (Dekker, pairing with the
+// read-modify-write in sleep_unless). In the C++ model a seq_cst read-modify-write on the
+// waiters count gives it: either ours is ordered after the sleeper's increment (we see it), or
+// before it (the sleeper synchronizes with us and sees our position). On x86, right after a lock
+// release (a locked exchange, itself a full barrier) a plain load is enough, which saves a
+// locked instruction per item on the hot path.
+static std::uint32_t load_waiters(std::atomic<std::uint32_t>& waiters, bool after_unlock) noexcept {
 #if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
   if (after_unlock) {
     std::atomic_signal_fence(std::memory_order_seq_cst);
-    return;
+    return waiters.load(std::memory_order_relaxed);
   }
 #else
   (void)after_unlock;
 #endif
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  return waiters.fetch_add(0, std::memory_order_seq_cst);
 }
 
 void Ring::wake_data(std::uint64_t items, bool after_unlock) noexcept {
-  store_load_barrier(after_unlock);
-  if (h_->data_waiters.load(std::memory_order_relaxed) == 0) return;
+  if (load_waiters(h_->data_waiters, after_unlock) == 0) return;
   // One wake-up per sleep: sleepers re-arm before each sleep, so a put() after the wake-up (while
   // the woken consumer is still being scheduled) does not pay for another futex_wake.
   if (h_->data_armed.exchange(0, std::memory_order_acq_rel) == 0) return;
@@ -104,8 +127,7 @@ void Ring::wake_data(std::uint64_t items, bool after_unlock) noexcept {
 }
 
 void Ring::wake_space(bool after_unlock) noexcept {
-  store_load_barrier(after_unlock);
-  if (h_->space_waiters.load(std::memory_order_relaxed) == 0) return;
+  if (load_waiters(h_->space_waiters, after_unlock) == 0) return;
   // Hysteresis: wake sleeping producers only once a good share of the ring (or of maxsize) is
   // free. Waking them for every freed item would cost a futex_wake per get() while they sleep
   // and a sleep/wake round trip per put(); this way they come back to a batch of free room.
@@ -234,8 +256,7 @@ bool Ring::task_done() noexcept {
     if (h_->done_count.compare_exchange_weak(done, done + 1, std::memory_order_acq_rel)) break;
   }
   if (done + 1 == put_count()) {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (h_->join_waiters.load(std::memory_order_relaxed) != 0) {
+    if (load_waiters(h_->join_waiters, false) != 0) {
       h_->join_seq.fetch_add(1, std::memory_order_seq_cst);
       sys::futex_wake_all(&h_->join_seq);
     }

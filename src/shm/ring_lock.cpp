@@ -5,6 +5,12 @@
 
 namespace mpp::shm {
 
+namespace {
+std::atomic<std::uint64_t> g_takeovers{0};
+}  // namespace
+
+std::uint64_t RingLock::takeovers() noexcept { return g_takeovers.load(std::memory_order_relaxed); }
+
 RingLockResult RingLock::lock_slow(std::int32_t self) noexcept {
   const auto me = static_cast<std::uint32_t>(self);
   // Critical sections are a few hundred ns (one record copy) except for huge items: a short spin
@@ -39,6 +45,7 @@ RingLockResult RingLock::lock_slow(std::int32_t self) noexcept {
       if (owner != self && !sys::process_alive(owner) &&
           word_.compare_exchange_strong(w, me | kWaiters, std::memory_order_acquire,
                                         std::memory_order_relaxed)) {
+        g_takeovers.fetch_add(1, std::memory_order_relaxed);
         return RingLockResult::owner_died;
       }
     }

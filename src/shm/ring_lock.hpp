@@ -49,6 +49,8 @@ class RingLock {
   void unlock() noexcept {
     if (word_.exchange(0, std::memory_order_release) & kWaiters) wake_one();
   }
+  // How many times this process took a lock over from a dead owner (for tests and diagnostics).
+  static std::uint64_t takeovers() noexcept;
   // Pid of the current owner, 0 when free (for tests and diagnostics).
   [[nodiscard]] std::int32_t owner() const noexcept {
     return static_cast<std::int32_t>(word_.load(std::memory_order_relaxed) & ~kWaiters);

@@ -22,7 +22,8 @@ using mpp::shm::Ring;
 using mpp::shm::WaitStatus;
 
 struct Memory {
-  explicit Memory(std::size_t bytes) : p(static_cast<std::byte*>(std::aligned_alloc(4096, bytes))) {
+  explicit Memory(std::size_t bytes)
+      : p(static_cast<std::byte*>(std::aligned_alloc(4096, (bytes + 4095) / 4096 * 4096))) {
     std::memset(p, 0, bytes);
   }
   ~Memory() { std::free(p); }

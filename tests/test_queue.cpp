@@ -1,0 +1,505 @@
+// Tests of <mpp/queue.hpp>: Queue / JoinableQueue between processes.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <numeric>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "mpp/process.hpp"
+#include "mpp/queue.hpp"
+#include "shm/ring_lock.hpp"
+#include "sys/mem.hpp"
+#include "test_util.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+// Process-shared counters for children to report into.
+struct SharedCounters {
+  explicit SharedCounters(std::size_t n)
+      : map(mpp::sys::map_anonymous_shared(n * sizeof(std::uint64_t))), size(n) {}
+  std::atomic_ref<std::uint64_t> operator[](std::size_t i) const {
+    return std::atomic_ref<std::uint64_t>(static_cast<std::uint64_t*>(map.data())[i]);
+  }
+  mpp::sys::Mapping map;
+  std::size_t size;
+};
+
+// No zombie, no fd and no /dev/shm entry left behind (other suites running concurrently may own
+// /dev/shm entries of their own, so compare with what was there before).
+struct NoLeaks {
+  int fds = mpp::test::open_fd_count();
+  std::vector<std::string> shm = mpp::test::shm_entries();
+  void check() const {
+    EXPECT_TRUE(mpp::test::zombie_children().empty());
+    EXPECT_EQ(mpp::test::open_fd_count(), fds);
+    for (const auto& e : mpp::test::shm_entries()) {
+      EXPECT_NE(std::find(shm.begin(), shm.end(), e), shm.end()) << "left in /dev/shm: " << e;
+    }
+  }
+};
+
+TEST(Queue, FifoAndTypes) {
+  mpp::Queue<std::string> q;
+  q.put("a");
+  q.put(std::string(1000, 'x'));
+  q.put("");
+  EXPECT_EQ(q.size(), 3u);
+  EXPECT_FALSE(q.empty());
+  EXPECT_EQ(q.get(), "a");
+  EXPECT_EQ(q.get(), std::string(1000, 'x'));
+  EXPECT_EQ(q.get(), "");
+  EXPECT_TRUE(q.empty());
+  EXPECT_FALSE(q.try_get().has_value());
+  EXPECT_FALSE(q.get(10ms).has_value());
+
+  mpp::Queue<std::pair<int, std::vector<double>>> q2(mpp::QueueOptions{});
+  q2.put({7, {1.5, 2.5}});
+  auto v = q2.get();
+  EXPECT_EQ(v.first, 7);
+  EXPECT_EQ(v.second, (std::vector<double>{1.5, 2.5}));
+}
+
+TEST(Queue, CopiesShareTheQueue) {
+  mpp::Queue<int> a;
+  mpp::Queue<int> b = a;
+  a.put(5);
+  EXPECT_EQ(b.size(), 1u);
+  EXPECT_EQ(b.get(), 5);
+  EXPECT_TRUE(a.empty());
+}
+
+TEST(Queue, MaxsizeBoundsItems) {
+  mpp::Queue<int> q(2);
+  EXPECT_TRUE(q.try_put(1));
+  EXPECT_TRUE(q.put(2, 1ms));
+  EXPECT_TRUE(q.full());
+  EXPECT_FALSE(q.try_put(3));
+  EXPECT_FALSE(q.put(3, 5ms));
+  EXPECT_EQ(q.get(), 1);
+  EXPECT_FALSE(q.full());
+  EXPECT_TRUE(q.try_put(3));
+  EXPECT_EQ(q.get(), 2);
+  EXPECT_EQ(q.get(), 3);
+}
+
+TEST(Queue, CapacityBoundsBytesAndLimitsItemSize) {
+  mpp::Queue<std::string> q(mpp::QueueOptions{.capacity_bytes = 100});
+  EXPECT_EQ(q.capacity_bytes(), 128u);
+  EXPECT_EQ(q.max_item_bytes(), 56u);
+  EXPECT_THROW(q.put(std::string(200, 'x')), std::invalid_argument);
+  int n = 0;
+  while (q.try_put("0123456789")) ++n;
+  EXPECT_GT(n, 0);
+  EXPECT_LT(n, 128 / 16 + 1);
+  EXPECT_TRUE(q.full());
+  for (int i = 0; i < n; ++i) EXPECT_EQ(q.get(), "0123456789");
+  EXPECT_THROW((mpp::Queue<int>(mpp::QueueOptions{.capacity_bytes = std::size_t{1} << 40})),
+               std::invalid_argument);
+}
+
+TEST(Queue, EmptyRingReuseKeepsFullCapacity) {
+  // A queue that was drained restarts at the front of its ring (ring.hpp, "recycling"); that
+  // must never shrink what it can hold: a single process can still fill it to capacity.
+  mpp::Queue<std::uint64_t> q(mpp::QueueOptions{.capacity_bytes = 1 << 20});
+  const std::size_t fits = (1 << 20) / 16;
+  for (int round = 0; round < 4; ++round) {
+    std::size_t n = 0;
+    while (q.try_put(n)) ++n;
+    EXPECT_EQ(n, fits) << "round " << round;
+    for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(q.get(), i);
+    // Leave the ring empty at a different offset each round.
+    for (int k = 0; k < 5000 * round + 4099; ++k) {
+      q.put(1);
+      (void)q.get();
+    }
+  }
+}
+
+TEST(Queue, BatchedForms) {
+  mpp::Queue<std::uint64_t> q(mpp::QueueOptions{.capacity_bytes = 1 << 16});
+  std::vector<std::uint64_t> in(1000);
+  std::iota(in.begin(), in.end(), 1);
+  EXPECT_EQ(q.put_many(in), 1000u);
+  std::vector<std::uint64_t> out;
+  EXPECT_EQ(q.get_many(out, 10), 10u);
+  EXPECT_EQ(q.try_get_many(out, 5000), 990u);
+  EXPECT_EQ(out, in);
+  EXPECT_EQ(q.try_get_many(out, 10), 0u);
+  EXPECT_EQ(q.get_many(out, 10, 5ms), 0u);
+  // More than the ring holds at once: put_many blocks until a consumer makes room.
+  std::vector<std::uint64_t> big(20000);
+  std::iota(big.begin(), big.end(), 0);
+  mpp::Process consumer([q]() mutable {
+    std::vector<std::uint64_t> got;
+    while (got.size() < 20000) q.get_many(got, 333);
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      if (got[i] != i) std::_Exit(3);
+    }
+  });
+  consumer.start();
+  EXPECT_EQ(q.put_many(big), big.size());
+  consumer.join();
+  EXPECT_EQ(consumer.exitcode(), 0);
+}
+
+TEST(Queue, CloseDrainsThenThrows) {
+  mpp::Queue<int> q;
+  q.put(1);
+  q.put(2);
+  q.close();
+  q.close();  // idempotent
+  EXPECT_TRUE(q.closed());
+  EXPECT_THROW(q.put(3), mpp::QueueClosed);
+  EXPECT_THROW((void)q.try_put(3), mpp::QueueClosed);
+  EXPECT_EQ(q.get(), 1);
+  EXPECT_EQ(q.try_get(), 2);
+  EXPECT_THROW((void)q.get(), mpp::QueueClosed);
+  EXPECT_THROW((void)q.try_get(), mpp::QueueClosed);
+  std::vector<int> out;
+  EXPECT_THROW(q.get_many(out, 5), mpp::QueueClosed);
+}
+
+TEST(Queue, CloseWakesBlockedGettersAndPutters) {
+  mpp::test::Watchdog dog(60s, "CloseWakesBlockedGettersAndPutters");
+  NoLeaks leaks;
+  for (int waiters : {1, 3}) {
+    mpp::Queue<int> q(1);
+    q.put(0);  // full: putters block
+    mpp::Queue<int> empty;
+    std::vector<mpp::Process> procs;
+    for (int i = 0; i < waiters; ++i) {
+      procs.emplace_back([empty]() mutable {
+        try {
+          (void)empty.get();
+        } catch (const mpp::QueueClosed&) {
+          std::_Exit(7);
+        }
+        std::_Exit(1);
+      });
+      procs.emplace_back([q]() mutable {
+        try {
+          q.put(1);
+        } catch (const mpp::QueueClosed&) {
+          std::_Exit(7);
+        }
+        std::_Exit(1);
+      });
+    }
+    for (auto& p : procs) p.start();
+    std::this_thread::sleep_for(50ms);  // let them block (not a timing assertion)
+    empty.close();
+    q.close();
+    for (auto& p : procs) {
+      p.join();
+      EXPECT_EQ(p.exitcode(), 7);
+    }
+  }
+  leaks.check();
+}
+
+// P producers x C consumers, all processes: every item exactly once, intact.
+class QueueStress
+    : public ::testing::TestWithParam<std::tuple<unsigned, unsigned, std::size_t, int>> {};
+
+std::vector<std::uint32_t> make_item(std::uint32_t producer, std::uint32_t seq) {
+  std::vector<std::uint32_t> v(2 + (seq * 7 + producer) % 11);
+  v[0] = producer;
+  v[1] = seq;
+  for (std::uint32_t i = 2; i < v.size(); ++i) v[i] = producer * 1000003u + seq * 31u + i;
+  return v;
+}
+
+TEST_P(QueueStress, EveryItemExactlyOnce) {
+  const auto [producers, consumers, capacity, mode] = GetParam();
+  mpp::test::Watchdog dog(150s, "QueueStress");
+  NoLeaks leaks;
+  const std::uint32_t per = capacity < 1024 ? 1500 : 5000;
+  mpp::Queue<std::vector<std::uint32_t>> q(mpp::QueueOptions{.capacity_bytes = capacity});
+  // seen[p * per + s]: deliveries of item (p, s); [total]: torn items.
+  SharedCounters seen(producers * per + 1);
+  const std::size_t torn_slot = producers * per;
+
+  std::vector<mpp::Process> cons;
+  for (unsigned c = 0; c < consumers; ++c) {
+    cons.emplace_back([&, c]() {
+      auto take = [&](const std::vector<std::uint32_t>& v) {
+        if (v.size() < 2 || v[0] >= producers || v[1] >= per || v != make_item(v[0], v[1])) {
+          seen[torn_slot].fetch_add(1);
+          return;
+        }
+        seen[v[0] * per + v[1]].fetch_add(1);
+      };
+      try {
+        for (unsigned i = 0;; ++i) {
+          const int how = (mode == 0) ? 0 : static_cast<int>((i + c) % 4);
+          if (how == 0) {
+            take(q.get());
+          } else if (how == 1) {
+            if (auto v = q.try_get()) take(*v);
+          } else if (how == 2) {
+            if (auto v = q.get(2ms)) take(*v);
+          } else {
+            std::vector<std::vector<std::uint32_t>> out;
+            q.get_many(out, 7);
+            for (auto& v : out) take(v);
+          }
+        }
+      } catch (const mpp::QueueClosed&) {
+      }
+    });
+  }
+  std::vector<mpp::Process> prods;
+  for (unsigned p = 0; p < producers; ++p) {
+    prods.emplace_back([&, p]() {
+      std::vector<std::vector<std::uint32_t>> batch;
+      for (std::uint32_t s = 0; s < per; ++s) {
+        const int how = (mode == 0) ? 0 : static_cast<int>((s + p) % 4);
+        auto item = make_item(p, s);
+        if (how == 0) {
+          q.put(item);
+        } else if (how == 1) {
+          while (!q.try_put(item)) std::this_thread::yield();
+        } else if (how == 2) {
+          while (!q.put(item, 1ms)) {
+          }
+        } else {
+          batch.push_back(item);
+          if (batch.size() == 5 || s + 1 == per) {
+            q.put_many(batch);
+            batch.clear();
+          }
+        }
+      }
+      if (!batch.empty()) q.put_many(batch);
+    });
+  }
+  for (auto& c : cons) c.start();
+  for (auto& p : prods) p.start();
+  for (auto& p : prods) {
+    p.join();
+    EXPECT_EQ(p.exitcode(), 0);
+  }
+  q.close();
+  for (auto& c : cons) {
+    c.join();
+    EXPECT_EQ(c.exitcode(), 0);
+  }
+  EXPECT_EQ(seen[torn_slot].load(), 0u);
+  std::size_t missing = 0, dup = 0;
+  for (std::size_t i = 0; i < torn_slot; ++i) {
+    missing += seen[i].load() == 0;
+    dup += seen[i].load() > 1;
+  }
+  EXPECT_EQ(missing, 0u);
+  EXPECT_EQ(dup, 0u);
+  EXPECT_TRUE(q.empty());
+  leaks.check();
+}
+
+INSTANTIATE_TEST_SUITE_P(Mixes, QueueStress,
+                         ::testing::Values(std::make_tuple(1u, 1u, std::size_t{64 << 20}, 0),
+                                           std::make_tuple(1u, 1u, std::size_t{128}, 1),
+                                           std::make_tuple(2u, 2u, std::size_t{1024}, 0),
+                                           std::make_tuple(4u, 1u, std::size_t{4096}, 1),
+                                           std::make_tuple(1u, 4u, std::size_t{65536}, 1),
+                                           std::make_tuple(3u, 5u, std::size_t{256}, 1),
+                                           std::make_tuple(8u, 8u, std::size_t{1 << 20}, 1),
+                                           std::make_tuple(8u, 2u, std::size_t{512}, 0)));
+
+TEST(QueueFaults, ProducerKilledMidPutNeverTearsAndQueueKeepsWorking) {
+  mpp::test::Watchdog dog(150s, "ProducerKilledMidPut");
+  NoLeaks leaks;
+  // Copying one item into fresh ring pages takes tens of milliseconds (first touch of ~6000
+  // pages), so the producer spends nearly all its time inside put() holding the producer lock.
+  constexpr std::size_t kBig = 24 << 20;
+  const std::uint64_t takeovers_before = mpp::shm::RingLock::takeovers();
+  constexpr int kRounds = 3;
+  for (int round = 0; round < kRounds; ++round) {
+    mpp::Queue<std::string> q(mpp::QueueOptions{.capacity_bytes = 256 << 20});
+    mpp::Process victim([&]() {
+      const std::string items[2] = {std::string(kBig, 'a'), std::string(kBig, 'b')};
+      for (int i = 0;; ++i) q.put(items[i % 2]);
+    });
+    victim.start();
+    for (int i = 0; i < 2; ++i) {
+      std::string s = q.get();
+      ASSERT_EQ(s.size(), kBig);
+      EXPECT_EQ(s.find_first_not_of(s[0]), std::string::npos);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(round * 2));
+    victim.kill();
+    victim.join();
+    EXPECT_EQ(victim.exitcode(), -SIGKILL);
+    // Whatever it had published is whole; what it was copying never shows.
+    while (auto s = q.try_get()) {
+      ASSERT_EQ(s->size(), kBig);
+      EXPECT_EQ(s->find_first_not_of((*s)[0]), std::string::npos);
+    }
+    // The producer lock it held is taken over; the queue works for everyone else.
+    q.put("after");
+    q.put(std::string(1000, 'z'));
+    EXPECT_EQ(q.get(), "after");
+    EXPECT_EQ(q.get(), std::string(1000, 'z'));
+    EXPECT_TRUE(q.empty());
+  }
+  // At least one kill must have hit a put() in progress, or this test tested nothing.
+  EXPECT_GE(mpp::shm::RingLock::takeovers() - takeovers_before, 1u);
+  leaks.check();
+}
+
+TEST(QueueFaults, GetThrowsWhenEveryProducerHasExited) {
+  mpp::test::Watchdog dog(60s, "GetThrowsWhenEveryProducerHasExited");
+  NoLeaks leaks;
+  for (unsigned producers : {1u, 4u}) {
+    mpp::Queue<int> q;
+    std::vector<mpp::Process> ps;
+    for (unsigned p = 0; p < producers; ++p) {
+      ps.emplace_back([q, p]() mutable {
+        for (int i = 0; i < 100; ++i) q.put(static_cast<int>(p) * 1000 + i);
+      });
+    }
+    for (auto& p : ps) p.start();
+    int got = 0;
+    EXPECT_THROW(
+        {
+          for (;;) {
+            (void)q.get();
+            ++got;
+          }
+        },
+        mpp::QueueClosed);
+    EXPECT_EQ(got, static_cast<int>(producers) * 100);
+    for (auto& p : ps) p.join();
+  }
+  leaks.check();
+}
+
+TEST(QueueFaults, GetThrowsWhenTheProducerIsKilled) {
+  mpp::test::Watchdog dog(60s, "GetThrowsWhenTheProducerIsKilled");
+  mpp::Queue<int> q;
+  mpp::Process p([q]() mutable {
+    q.put(1);
+    for (;;) pause();
+  });
+  p.start();
+  EXPECT_EQ(q.get(), 1);
+  // Alive but silent: a timed get just times out (no false QueueClosed).
+  EXPECT_FALSE(q.get(300ms).has_value());
+  p.kill();
+  EXPECT_THROW((void)q.get(), mpp::QueueClosed);
+  p.join();
+}
+
+TEST(QueueFaults, ProcessThatPutIsNeverToldNobodyCanPut) {
+  mpp::Queue<int> q;
+  mpp::Process p([] {});
+  p.start();
+  p.join();
+  q.put(1);
+  EXPECT_EQ(q.get(), 1);
+  EXPECT_FALSE(q.get(250ms).has_value());
+}
+
+volatile sig_atomic_t g_signals = 0;
+void on_usr1(int) { g_signals = g_signals + 1; }
+
+TEST(QueueFaults, SignalsDuringWaitsLoseNothing) {
+  mpp::test::Watchdog dog(90s, "SignalsDuringWaitsLoseNothing");
+  struct sigaction sa {};
+  sa.sa_handler = &on_usr1;  // no SA_RESTART: every sleep returns EINTR
+  sigemptyset(&sa.sa_mask);
+  struct sigaction old {};
+  ASSERT_EQ(sigaction(SIGUSR1, &sa, &old), 0);
+  g_signals = 0;
+  constexpr int kItems = 3000;
+  mpp::Queue<int> q(mpp::QueueOptions{.maxsize = 4});
+  mpp::Queue<int> back(mpp::QueueOptions{.maxsize = 4});
+  // The child is slow on purpose so the parent sleeps in get() and in put() (back is bounded).
+  mpp::Process child([q, back]() mutable {
+    struct sigaction sa2 {};
+    sa2.sa_handler = &on_usr1;
+    sigemptyset(&sa2.sa_mask);
+    sigaction(SIGUSR1, &sa2, nullptr);
+    for (int i = 0; i < kItems; ++i) {
+      if (i % 100 == 0) std::this_thread::sleep_for(2ms);
+      q.put(i);
+      if (back.get() != i) std::_Exit(4);
+    }
+  });
+  child.start();
+  std::atomic<bool> stop{false};
+  const pid_t me = getpid();
+  const pid_t cpid = child.pid();
+  std::thread pester([&] {
+    while (!stop.load()) {
+      kill(me, SIGUSR1);
+      kill(cpid, SIGUSR1);
+      std::this_thread::sleep_for(200us);
+    }
+  });
+  long sum = 0;
+  for (int i = 0; i < kItems; ++i) {
+    const int v = q.get();
+    EXPECT_EQ(v, i);
+    sum += v;
+    back.put(v);
+  }
+  stop.store(true);
+  pester.join();
+  child.join();
+  EXPECT_EQ(child.exitcode(), 0);
+  EXPECT_EQ(sum, static_cast<long>(kItems) * (kItems - 1) / 2);
+  EXPECT_GT(g_signals, 0);
+  sigaction(SIGUSR1, &old, nullptr);
+}
+
+TEST(JoinableQueue, JoinWaitsForEveryTaskDone) {
+  mpp::test::Watchdog dog(60s, "JoinableQueue");
+  NoLeaks leaks;
+  for (unsigned workers : {1u, 3u}) {
+    mpp::JoinableQueue<int> q;
+    SharedCounters done(1);
+    std::vector<mpp::Process> ws;
+    for (unsigned w = 0; w < workers; ++w) {
+      ws.emplace_back([q, &done]() mutable {
+        try {
+          for (;;) {
+            int v = q.get();
+            std::this_thread::sleep_for(std::chrono::microseconds(v % 50));
+            done[0].fetch_add(1);
+            q.task_done();
+          }
+        } catch (const mpp::QueueClosed&) {
+        }
+      });
+    }
+    for (auto& w : ws) w.start();
+    for (int i = 0; i < 300; ++i) q.put(i);
+    q.join();
+    EXPECT_EQ(done[0].load(), 300u);  // join returned only after all 300 task_done calls
+    EXPECT_EQ(q.unfinished_tasks(), 0u);
+    EXPECT_TRUE(q.join(1ms));
+    q.close();
+    for (auto& w : ws) w.join();
+  }
+  mpp::JoinableQueue<int> q;
+  EXPECT_THROW(q.task_done(), std::logic_error);
+  q.put(1);
+  EXPECT_FALSE(q.join(20ms));
+  (void)q.get();
+  q.task_done();
+  EXPECT_THROW(q.task_done(), std::logic_error);
+  leaks.check();
+}
+
+}  // namespace
