@@ -78,6 +78,7 @@ struct PoolOptions {
   std::optional<std::chrono::milliseconds> task_timeout{};  // per item; see "Faults" above
   std::uint64_t seed = 0;        // base of task_seed(), as in mpp::PoolOptions
   unsigned chunks_per_rank = 2;  // chunks queued at each rank (>= 1)
+  bool progress = false;         // map/starmap print one line on stderr when they finish (no bar)
 };
 
 // The function `F` as an empty functor: needs no MPP_MPI_REGISTER line (`pool.map(fn<&f>, v)`).
@@ -253,6 +254,7 @@ class Pool {
   // first failed input (by index) once the others completed; std::logic_error after close().
   template <class F, class Range>
   auto map(F&& f, Range&& inputs, std::size_t chunksize = 0) {
+    ProgressLine line(*this, detail::range_size(inputs));
     return map_async_impl<false, true>(f, inputs, chunksize).get();
   }
   // map without blocking. The input is copied when the call is made.
@@ -263,6 +265,7 @@ class Pool {
   // std::apply(f, tuple) for every tuple of the input range. Blocks.
   template <class F, class Range>
   auto starmap(F&& f, Range&& argument_tuples, std::size_t chunksize = 0) {
+    ProgressLine line(*this, detail::range_size(argument_tuples));
     return map_async_impl<true, true>(f, argument_tuples, chunksize).get();
   }
   template <class F, class Range>
@@ -315,6 +318,21 @@ class Pool {
 
  private:
   struct State;
+
+  // With PoolOptions::progress: one line on stderr when a blocking call returns normally.
+  class ProgressLine {
+   public:
+    ProgressLine(const Pool& pool, std::int64_t items);
+    ~ProgressLine();
+    ProgressLine(const ProgressLine&) = delete;
+    ProgressLine& operator=(const ProgressLine&) = delete;
+
+   private:
+    const Pool& pool_;
+    std::int64_t items_;
+    std::chrono::steady_clock::time_point start_;
+    int exceptions_;
+  };
 
   template <class Fd, class In, class R>
   static constexpr void check_types() {

@@ -1,5 +1,8 @@
 // mpp::mpi::Pool's non-template members: options, the per-pool view of the shared engine.
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <exception>
 #include <memory>
 #include <stdexcept>
 #include <vector>
@@ -110,6 +113,24 @@ void Pool::configure(const std::shared_ptr<detail::Batch>& b) {
     return !p || p->finished();
   });
   calls.push_back(b);
+}
+
+Pool::ProgressLine::ProgressLine(const Pool& pool, std::int64_t items)
+    : pool_(pool),
+      items_(items),
+      start_(std::chrono::steady_clock::now()),
+      exceptions_(std::uncaught_exceptions()) {}
+
+Pool::ProgressLine::~ProgressLine() {
+  if (!pool_.state_->options.progress || std::uncaught_exceptions() != exceptions_) return;
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  if (items_ >= 0) {
+    std::fprintf(stderr, "mpp::mpi: %lld items done in %.2f s on %u ranks\n",
+                 static_cast<long long>(items_), secs, pool_.processes());
+  } else {
+    std::fprintf(stderr, "mpp::mpi: done in %.2f s on %u ranks\n", secs, pool_.processes());
+  }
 }
 
 void Pool::require_open() const {
