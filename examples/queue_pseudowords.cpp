@@ -1,10 +1,11 @@
 // The wiki's "Collecting the output" example, one to one: 32 processes each put 1,000,000
 // pseudowords into one Queue; the main process gets 32,000,000 words and stops.
 //
+// clang-format off
 //   def generate_pseudowords(q):
 //       for i in range(1000000):
-//           word = random.choice(['b','d','v','l']) + random.choice(['a','o','i']) +
-//           random.choice(['p','k','l']) q.put(word)
+//           word = random.choice(['b','d','v','l']) + random.choice(['a','o','i']) + random.choice(['p','k','l'])
+//           q.put(word)
 //   q = multiprocessing.Queue()
 //   for i in range(32):
 //       p = multiprocessing.Process(target=generate_pseudowords, args=[q])
@@ -12,6 +13,7 @@
 //   results = []
 //   while len(results) < 32000000:
 //       results.append(q.get())
+// clang-format on
 //
 // Usage: queue_pseudowords [--processes N] [--words M]   (defaults: the wiki's 32 and 1,000,000)
 // test-args: --processes 4 --words 20000
