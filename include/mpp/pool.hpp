@@ -82,13 +82,13 @@ struct PoolProgress {
 
 struct PoolOptions {
   unsigned processes = 0;                                 // 0 = cpu_count()
-  std::optional<int> nice;                                // niceness increment for every worker
-  std::function<void()> initializer;                      // runs once in each worker when it starts
+  std::optional<int> nice{};                              // niceness increment for every worker
+  std::function<void()> initializer{};                    // runs once in each worker when it starts
   std::size_t maxtasksperchild = 0;                       // 0 = unlimited; else chunks per worker
-  std::optional<std::chrono::milliseconds> task_timeout;  // a task running longer is killed
+  std::optional<std::chrono::milliseconds> task_timeout{};  // a task running longer is killed
   std::uint64_t seed = 0;                                 // base of task_seed()
   bool progress = false;  // map/imap draw a progress bar on stderr (a final line if not a tty)
-  std::function<void(const PoolProgress&)> on_progress;  // custom progress for map/imap
+  std::function<void(const PoolProgress&)> on_progress{};  // custom progress for map/imap
 };
 
 // Inside a pool task: a seed derived from PoolOptions::seed and the task's input index (the same
