@@ -172,7 +172,7 @@ class ConnectionCore {
   // Makes `need` bytes available at rpos_, blocking as needed.
   void fill(std::size_t need, bool at_message_start) {
     if (rbuf_.size() < rpos_ + need) {
-      std::memmove(rbuf_.data(), rbuf_.data() + rpos_, rlen_ - rpos_);
+      if (rlen_ > rpos_) std::memmove(rbuf_.data(), rbuf_.data() + rpos_, rlen_ - rpos_);
       rlen_ -= rpos_;
       rpos_ = 0;
       if (rbuf_.size() < need) rbuf_.resize(need);
