@@ -103,11 +103,16 @@ void on_fatal(int sig) noexcept {
   ::raise(sig);
 }
 
-void on_exit_hook() noexcept {
+void on_exit_hook(int status, void*) noexcept {
   if (crash_context().task.load(std::memory_order_relaxed) < 0) return;
   put(g_prefix);
-  put(" called exit()");
+  put(" called exit(");
+  put_int(status);
+  put(")");
   put_task();
+  // Leave now: the exit handlers registered earlier would run MPI_Finalize, which waits for
+  // rank 0, which waits for this task's result. Without finalize Open MPI aborts the job.
+  ::_exit(status == 0 ? 1 : status);
 }
 
 }  // namespace
@@ -124,7 +129,7 @@ void install_crash_report(const std::string& prefix) {
     sa.sa_flags = SA_ONSTACK;
     if (::sigaction(kFatal[i], &sa, &g_previous[i]) != 0) throw_errno("cannot install handler");
   }
-  std::atexit(on_exit_hook);
+  ::on_exit(on_exit_hook, nullptr);
 }
 
 }  // namespace mpp::sys

@@ -27,8 +27,9 @@ struct CrashContext {
 
 // Installs handlers for SIGSEGV, SIGBUS, SIGFPE, SIGILL and SIGABRT, and an exit() hook, that
 // write `prefix` + what killed the rank + the task it was running to stderr, then let the
-// previous handler (Open MPI's, or the default action) finish the job. `prefix` is copied (at
-// most 255 bytes). Call once; throws std::system_error if sigaction fails.
+// previous handler (Open MPI's, or the default action) finish the job. exit() inside a task
+// ends the process at once with _exit (status 1 for exit(0)), skipping MPI_Finalize. `prefix` is
+// copied (at most 255 bytes). Call once; throws std::system_error if sigaction fails.
 void install_crash_report(const std::string& prefix);
 
 }  // namespace mpp::sys
