@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@ struct Options {
   std::string out = "mpp-demo-out";
   std::uint64_t seed = 0;  // 0 = random seeds (files/queue), fixed task seeds otherwise
   bool progress = true;
+  int python_scale = 10;  // run the wiki's Python at 1/N of the words for comparison; 0 = skip
 };
 
 struct Row {
@@ -34,6 +36,12 @@ Row timed(const std::string& workload, const std::string& variant,
           const std::function<double()>& fn);
 
 void print_table(const std::vector<Row>& rows, unsigned cpus);
+
+// Runs one of the wiki's Python scripts (tools/demo/python) with /usr/bin/python3 and returns its
+// row (wall time as the script measured it, without interpreter start-up), or nullopt when Python
+// is missing or the script failed.
+std::optional<Row> run_python(const std::string& workload, const std::string& script,
+                              const std::string& args, double words, int scale);
 
 // Workloads: each returns rows (a sequential baseline first), throws on wrong output.
 std::vector<Row> run_files(const Options& o);

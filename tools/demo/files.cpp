@@ -1,5 +1,6 @@
 // Workload 1 of the wiki: generate_pseudowordfile(filename) x N, sequentially and with one
 // mpp::Process per file (and niced).
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <mpp/mpp.hpp>
@@ -100,6 +101,13 @@ std::vector<Row> run_files(const Options& o) {
   parallel(std::to_string(n) + " processes", std::nullopt);
   if (o.with_nice)
     parallel(std::to_string(n) + " processes, nice +" + std::to_string(o.nice), o.nice);
+  if (o.python_scale > 0) {
+    long w = std::max(1L, o.words / o.python_scale);
+    if (auto py = run_python("files", "wiki_files.py",
+                             base + "/python " + std::to_string(n) + " " + std::to_string(w),
+                             static_cast<double>(n) * static_cast<double>(w), o.python_scale))
+      rows.push_back(*py);
+  }
   return rows;
 }
 

@@ -28,6 +28,9 @@ int main(int argc, char** argv) {
     sub->add_option("--seed", o.seed,
                     "seed (0 = fresh random seeds; pool always uses task_seed())");
     sub->add_flag("!--no-progress", o.progress, "no progress bar");
+    sub->add_option("--python-scale", o.python_scale,
+                    "also run the wiki's Python (/usr/bin/python3) at 1/N of the words; 0 = skip")
+        ->capture_default_str();
   };
   auto* files = app.add_subcommand("files", "wiki example 1: one Process per output file");
   auto* queue = app.add_subcommand("queue", "wiki example 2: collect words through a Queue");

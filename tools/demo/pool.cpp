@@ -1,6 +1,7 @@
 // Workload 3 of the wiki: Pool.map(generate_pseudowords, letters), each task returning a list of
 // words that starts with its letter. Seeds come from task_seed(), so the result must be identical
 // whatever the number of workers; the demo checks that by comparing a 1-worker and an N-worker run.
+#include <algorithm>
 #include <mpp/mpp.hpp>
 #include <stdexcept>
 #include <string>
@@ -85,6 +86,14 @@ std::vector<Row> run_pool(const Options& o) {
   run("Pool(" + std::to_string(jobs) + ").map", std::nullopt);
   if (o.with_nice)
     run("Pool(" + std::to_string(jobs) + ").map, nice +" + std::to_string(o.nice), o.nice);
+  if (o.python_scale > 0) {
+    long w = std::max(1L, o.words / o.python_scale);
+    if (auto py = run_python(
+            "pool", "wiki_pool.py",
+            std::to_string(jobs) + " " + std::to_string(letters.size()) + " " + std::to_string(w),
+            static_cast<double>(letters.size()) * static_cast<double>(w), o.python_scale))
+      rows.push_back(*py);
+  }
   return rows;
 }
 

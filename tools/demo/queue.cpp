@@ -1,5 +1,6 @@
 // Workload 2 of the wiki: N processes put pseudowords in one mpp::Queue, the main process gets
 // them all. Also the batched form (put_many/get_many) that mpp adds for throughput.
+#include <algorithm>
 #include <array>
 #include <mpp/mpp.hpp>
 #include <random>
@@ -109,6 +110,12 @@ std::vector<Row> run_queue(const Options& o) {
   };
   parallel(std::to_string(n) + " processes, put/get", false);
   parallel(std::to_string(n) + " processes, put_many/get_many", true);
+  if (o.python_scale > 0) {
+    long w = std::max(1L, o.words / o.python_scale);
+    if (auto py = run_python("queue", "wiki_queue.py", std::to_string(n) + " " + std::to_string(w),
+                             static_cast<double>(n) * static_cast<double>(w), o.python_scale))
+      rows.push_back(*py);
+  }
   return rows;
 }
 
