@@ -81,12 +81,12 @@ struct PoolProgress {
 };
 
 struct PoolOptions {
-  unsigned processes = 0;                                 // 0 = cpu_count()
-  std::optional<int> nice{};                              // niceness increment for every worker
-  std::function<void()> initializer{};                    // runs once in each worker when it starts
-  std::size_t maxtasksperchild = 0;                       // 0 = unlimited; else chunks per worker
+  unsigned processes = 0;               // 0 = cpu_count()
+  std::optional<int> nice{};            // niceness increment for every worker
+  std::function<void()> initializer{};  // runs once in each worker when it starts
+  std::size_t maxtasksperchild = 0;     // 0 = unlimited; else chunks per worker
   std::optional<std::chrono::milliseconds> task_timeout{};  // a task running longer is killed
-  std::uint64_t seed = 0;                                 // base of task_seed()
+  std::uint64_t seed = 0;                                   // base of task_seed()
   bool progress = false;  // map/imap draw a progress bar on stderr (a final line if not a tty)
   std::function<void(const PoolProgress&)> on_progress{};  // custom progress for map/imap
 };
@@ -120,23 +120,44 @@ template <class Fd, class In, bool Star>
 using item_result_t =
     std::decay_t<decltype(invoke_item<Fd, In, Star>(std::declval<Fd&>(), std::declval<In&>()))>;
 
+// Numbers and enums cross as their raw bytes: both ends are this same pool code in the same
+// program image, so no portable encoding is needed, and a chunk of them is one memcpy.
 template <class T>
-void append_encoded(std::vector<std::byte>& out, const T& v) {
-  const std::size_t old = out.size();
-  out.resize(old + pool_codec::encoded_size(v));
-  pool_codec::encode_to(out.data() + old, v);
+inline constexpr bool kRaw = std::is_arithmetic_v<T> || std::is_enum_v<T>;
+
+template <class T>
+void append_encoded(ByteBuffer& out, const T& v) {
+  if constexpr (kRaw<T>) {
+    std::memcpy(out.extend(sizeof(T)), &v, sizeof(T));
+  } else {
+    pool_codec::encode_to(out.extend(pool_codec::encoded_size(v)), v);
+  }
+}
+
+template <class T>
+T decode_one(std::span<const std::byte>& in) {
+  if constexpr (kRaw<T>) {
+    if (in.size() < sizeof(T)) throw SerializationError("truncated pool message");
+    T v;
+    std::memcpy(&v, in.data(), sizeof(T));
+    in = in.subspan(sizeof(T));
+    return v;
+  } else {
+    return pool_codec::decode_prefix<T>(in);
+  }
 }
 
 template <class Fd, class In, class R, bool Star>
 void run_items(Fd& f, ChunkCall& c) {
   std::span<const std::byte> in{c.in, c.in_len};
   t_seed_base = c.seed;
+  if constexpr (kRaw<R>) c.out->reserve(c.out->size() + c.count * sizeof(R));
   std::uint32_t next_skip = 0;
   for (std::uint32_t i = 0; i < c.count; ++i) {
     const std::int64_t idx = c.first_index + static_cast<std::int64_t>(i);
     bool decoded = false;
     try {
-      In x = pool_codec::decode_prefix<In>(in);
+      In x = decode_one<In>(in);
       decoded = true;
       if (next_skip < c.nskip && c.skip[next_skip] == idx) {
         ++next_skip;
@@ -214,7 +235,18 @@ class RangeSource {
   RangeSource(const RangeSource&) = delete;
   RangeSource& operator=(const RangeSource&) = delete;
 
-  std::uint32_t produce(std::vector<std::byte>& payload, std::uint32_t chunksize) {
+  std::uint32_t produce(ByteBuffer& payload, std::uint32_t chunksize) {
+    using Range = std::remove_reference_t<Src>;
+    if constexpr (kRaw<In> && std::ranges::contiguous_range<Range> &&
+                  std::is_same_v<std::ranges::range_value_t<Range>, In> &&
+                  std::ranges::sized_range<Range>) {
+      // A vector of numbers: the chunk is one copy.
+      const auto left = static_cast<std::size_t>(end_ - it_);
+      const std::size_t n = std::min<std::size_t>(left, chunksize);
+      payload.append(std::to_address(it_), n * sizeof(In));
+      it_ += static_cast<std::ptrdiff_t>(n);
+      return static_cast<std::uint32_t>(n);
+    }
     std::uint32_t n = 0;
     while (n < chunksize && it_ != end_) {
       const In& x = *it_;
@@ -247,7 +279,7 @@ class CollectBatch final : public ResultBatch<Out> {
   template <class Arg>
   explicit CollectBatch(Arg&& r) : source_(std::forward<Arg>(r)) {}
 
-  std::uint32_t produce(std::vector<std::byte>& payload, std::int64_t& first_index) override {
+  std::uint32_t produce(ByteBuffer& payload, std::int64_t& first_index) override {
     first_index = next_;
     const std::uint32_t n = source_.produce(payload, this->chunksize);
     next_ += n;
@@ -257,6 +289,13 @@ class CollectBatch final : public ResultBatch<Out> {
 
   void deliver(const Delivery& d) noexcept override {
     try {
+      if constexpr (kRaw<R>) {
+        if (d.nerrors == 0 && d.skipped.empty() && d.results.size() == d.count * sizeof(R)) {
+          // The common case for numbers: the whole chunk is one copy.
+          std::memcpy(values_.data() + d.first_index, d.results.data(), d.results.size());
+          return;
+        }
+      }
       auto failures = decode_failures(d);
       std::size_t f = 0, s = 0;
       std::span<const std::byte> in = d.results;
@@ -274,7 +313,7 @@ class CollectBatch final : public ResultBatch<Out> {
           continue;
         }
         if constexpr (!std::is_void_v<R>) {
-          values_[static_cast<std::size_t>(idx)] = pool_codec::decode_prefix<R>(in);
+          values_[static_cast<std::size_t>(idx)] = decode_one<R>(in);
         }
       }
     } catch (...) {
@@ -358,7 +397,7 @@ class ImapBatch final : public StreamBatch<R> {
   template <class Arg>
   ImapBatch(Arg&& r, std::int64_t window) : source_(std::forward<Arg>(r)), window_(window) {}
 
-  std::uint32_t produce(std::vector<std::byte>& payload, std::int64_t& first_index) override {
+  std::uint32_t produce(ByteBuffer& payload, std::int64_t& first_index) override {
     first_index = next_;
     const std::uint32_t n = source_.produce(payload, this->chunksize);
     next_ += n;
@@ -384,7 +423,7 @@ class ImapBatch final : public StreamBatch<R> {
               std::move(failures[f].type_name), std::move(failures[f].message), d.pid, idx));
           ++f;
         } else {
-          item.value.emplace(pool_codec::decode_prefix<R>(in));
+          item.value.emplace(decode_one<R>(in));
         }
         put(std::move(item));
       }

@@ -46,8 +46,8 @@ constexpr std::size_t kResultRing = 128 * 1024;
 // Chunks a worker holds at once: one running, one waiting in its ring so it never idles between
 // chunks; more would hurt balancing at the end of a call.
 constexpr std::size_t kDepth = 2;
-constexpr auto kParentSpin = 50us;
-constexpr auto kWorkerSpin = 50us;
+constexpr auto kParentSpin = 0us;
+constexpr auto kWorkerSpin = 0us;
 constexpr auto kCheckInterval = 10ms;  // how often a waiting parent looks for dead workers
 constexpr auto kParentCheck = 200ms;   // how often an idle worker checks its parent is alive
 constexpr unsigned kMaxProcesses = 1024;
@@ -82,7 +82,13 @@ enum WorkerState : std::uint32_t { kStarting = 0, kRunning = 1, kInitFailed = 2 
 
 // One worker's slot in the shared mapping. The parent resets it before forking a worker into it.
 struct alignas(64) WorkerShared {
-  shm::Event to_worker;  // the parent wrote task bytes or freed result space
+  // Separate wake-ups, so that a worker idle-waiting for its next task is not woken each time
+  // the parent drains its results (and vice versa).
+  shm::Event task_event;   // the parent wrote task bytes
+  shm::Event space_event;  // the parent freed result space
+  // Set by the parent when it has task bytes that did not fit: only then does a worker's read
+  // need to wake it.
+  alignas(64) std::atomic<std::uint32_t> parent_wants_space{0};
   shm::ByteRing tasks;
   shm::ByteRing results;
   alignas(64) std::atomic<std::uint64_t> chunks_started{0};
@@ -118,10 +124,14 @@ void worker_read(const WorkerEnv& env, void* dst, std::size_t n) {
     if (k > 0) {
       p += k;
       n -= k;
-      env.ps->to_parent.notify();
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (env.sh->parent_wants_space.load(std::memory_order_relaxed) != 0 &&
+          env.sh->parent_wants_space.exchange(0) != 0) {
+        env.ps->to_parent.notify();
+      }
       continue;
     }
-    if (!env.sh->to_worker.wait([&] { return ring.readable() > 0; }, kWorkerSpin, kParentCheck)) {
+    if (!env.sh->task_event.wait([&] { return ring.readable() > 0; }, kWorkerSpin, kParentCheck)) {
       // Backstop for PDEATHSIG (which follows the forking thread, not the process).
       if (sys::parent_pid() != env.parent) sys::exit_worker(0);
     }
@@ -139,14 +149,14 @@ void worker_write(const WorkerEnv& env, const void* src, std::size_t n) {
       env.ps->to_parent.notify();
       continue;
     }
-    if (!env.sh->to_worker.wait([&] { return ring.writable() > 0; }, kWorkerSpin, kParentCheck)) {
+    if (!env.sh->space_event.wait([&] { return ring.writable() > 0; }, kWorkerSpin, kParentCheck)) {
       if (sys::parent_pid() != env.parent) sys::exit_worker(0);
     }
   }
 }
 
 [[noreturn]] void worker_loop(const WorkerEnv& env, const PoolOptions& options) {
-  std::vector<std::byte> payload, out, errors;
+  ByteBuffer payload, out, errors;
   std::vector<std::int64_t> skip;
   std::size_t done = 0;
   for (;;) {
@@ -160,7 +170,8 @@ void worker_write(const WorkerEnv& env, const void* src, std::size_t n) {
     env.sh->current.store(-1, std::memory_order_relaxed);
     env.sh->chunks_started.fetch_add(1, std::memory_order_release);
 
-    out.clear();
+    // One buffer, one write: [header][results][failures], so a reply costs one wake-up.
+    out.resize(sizeof(ResultHeader));
     errors.clear();
     ChunkCall call;
     call.in = payload.data();
@@ -178,11 +189,12 @@ void worker_write(const WorkerEnv& env, const void* src, std::size_t n) {
     // The parent sent the address of a trampoline of this same program image.
     reinterpret_cast<ChunkFn>(static_cast<std::uintptr_t>(h.fn))(call);
 
-    ResultHeader r{kResultMagic, call.nerrors, h.first_index, h.count, 0,
-                   out.size(),   errors.size()};
-    worker_write(env, &r, sizeof r);
+    const std::size_t results_len = out.size() - sizeof(ResultHeader);
+    out.append(errors.data(), errors.size());
+    const ResultHeader r{kResultMagic, call.nerrors, h.first_index, h.count, 0,
+                         results_len,  errors.size()};
+    std::memcpy(out.data(), &r, sizeof r);
     worker_write(env, out.data(), out.size());
-    worker_write(env, errors.data(), errors.size());
     ++done;
     // The parent counts too and sends no more than this; the result is already in the ring.
     if (options.maxtasksperchild != 0 && done >= options.maxtasksperchild) sys::exit_worker(0);
@@ -233,7 +245,7 @@ struct Record {
   std::int64_t first = 0;
   std::uint32_t count = 0;
   std::vector<std::int64_t> skip;  // sorted
-  std::vector<std::byte> msg;      // header + skip list + payload, as sent
+  ByteBuffer msg;                  // header + skip list + payload, as sent
   std::uint32_t resends = 0;
 };
 
@@ -246,7 +258,7 @@ struct Worker {
   std::size_t sent_bytes = 0;  // of held[nsent]
   std::uint64_t received = 0;  // results of this incarnation
   std::uint64_t dispatched = 0;
-  std::vector<std::byte> in;  // result being assembled
+  ByteBuffer in;  // result being assembled
   std::size_t in_have = 0;
   std::size_t in_need = sizeof(ResultHeader);
   // task_timeout sampling
@@ -370,7 +382,7 @@ class Engine {
         const std::size_t k = w.sh->tasks.try_write(p, left);
         p += k;
         left -= k;
-        w.sh->to_worker.notify();
+        w.sh->task_event.notify();
       }
     }
     for (auto& w : workers_) {
@@ -424,7 +436,9 @@ class Engine {
 
   void spawn(Worker& w) {
     WorkerShared* sh = w.sh;
-    sh->to_worker.reset();
+    sh->task_event.reset();
+    sh->space_event.reset();
+    sh->parent_wants_space.store(0, std::memory_order_relaxed);
     sh->tasks.reset();
     sh->results.reset();
     sh->chunks_started.store(0, std::memory_order_relaxed);
@@ -477,7 +491,7 @@ class Engine {
       if (k == 0) break;
       progress = true;
       w.in_have += k;
-      w.sh->to_worker.notify();
+      w.sh->space_event.notify();
       if (w.in_have < w.in_need) continue;
       ResultHeader h;
       std::memcpy(&h, w.in.data(), sizeof h);
@@ -581,7 +595,7 @@ class Engine {
         ++it;
         continue;
       }
-      std::vector<std::byte> msg;
+      ByteBuffer msg;
       if (!free_.empty()) {
         msg = std::move(free_.back());
         free_.pop_back();
@@ -656,7 +670,12 @@ class Engine {
         w.sent_bytes = 0;
       }
     }
-    if (progress) w.sh->to_worker.notify();
+    if (progress) w.sh->task_event.notify();
+    if (w.nsent < w.held.size()) {
+      // Bytes left over: ask the worker to wake us when it made room, then look once more in
+      // case it already did (the flag and the ring are checked in opposite orders on each side).
+      w.sh->parent_wants_space.store(1, std::memory_order_seq_cst);
+    }
     return progress;
   }
 
@@ -748,7 +767,8 @@ class Engine {
     TaskHeader h;
     std::memcpy(&h, r.msg.data(), sizeof h);
     const std::size_t old_skip = h.nskip * sizeof(std::int64_t);
-    std::vector<std::byte> msg(sizeof h + r.skip.size() * sizeof(std::int64_t) + h.payload_len);
+    ByteBuffer msg;
+    msg.resize(sizeof h + r.skip.size() * sizeof(std::int64_t) + h.payload_len);
     h.nskip = static_cast<std::uint32_t>(r.skip.size());
     std::memcpy(msg.data(), &h, sizeof h);
     std::memcpy(msg.data() + sizeof h, r.skip.data(), r.skip.size() * sizeof(std::int64_t));
@@ -815,7 +835,7 @@ class Engine {
   std::vector<Worker> workers_;
   std::deque<std::shared_ptr<Batch>> batches_;
   std::deque<Record> resend_;
-  std::vector<std::vector<std::byte>> free_;
+  std::vector<ByteBuffer> free_;
   bool accepting_ = true;
   bool joined_ = false;
   std::exception_ptr broken_;
@@ -834,7 +854,7 @@ void record_failure(ChunkCall& call, std::uint32_t pos) noexcept {
     auto info = describe_current_exception();
     auto put = [&](const void* p, std::size_t n) {
       const auto* b = static_cast<const std::byte*>(p);
-      call.errors->insert(call.errors->end(), b, b + n);
+      call.errors->append(b, n);
     };
     const auto tl = static_cast<std::uint32_t>(info.type_name.size());
     const auto ml = static_cast<std::uint32_t>(info.message.size());

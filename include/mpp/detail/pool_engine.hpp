@@ -12,16 +12,19 @@
 // pointers) or, for callables with state, read at `context` in a worker forked for that call.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <functional>
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace mpp {
@@ -31,6 +34,56 @@ struct PoolProgress;
 
 namespace mpp::detail {
 
+// A growable byte buffer that, unlike std::vector<std::byte>, does not zero what it grows into:
+// every byte the pool puts in it is written right after. Not copyable; moves are cheap.
+class ByteBuffer {
+ public:
+  ByteBuffer() = default;
+  ByteBuffer(ByteBuffer&& o) noexcept
+      : data_(std::move(o.data_)),
+        size_(std::exchange(o.size_, 0)),
+        cap_(std::exchange(o.cap_, 0)) {}
+  ByteBuffer& operator=(ByteBuffer&& o) noexcept {
+    data_ = std::move(o.data_);
+    size_ = std::exchange(o.size_, 0);
+    cap_ = std::exchange(o.cap_, 0);
+    return *this;
+  }
+  [[nodiscard]] std::byte* data() noexcept { return data_.get(); }
+  [[nodiscard]] const std::byte* data() const noexcept { return data_.get(); }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
+  void clear() noexcept { size_ = 0; }
+  // Sets the size; new bytes are uninitialized. Throws std::bad_alloc.
+  void resize(std::size_t n) {
+    reserve(n);
+    size_ = n;
+  }
+  void reserve(std::size_t n) {
+    if (n <= cap_) return;
+    const std::size_t cap = std::max(n, cap_ * 2);
+    std::unique_ptr<std::byte[]> p(new std::byte[cap]);  // default-initialized: not zeroed
+    if (size_ != 0) std::memcpy(p.get(), data_.get(), size_);
+    data_ = std::move(p);
+    cap_ = cap;
+  }
+  // Grows by n uninitialized bytes and returns where they start.
+  std::byte* extend(std::size_t n) {
+    if (size_ + n > cap_) reserve(size_ + n);
+    std::byte* p = data_.get() + size_;
+    size_ += n;
+    return p;
+  }
+  void append(const void* p, std::size_t n) {
+    if (n != 0) std::memcpy(extend(n), p, n);
+  }
+
+ private:
+  std::unique_ptr<std::byte[]> data_;
+  std::size_t size_ = 0;
+  std::size_t cap_ = 0;
+};
+
 // Runs in the worker. Everything it reads is worker-local memory.
 struct ChunkCall {
   const std::byte* in = nullptr;  // encoded inputs, one after the other
@@ -39,11 +92,11 @@ struct ChunkCall {
   std::uint32_t count = 0;             // items in the chunk
   const std::int64_t* skip = nullptr;  // indexes not to run (they killed a worker before)
   std::uint32_t nskip = 0;
-  const unsigned char* fstate = nullptr;     // bytes of a trivially copyable callable
-  std::uintptr_t context = 0;                // address of the callable (fork-per-call workers)
-  std::uint64_t seed = 0;                    // PoolOptions::seed
-  std::vector<std::byte>* out = nullptr;     // encoded results of the items that succeeded
-  std::vector<std::byte>* errors = nullptr;  // encoded failures (see record_failure)
+  const unsigned char* fstate = nullptr;  // bytes of a trivially copyable callable
+  std::uintptr_t context = 0;             // address of the callable (fork-per-call workers)
+  std::uint64_t seed = 0;                 // PoolOptions::seed
+  ByteBuffer* out = nullptr;              // encoded results of the items that succeeded
+  ByteBuffer* errors = nullptr;           // encoded failures (see record_failure)
   std::uint32_t nerrors = 0;
   std::atomic<std::int64_t>* current = nullptr;  // index being run, read by the parent
 };
@@ -85,7 +138,7 @@ class Batch {
 
   // Encodes the next chunk's inputs into `payload` (cleared by the caller) and sets first_index;
   // returns the item count, 0 once the input is exhausted. May throw (the input range threw).
-  virtual std::uint32_t produce(std::vector<std::byte>& payload, std::int64_t& first_index) = 0;
+  virtual std::uint32_t produce(ByteBuffer& payload, std::int64_t& first_index) = 0;
   // False while the batch must not take more work (a full imap window).
   [[nodiscard]] virtual bool may_produce() const { return true; }
   // A chunk's results arrived. Never throws (decode errors become per-item failures).
