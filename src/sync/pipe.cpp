@@ -77,8 +77,7 @@ class ConnectionCore {
       long r = sys::send_some(fd_.get(), p, left);
       if (r < 0) throw QueueClosed("pipe peer closed");
       if (r == 0) {
-        if (peer_finished()) throw QueueClosed("pipe peer died");
-        wait_ready(/*write=*/true, -1);
+        if (wait_ready(/*write=*/true, -1) == Wait::peer_gone) throw QueueClosed("pipe peer died");
         continue;
       }
       p += r;
@@ -107,15 +106,9 @@ class ConnectionCore {
     mark_user();
     consume_previous();
     if (rlen_ - rpos_ > 0 || eof_) return true;
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-      if (read_more() != 0 || eof_) return true;  // data (possibly a partial frame) or EOF
-      if (peer_finished()) return true;
-      auto left = deadline - std::chrono::steady_clock::now();
-      if (left.count() <= 0) return false;
-      if (!wait_ready(false, std::chrono::duration_cast<std::chrono::nanoseconds>(left).count()))
-        return read_more() != 0 || eof_ || peer_finished();
-    }
+    if (read_more() != 0 || eof_) return true;  // data (possibly a partial frame) or EOF
+    // Readable (data or hang-up) or a dead peer: either way recv() will not block.
+    return wait_ready(false, std::chrono::nanoseconds(timeout).count()) != Wait::timeout;
   }
 
   void close() noexcept {
@@ -179,52 +172,50 @@ class ConnectionCore {
     }
     while (rlen_ - rpos_ < need) {
       if (read_more() != 0) continue;
-      if (eof_ || peer_finished()) {
-        // A dead peer's last bytes may still be in flight in the socket: one last look.
-        if (!eof_ && read_more() != 0) continue;
-        const bool clean = at_message_start && rlen_ == rpos_;
-        throw QueueClosed(clean ? "pipe peer closed"
-                                : "pipe peer closed in the middle of a message");
+      if (!eof_ && wait_ready(false, -1) != Wait::peer_gone) continue;
+      // End of stream or a dead peer: whatever it sent before is still delivered.
+      while (rlen_ - rpos_ < need && read_more() != 0) {
       }
-      wait_ready(false, -1);
+      if (rlen_ - rpos_ >= need) return;
+      const bool clean = at_message_start && rlen_ == rpos_;
+      throw QueueClosed(clean ? "pipe peer closed" : "pipe peer closed in the middle of a message");
     }
   }
 
-  // True when the process using the peer end is known and dead.
-  bool peer_finished() {
-    const pid_t peer = shared_->user[1 - end_].load(std::memory_order_relaxed);
-    if (peer == 0 || peer == my_pid()) {
-      peer_pid_ = 0;  // nothing to watch; drop a pidfd of a former user
-      peer_pidfd_.reset();
-      return false;
-    }
-    if (peer != peer_pid_) {
-      peer_pid_ = peer;
-      peer_pidfd_ = sys::open_pidfd(peer);
-      if (!peer_pidfd_) return !sys::process_alive(peer);
-    }
-    if (!peer_pidfd_) return !sys::process_alive(peer);
-    return sys::poll_two(peer_pidfd_.get(), false, -1, std::chrono::nanoseconds(0)) ==
-           sys::Ready::fd;
+  // Follows the process that uses the peer end; opens a pidfd only when that process changes, so
+  // the steady state costs no system call.
+  void refresh_peer() {
+    pid_t peer = shared_->user[1 - end_].load(std::memory_order_relaxed);
+    if (peer == my_pid()) peer = 0;  // we use both ends: nothing to watch
+    if (peer == peer_pid_) return;
+    peer_pid_ = peer;
+    peer_pidfd_.reset();
+    if (peer != 0) peer_pidfd_ = sys::open_pidfd(peer);
   }
 
-  // Sleeps until the socket is ready, the peer's process ends, or the timeout (ns; -1 forever).
-  // Returns false on timeout.
-  bool wait_ready(bool write, long long timeout_ns) {
+  enum class Wait { ready, peer_gone, timeout };
+
+  // Sleeps until the socket is ready (or hung up), the peer's process ends, or the timeout
+  // (ns; negative = forever).
+  Wait wait_ready(bool write, long long timeout_ns) {
     using namespace std::chrono;
-    const auto deadline = timeout_ns < 0 ? steady_clock::time_point::max()
-                                         : steady_clock::now() + nanoseconds(timeout_ns);
+    const bool forever = timeout_ns < 0;
+    const auto deadline =
+        forever ? steady_clock::time_point::max() : steady_clock::now() + nanoseconds(timeout_ns);
     for (;;) {
-      if (peer_finished()) return true;  // the caller re-checks and reports
-      // Without a pidfd for a known peer, wake up now and then to look at it.
-      const bool watch = peer_pidfd_.valid() && peer_pid_ != my_pid();
-      nanoseconds t = deadline == steady_clock::time_point::max()
+      refresh_peer();
+      nanoseconds t = forever
                           ? nanoseconds(-1)
-                          : duration_cast<nanoseconds>(deadline - steady_clock::now());
-      if (timeout_ns >= 0 && t.count() <= 0) return false;
+                          : std::max(nanoseconds(0),
+                                     duration_cast<nanoseconds>(deadline - steady_clock::now()));
+      // Without a pidfd (no known peer yet, or no pidfd_open), wake up now and then to look.
+      const bool watch = peer_pidfd_.valid();
       if (!watch && (t.count() < 0 || t > milliseconds(100))) t = milliseconds(100);
       auto r = sys::poll_two(fd_.get(), write, watch ? peer_pidfd_.get() : -1, t);
-      if (r != sys::Ready::timeout) return true;
+      if (r == sys::Ready::fd) return Wait::ready;
+      if (r == sys::Ready::other) return Wait::peer_gone;  // a pidfd polls readable at exit
+      if (!watch && peer_pid_ != 0 && !sys::process_alive(peer_pid_)) return Wait::peer_gone;
+      if (!forever && steady_clock::now() >= deadline) return Wait::timeout;
     }
   }
 
