@@ -693,6 +693,13 @@ struct Codec<T, Kind::kVector> {
     const std::size_t n = r.count(min_size<E>());
     if constexpr (kIsNarrowString<E>) {
       StringVector<T>::decode(r, v, n);
+    } else if constexpr (kind_of<E>() == Kind::kStringView) {
+      v.reserve(n);  // views into the input: no copy of the characters at all
+      for (std::size_t i = 0; i < n; ++i) {
+        const std::size_t len = r.count(1);
+        v.emplace_back(reinterpret_cast<const char*>(r.p), len);
+        r.p += len;
+      }
     } else if constexpr (raw_ok<E>()) {
       // assign() from an iterator allocates and copies in one pass; resize() would first
       // zero the whole block (a second pass over memory that decode then overwrites).
