@@ -631,6 +631,8 @@ TEST(Hostile, MalformedScalarsTagsAndVarints) {
   EXPECT_EQ((codec::decode<std::multiset<std::string>>(bytes({2, 1, 'a', 1, 'a'})).size()), 2u);
   expect_rejected<std::vector<std::tuple<>>>(varint((std::uint64_t{1} << 20) + 1));
   EXPECT_EQ(codec::decode<std::vector<std::tuple<>>>(varint(1000)).size(), 1000u);
+  EXPECT_THROW((void)codec::encoded_size(std::vector<std::tuple<>>((std::size_t{1} << 20) + 1)),
+               SerializationError);
 }
 
 Tree chain(std::size_t depth) {

@@ -677,6 +677,10 @@ struct Codec<T, Kind::kVector> {
   static std::size_t size(const T& v) {
     if constexpr (kIsNarrowString<E>) {
       return StringVector<T>::size(v);
+    } else if constexpr (min_size<E>() == 0) {
+      // The decoder caps counts of zero-byte elements; refuse here what it would refuse there.
+      if (v.size() > kMaxEmptyElements) throw_encode("more than 2^20 zero-byte elements");
+      return varint_size(v.size()) + elements_size<E>(v);
     } else {
       return varint_size(v.size()) + elements_size<E>(v);
     }
