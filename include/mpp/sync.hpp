@@ -16,10 +16,14 @@
 // operations, release()/set() are release operations, across processes; leaving Barrier::wait()
 // makes visible everything every party wrote before it arrived.
 //
-// Robustness (Lock, RLock, and the lock inside Condition): if the holder dies (SIGKILL included)
-// the lock is not lost. The next acquire() returns normally, and until that holder releases,
+// Robustness (Lock, RLock, and the lock inside Condition): if the holder dies (SIGKILL included,
+// or a thread that exits holding it) the lock is not lost. A waiter notices within a short check
+// interval (10 ms, growing to 160 ms while the holder stays alive) that the holder's thread is
+// gone, takes the lock over, and returns normally from acquire(); until that holder releases,
 // owner_died() returns true in it: the protected state may be half-updated, repair it before
-// releasing. (The lock is made usable again automatically; there is no "unrecoverable" state.)
+// releasing. The lock is usable again at once; there is no "unrecoverable" state. (Limits: a
+// holder that calls execve() keeps the lock; a dead holder's thread id reused by a new thread
+// before anyone noticed, which needs the kernel's pid counter to wrap, would look alive.)
 // Semaphores, Events and Barriers have no owner and are not robust: a process that dies before
 // release()/set()/arriving is simply a release that never happens, exactly as in Python.
 //

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -16,6 +17,22 @@
 namespace mpp::sys {
 
 std::int32_t current_tid() noexcept { return static_cast<std::int32_t>(::gettid()); }
+
+namespace tid_cache {
+__thread std::int32_t t_tid = 0;
+
+namespace {
+void forget_in_child() { t_tid = 0; }
+}  // namespace
+
+std::int32_t fill() noexcept {
+  // Registered on first use, before any cached id exists that a later fork could carry over.
+  static const int registered = ::pthread_atfork(nullptr, nullptr, &forget_in_child);
+  (void)registered;
+  t_tid = current_tid();
+  return t_tid;
+}
+}  // namespace tid_cache
 
 void random_bytes(void* buf, std::size_t n) {
   auto* p = static_cast<unsigned char*>(buf);

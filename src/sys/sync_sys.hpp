@@ -15,6 +15,18 @@ namespace mpp::sys {
 // Kernel thread id of the calling thread (a system call; callers keep it off hot paths).
 [[nodiscard]] std::int32_t current_tid() noexcept;
 
+// The same, cached per thread (the lock word of mpp::Lock holds it, so it is read on every
+// acquire). The cache is cleared in the child after fork() by a pthread_atfork handler, because a
+// forked child's thread has a new id but inherits the forking thread's thread-local memory.
+namespace tid_cache {
+extern __thread std::int32_t t_tid;  // __thread: no dynamic init, so no TLS wrapper call
+std::int32_t fill() noexcept;
+}  // namespace tid_cache
+[[nodiscard]] inline std::int32_t cached_tid() noexcept {
+  const std::int32_t t = tid_cache::t_tid;
+  return t != 0 ? t : tid_cache::fill();
+}
+
 // Fills buf with n cryptographically random bytes (getrandom). Throws std::system_error.
 void random_bytes(void* buf, std::size_t n);
 

@@ -204,6 +204,22 @@ TEST_P(SyncPrimsTsan, RecursiveLockCountsPerOwner) {
   EXPECT_EQ(counter, 10000L * n);
 }
 
+TEST_P(SyncPrimsTsan, LockOfAnExitedThreadIsTakenOverOnce) {
+  const int n = GetParam();
+  auto lock = make_state<mpp::shm::SyncLock>();
+  lock->init(mpp::shm::SyncLock::Kind::errorcheck);
+  std::thread([&] { ASSERT_EQ(lock->lock(), mpp::shm::Acquire::acquired); }).join();
+  std::atomic<int> told{0};
+  run_threads(n, [&](int) {
+    auto a = lock->lock();
+    ASSERT_NE(a, mpp::shm::Acquire::timed_out);
+    if (a == mpp::shm::Acquire::owner_died) told.fetch_add(1);
+    ASSERT_TRUE(lock->unlock());
+  });
+  EXPECT_EQ(told.load(), 1);  // exactly one waiter took it over and was told
+  EXPECT_EQ(lock->deaths(), 1u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Threads, SyncPrimsTsan, ::testing::Values(2, 4, 8));
 
 }  // namespace
