@@ -2,11 +2,14 @@
 // pair, with waits that also watch the peer process (see mpp/pipe.hpp for the semantics).
 #include "mpp/pipe.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <new>
 #include <stdexcept>
+#include <system_error>
 #include <vector>
 
 #include "mpp/detail/fork_hooks.hpp"
@@ -90,6 +93,10 @@ class ConnectionCore {
     if (!can_read_) throw std::logic_error("recv on the send-only end of a one-way Pipe");
     mark_user();
     consume_previous();
+    if (!version_ok_) {
+      fill(sizeof(std::uint32_t), true);
+      skip_version();
+    }
     fill(kHeader, /*at_message_start=*/true);
     FrameLen len;
     std::memcpy(&len, rbuf_.data() + rpos_, kHeader);
@@ -105,10 +112,23 @@ class ConnectionCore {
     if (!can_read_) throw std::logic_error("poll on the send-only end of a one-way Pipe");
     mark_user();
     consume_previous();
-    if (rlen_ - rpos_ > 0 || eof_) return true;
-    if (read_more() != 0 || eof_) return true;  // data (possibly a partial frame) or EOF
-    // Readable (data or hang-up) or a dead peer: either way recv() will not block.
-    return wait_ready(false, std::chrono::nanoseconds(timeout).count()) != Wait::timeout;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      skip_version();
+      // A message (possibly partial) or the end of the stream: recv() will not block.
+      if ((version_ok_ && rlen_ > rpos_) || eof_) return true;
+      if (read_more() != 0) continue;
+      if (eof_) return true;
+      const auto left = std::max(std::chrono::nanoseconds(0),
+                                 std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     deadline - std::chrono::steady_clock::now()));
+      const Wait w = wait_ready(false, left.count());
+      if (w == Wait::peer_gone) return true;
+      if (w == Wait::timeout) {
+        if (read_more() != 0) continue;
+        return eof_;
+      }
+    }
   }
 
   void close() noexcept {
@@ -134,6 +154,18 @@ class ConnectionCore {
     const pid_t me = my_pid();
     if (shared_->user[end_].load(std::memory_order_relaxed) != me)
       shared_->user[end_].store(me, std::memory_order_relaxed);
+  }
+
+  // docs/wire-format.md: a stream transport starts with the codec's wire version. Both ends come
+  // from one Pipe() call in one binary, so a mismatch means corrupted bytes, not an old peer.
+  void skip_version() {
+    if (version_ok_ || rlen_ - rpos_ < sizeof(std::uint32_t)) return;
+    std::uint32_t v;
+    std::memcpy(&v, rbuf_.data() + rpos_, sizeof v);
+    if (v != codec::kWireVersion)
+      throw SerializationError("pipe peer uses another codec wire version");
+    rpos_ += sizeof v;
+    version_ok_ = true;
   }
 
   void consume_previous() {
@@ -226,6 +258,7 @@ class ConnectionCore {
   bool can_read_;
   bool can_write_;
   bool eof_ = false;
+  bool version_ok_ = false;
   std::vector<std::byte> sbuf_;
   std::vector<std::byte> rbuf_;
   std::size_t rpos_ = 0;
@@ -239,6 +272,12 @@ ConnectionPair make_connection_pair(bool duplex) {
   auto fds = sys::make_socket_pair();
   auto block = allocate_shared_block(sizeof(PipeShared));
   auto* shared = new (block.base) PipeShared{};
+  // The wire version opens each direction (docs/wire-format.md); the sockets are fresh, so these
+  // 4-byte sends cannot block or fall short.
+  const std::uint32_t version = codec::kWireVersion;
+  if (sys::send_some(fds.b.get(), &version, sizeof version) != sizeof version ||
+      (duplex && sys::send_some(fds.a.get(), &version, sizeof version) != sizeof version))
+    throw std::system_error(EIO, std::generic_category(), "cannot create pipe");
   if (!duplex) {
     sys::shutdown_direction(fds.a.get(), 1);  // first end: receive only
     sys::shutdown_direction(fds.b.get(), 0);  // second end: send only
