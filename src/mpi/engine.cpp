@@ -749,7 +749,12 @@ std::shared_ptr<Engine> engine_start() {
   return std::shared_ptr<Engine>(g_engine, [](Engine*) {});
 }
 
-void engine_submit(Engine& e, std::shared_ptr<Batch> batch) { e.submit(std::move(batch)); }
+void engine_submit(Engine& e, std::shared_ptr<Batch> batch) {
+  e.submit(std::move(batch));
+  // Hand the first chunks out now, like Python's apply_async: the work starts while the caller
+  // goes on, not at its first wait.
+  (void)e.pump(false);
+}
 
 bool engine_wait(Engine& e, const std::function<bool()>& done, Clock::time_point deadline) {
   Backoff backoff(std::chrono::microseconds(100), std::chrono::microseconds(1000), 1000);
