@@ -28,9 +28,11 @@
 // <mpp/codec.hpp>); a type that cannot travel is a compile error.
 //
 // Transport: per-worker single-producer/single-consumer shared-memory rings (tasks in, results
-// out), with spin-then-futex wake-ups and no system call per item in steady state. Each worker
-// holds at most two chunks (one running, one queued); the least-loaded worker gets the next chunk,
-// which balances uneven tasks.
+// out) and futex wake-ups that cost a system call only when the other side is asleep; numbers
+// cross as raw bytes (a chunk of ints is one memcpy), other types through the codec. Each worker
+// holds at most two chunks (one running, one queued); the least-loaded worker gets the next
+// chunk, which balances uneven tasks. chunksize 0 picks ceil(n / (4 * processes)) like Python
+// (256 when the input's length is unknown).
 //
 // Faults: a worker that dies (signal, _exit, OOM kill) fails exactly the item it was running with
 // WorkerLost (pid, input index, signal); the other items it held run again on a replacement worker

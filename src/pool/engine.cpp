@@ -46,6 +46,9 @@ constexpr std::size_t kResultRing = 128 * 1024;
 // Chunks a worker holds at once: one running, one waiting in its ring so it never idles between
 // chunks; more would hurt balancing at the end of a call.
 constexpr std::size_t kDepth = 2;
+// No busy-waiting before sleeping on the futex: on the 2-core reference VM, shared with other
+// work, spinning measured 2-4x slower round trips than sleeping at once (the spinner holds the
+// core the other side needs). Kept as knobs for dedicated machines.
 constexpr auto kParentSpin = 0us;
 constexpr auto kWorkerSpin = 0us;
 constexpr auto kCheckInterval = 10ms;  // how often a waiting parent looks for dead workers
@@ -556,7 +559,9 @@ class Engine {
     if (!options_.progress && !options_.on_progress) return;
     const auto now = Clock::now();
     const bool last = b.finished();
+    if (b.progress_final) return;
     if (!last && !force && now - b.last_progress < 100ms) return;
+    b.progress_final = last;
     b.last_progress = now;
     PoolProgress p;
     p.done = b.items_done;

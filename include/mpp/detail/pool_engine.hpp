@@ -162,6 +162,7 @@ class Batch {
   bool abandoned = false;          // the caller is gone: drop results, produce nothing more
   std::exception_ptr batch_error;  // what ended it early: the input range threw, terminate()
   std::int64_t items_done = 0;     // for progress
+  bool progress_final = false;     // the last progress report was made
   std::chrono::steady_clock::time_point started{};
   std::chrono::steady_clock::time_point last_progress{};
 };
