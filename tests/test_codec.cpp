@@ -20,6 +20,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <tuple>
 #include <typeinfo>
 #include <unordered_map>
@@ -518,6 +519,35 @@ TEST(Codec, StringViewDecodesInPlace) {
   }
   // Same wire format both ways.
   EXPECT_EQ(codec::encode(views), b);
+}
+
+Tree chain(std::size_t depth);
+
+// The codec keeps no shared state (only a thread-local depth counter): threads encoding and
+// decoding at once must each get their own values back, at several thread counts.
+TEST(Codec, ConcurrentUseFromManyThreads) {
+  for (unsigned threads : {2u, 4u, 8u}) {
+    std::vector<std::thread> pool;
+    std::atomic<int> failures{0};
+    for (unsigned t = 0; t < threads; ++t) {
+      pool.emplace_back([t, &failures] {
+        Rng rng(1000 + t);
+        for (int i = 0; i < 200; ++i) {
+          const auto v = gen<std::tuple<Tree, std::vector<std::string>, Record>>(rng, 30);
+          const auto back = codec::decode<decltype(v)>(codec::encode(v));
+          if (!(back == v)) failures.fetch_add(1);
+        }
+        // A too-deep value on one thread must not disturb the depth count of the others.
+        try {
+          (void)codec::encoded_size(chain(codec::kMaxDepth + 1 + t));
+          failures.fetch_add(1);
+        } catch (const SerializationError&) {
+        }
+      });
+    }
+    for (auto& th : pool) th.join();
+    EXPECT_EQ(failures.load(), 0) << threads << " threads";
+  }
 }
 
 // ---- exact bytes (docs/wire-format.md) -------------------------------------------------------

@@ -98,12 +98,14 @@ std::byte* encode_to(std::byte* out, const T& v) noexcept {
 template <class T>
 [[nodiscard]] T decode_prefix(std::span<const std::byte>& in) {
   static_assert(!std::is_array_v<T>, "decode a std::array instead of a C array");
-  if constexpr (!Codable<T>) {
-    detail::require_codable<T>();
+  static_assert(!std::is_reference_v<T>, "decode returns a value: ask for T, not a reference");
+  using U = std::remove_cv_t<T>;
+  if constexpr (!Codable<U>) {
+    detail::require_codable<U>();
     detail::throw_encode("type cannot travel");
   } else {
     detail::Reader r{in.data(), in.data() + in.size()};
-    T v = detail::decode_value<T>(r);
+    U v = detail::decode_value<U>(r);
     in = in.subspan(static_cast<std::size_t>(r.p - in.data()));
     return v;
   }
@@ -114,12 +116,14 @@ template <class T>
 template <class T>
 [[nodiscard]] T decode(std::span<const std::byte> in) {
   static_assert(!std::is_array_v<T>, "decode a std::array instead of a C array");
-  if constexpr (!Codable<T>) {
-    detail::require_codable<T>();
+  static_assert(!std::is_reference_v<T>, "decode returns a value: ask for T, not a reference");
+  using U = std::remove_cv_t<T>;
+  if constexpr (!Codable<U>) {
+    detail::require_codable<U>();
     detail::throw_encode("type cannot travel");
   } else {
     detail::Reader r{in.data(), in.data() + in.size()};
-    T v = detail::decode_value<T>(r);
+    U v = detail::decode_value<U>(r);
     if (r.p != r.end) detail::throw_trailing(r.remaining());
     return v;
   }
