@@ -34,9 +34,11 @@
 // aggregates containing any of these.
 //
 // Guarantees: encoding never allocates except in encode(); decode never reads outside the given
-// span and never allocates more than a small multiple of the input size (every length is checked
-// against the bytes remaining before anything is reserved); any malformed, truncated or trailing
-// input throws mpp::SerializationError. No per-message header: the wire version is checked once
+// span, and what it allocates is proportional to the input size (every count is checked against
+// the bytes remaining before anything is reserved: each claimed element must be backed by at
+// least its minimum encoded size; zero-byte elements are capped at 2^20 per container), so a
+// length of 2^63 fails at once; any malformed, truncated or trailing input throws
+// mpp::SerializationError. No per-message header: the wire version is checked once
 // per channel by the transport (see kWireVersion). Values encode in the host's byte order, which
 // is required to be little-endian, so both ends must share the architecture (true for fork and
 // for an MPI job on one kind of machine).
