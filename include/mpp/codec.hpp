@@ -29,6 +29,10 @@
 // types (a tree node holding std::vector<Node>) must use Fields; at most kMaxDepth Fields levels
 // may nest in one value, checked in both directions.
 //
+// mpp::RemoteError and mpp::WorkerLost have no default constructor, so they decode alone or
+// inside std::vector, std::optional or std::variant (e.g. std::variant<R, mpp::RemoteError>).
+// Enum values are not range-checked: a decoded enum holds whatever integer was sent.
+//
 // Cannot travel (compile error naming the type and how to opt in): raw pointers, references,
 // std::function, lambdas, unions, classes with private members and no Fields specialization,
 // aggregates containing any of these.
