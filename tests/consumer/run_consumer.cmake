@@ -9,11 +9,9 @@ endfunction()
 file(REMOVE_RECURSE ${WORK})
 set(gen -G Ninja -DCMAKE_CXX_COMPILER=${CXX} -DCMAKE_BUILD_TYPE=Release)
 if(MODE STREQUAL "find_package")
-  run(${CMAKE_COMMAND} -S ${MPP_SOURCE} -B ${WORK}/mpp ${gen} -DCMAKE_INSTALL_PREFIX=${WORK}/install
-      -DMPP_BUILD_TESTS=OFF -DMPP_BUILD_BENCH=OFF -DMPP_BUILD_EXAMPLES=OFF -DMPP_BUILD_TOOLS=OFF
-      -DMPP_WITH_MPI=OFF)
-  run(${CMAKE_COMMAND} --build ${WORK}/mpp)
-  run(${CMAKE_COMMAND} --install ${WORK}/mpp)
+  # Install the library this build tree already built (no second compile of mpp), then build the
+  # consumer against that install tree only.
+  run(${CMAKE_COMMAND} --install ${BUILD} --prefix ${WORK}/install)
   run(${CMAKE_COMMAND} -S ${MPP_SOURCE}/tests/consumer -B ${WORK}/consumer ${gen}
       -DCMAKE_PREFIX_PATH=${WORK}/install)
 else()
