@@ -207,7 +207,7 @@ int main(int argc, char** argv) {
 
   std::printf("bench_sync: %d rounds; medians\n", rounds);
   std::printf("uncontended acquire+release (%ld per round), ns:\n", ops);
-  std::printf("  mpp::Lock (robust, errorcheck)            %8.2f\n", bench::median(u_mpp));
+  std::printf("  mpp::Lock (robust futex word)            %8.2f\n", bench::median(u_mpp));
   std::printf("  pthread mutex PROCESS_SHARED              %8.2f\n", bench::median(u_plain));
   std::printf("  pthread mutex PROCESS_SHARED + ROBUST     %8.2f\n", bench::median(u_robust));
   if (!u_boost.empty())
