@@ -32,6 +32,7 @@ class PoolTest : public ::testing::TestWithParam<unsigned> {
  protected:
   void SetUp() override {
     fds_ = mpp::test::open_fd_count();
+    shm_ = mpp::test::shm_entries().size();
     dog_ = std::make_unique<mpp::test::Watchdog>(std::chrono::seconds(120), "pool test");
   }
   void TearDown() override {
@@ -39,11 +40,13 @@ class PoolTest : public ::testing::TestWithParam<unsigned> {
     EXPECT_TRUE(mpp::test::live_children().empty()) << "a worker outlived its pool";
     EXPECT_TRUE(mpp::test::zombie_children().empty()) << "zombie left behind";
     EXPECT_EQ(mpp::test::open_fd_count(), fds_) << "fd leaked";
+    EXPECT_EQ(mpp::test::shm_entries().size(), shm_) << "shared memory left in /dev/shm";
   }
   unsigned workers() const { return GetParam(); }
 
  private:
   int fds_ = 0;
+  std::size_t shm_ = 0;
   std::unique_ptr<mpp::test::Watchdog> dog_;
 };
 

@@ -83,13 +83,17 @@ struct PoolProgress {
 };
 
 struct PoolOptions {
-  unsigned processes = 0;               // 0 = cpu_count()
-  std::optional<int> nice{};            // niceness increment for every worker
-  std::function<void()> initializer{};  // runs once in each worker when it starts
-  std::size_t maxtasksperchild = 0;     // 0 = unlimited; else chunks per worker
-  std::optional<std::chrono::milliseconds> task_timeout{};  // a task running longer is killed
-  std::uint64_t seed = 0;                                   // base of task_seed()
-  bool progress = false;  // map/imap draw a progress bar on stderr (a final line if not a tty)
+  unsigned processes = 0;     // 0 = cpu_count()
+  std::optional<int> nice{};  // niceness increment for every worker
+  // Runs once in each worker when it starts. If it throws, the pool is broken: every outstanding
+  // and later call fails with that RemoteError (rather than Python's endless respawning).
+  std::function<void()> initializer{};
+  std::size_t maxtasksperchild = 0;  // 0 = unlimited; else chunks per worker (Python counts so)
+  // A task running longer is killed (SIGKILL) and fails with WorkerLost; checked while the parent
+  // waits on the pool (map, get, imap...), every min(10 ms, timeout / 4).
+  std::optional<std::chrono::milliseconds> task_timeout{};
+  std::uint64_t seed = 0;  // base of task_seed()
+  bool progress = false;   // map/imap draw a progress bar on stderr (a final line if not a tty)
   std::function<void(const PoolProgress&)> on_progress{};  // custom progress for map/imap
 };
 
