@@ -61,6 +61,13 @@ bool gone_within(const std::string& name, std::chrono::seconds limit) {
   return !shm_exists(name);
 }
 
+// Temporary names exist for a moment inside every create() (also in other test processes that
+// ctest runs in parallel): each one seen must go away soon, none may stay.
+void expect_no_stale_temporaries() {
+  for (const auto& n : mpp::test::shm_entries("mpp-tmp-"))
+    EXPECT_TRUE(gone_within(n, 20s)) << "stale temporary /dev/shm/" << n;
+}
+
 pid_t spawn(const std::function<int()>& f) {
   pid_t pid = mpp::sys::fork_or_throw("cannot fork test child");
   if (pid == 0) {
@@ -357,7 +364,7 @@ TEST_F(SharedTest, FullDevShmIsENOSPCAtCreationNotSIGBUSLater) {
   const std::string name = unique_name("nospc");
   EXPECT_EQ(system_error_code([&] { (void)mpp::SharedMemory::create(name, too_big); }), ENOSPC);
   EXPECT_FALSE(shm_exists(name));
-  EXPECT_TRUE(mpp::test::shm_entries("mpp-tmp-").empty());
+  expect_no_stale_temporaries();
 }
 
 TEST_F(SharedTest, NameIsRemovedAfterTheCreatorIsKilled) {
@@ -421,7 +428,7 @@ class NoLeftovers : public ::testing::Environment {
   void TearDown() override {
     for (const auto& n : created_names())
       EXPECT_TRUE(gone_within(n, 20s)) << "left in /dev/shm: " << n;
-    EXPECT_TRUE(mpp::test::shm_entries("mpp-tmp-").empty());
+    expect_no_stale_temporaries();
   }
 };
 const auto* const kNoLeftovers = ::testing::AddGlobalTestEnvironment(new NoLeftovers);

@@ -53,8 +53,9 @@ namespace detail {
 // get_lock(). Inside such a compound update (the calling thread already holds get_lock()) they
 // use the caller's hold instead of locking again, so
 //     std::lock_guard g(v.get_lock()); v.set(v.get() + 1);
-// is a correct, non-deadlocking increment. All of them may block on the lock; none throws except
-// std::system_error for a corrupted lock.
+// is a correct, non-deadlocking increment. All of them may block on the lock (if its holder died,
+// they take it over as Lock::acquire() would; check get_lock().owner_died() inside your own
+// critical sections when a dead holder may have left a compound update half-done). None throws.
 template <class T>
 class Value {
   static_assert(std::is_trivially_copyable_v<T>,

@@ -95,7 +95,7 @@ namespace detail {
 // get()/set() work both alone and inside the user's own critical section on get_lock().
 class ValueGuard {
  public:
-  explicit ValueGuard(Lock& lock);  // blocks; throws std::system_error on a corrupted lock
+  explicit ValueGuard(Lock& lock);  // blocks; never throws
   ~ValueGuard();
   ValueGuard(const ValueGuard&) = delete;
   ValueGuard& operator=(const ValueGuard&) = delete;
