@@ -46,6 +46,8 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <iterator>
 #include <memory>
 #include <optional>
@@ -123,26 +125,50 @@ class Queue {
   }
 
   // ---- batched forms (not in Python; for throughput) ----------------------------------------
-  // Puts every element of `items` in order, taking the producer lock once per run of items that
-  // fit (and publishing at least every 256 items so consumers start early). Blocks while full.
-  // Other producers' items may interleave between runs, never inside an item. Throws like put();
-  // on QueueClosed the items before the failure have been put. Returns the number of items put.
+  // Puts every element of `items` in order, packed into batch records of up to 64 KiB written
+  // under one producer lock (each record is published as soon as it is complete, so consumers
+  // start early). Blocks while full. Other producers' items may interleave between records,
+  // never inside one. Consumers take the items one by one as usual. Throws like put(); items
+  // before a failure have been put. Returns the number of items put.
   template <std::ranges::input_range R>
   requires std::convertible_to < std::ranges::range_reference_t<R>,
   const T& > std::size_t put_many(R&& items) {
-    if constexpr (std::ranges::sized_range<R>) {
-      auto it = std::ranges::begin(items);
-      Cursor<decltype(it)> c{it};
-      return core_->put_many(static_cast<std::size_t>(std::ranges::size(items)), &c,
-                             &Cursor<decltype(it)>::size_next, &Cursor<decltype(it)>::encode_next);
-    } else {
-      std::size_t n = 0;
-      for (auto&& v : items) {
-        put(v);
-        ++n;
+    detail::QueueCore::PutBatch batch;
+    auto it = std::ranges::begin(items);
+    const auto last = std::ranges::end(items);
+    std::size_t n = 0;
+    std::byte* data = nullptr;
+    std::size_t used = 0;
+    std::size_t k = 0;
+    try {
+      while (it != last) {
+        std::size_t size = codec::encoded_size(static_cast<const T&>(*it));
+        const auto room = core_->batch_open(batch, detail::QueueCore::batch_item_bytes(size));
+        data = room.data;
+        used = 0;
+        k = 0;
+        for (;;) {
+          const auto len = static_cast<std::uint32_t>(size);
+          std::memcpy(data + used, &len, sizeof len);
+          codec::encode_to(data + used + 4, static_cast<const T&>(*it));
+          used += detail::QueueCore::batch_item_bytes(size);
+          ++k;
+          ++it;
+          if (it == last || k == room.max_items) break;
+          size = codec::encoded_size(static_cast<const T&>(*it));
+          if (used + detail::QueueCore::batch_item_bytes(size) > room.bytes) break;
+        }
+        core_->batch_commit(batch, data, used, k);
+        n += k;
+        data = nullptr;
       }
-      return n;
+    } catch (...) {
+      if (data != nullptr && k != 0) core_->batch_commit(batch, data, used, k);
+      core_->batch_close(batch);
+      throw;
     }
+    core_->batch_close(batch);
+    return n;
   }
   // Appends to `out` between 1 and `max` items, taking the consumer lock once: blocks until at
   // least one item is queued, then takes what is there, up to max. Returns the number appended.
@@ -180,19 +206,6 @@ class Queue {
   [[nodiscard]] detail::QueueCore& core() const noexcept { return *core_; }
 
  private:
-  template <class It>
-  struct Cursor {
-    It it;
-    static std::size_t size_next(void* self) {
-      return codec::encoded_size(static_cast<const T&>(*static_cast<Cursor*>(self)->it));
-    }
-    static void encode_next(void* self, std::byte* out) {
-      auto* c = static_cast<Cursor*>(self);
-      codec::encode_to(out, static_cast<const T&>(*c->it));
-      ++c->it;
-    }
-  };
-
   bool put_impl(const T& item, detail::QueueWait wait) {
     return core_->put(codec::encoded_size(item), &item, &encode_one, wait);
   }
@@ -207,10 +220,22 @@ class Queue {
   }
   std::size_t get_many_impl(std::vector<T>& out, std::size_t max, detail::QueueWait wait) {
     if (max == 0) return 0;
-    return core_->get(max, &out, &decode_append, wait);
-  }
-  static void decode_append(void* sink, std::span<const std::byte> bytes) {
-    static_cast<std::vector<T>*>(sink)->push_back(codec::decode<T>(bytes));
+    detail::QueueCore::GetBatch batch;
+    if (!core_->get_open(batch, wait)) return 0;
+    std::size_t n = 0;
+    std::span<const std::byte> bytes;
+    try {
+      // A failed decode still consumes its item (it would fail again for the next consumer).
+      while (n < max && core_->get_next(batch, bytes)) {
+        ++n;
+        out.push_back(codec::decode<T>(bytes));
+      }
+    } catch (...) {
+      core_->get_close(batch);
+      throw;
+    }
+    core_->get_close(batch);
+    return n;
   }
 
   std::shared_ptr<detail::QueueCore> core_;

@@ -114,58 +114,124 @@ bool QueueCore::put(std::size_t size, const void* item, EncodeFn encode, QueueWa
   }
 }
 
-std::size_t QueueCore::put_many(std::size_t count, void* cursor, SizeNextFn size_next,
-                                EncodeNextFn encode_next) {
+namespace {
+shm::Ring::PutTxn txn_of(const QueueCore::PutBatch& b) noexcept {
+  return {b.tail, b.count, b.start_count, b.self};
+}
+void store(QueueCore::PutBatch& b, const shm::Ring::PutTxn& t) noexcept {
+  b.tail = t.tail;
+  b.count = t.count;
+  b.start_count = t.start_count;
+  b.self = t.self;
+}
+shm::Ring::GetTxn txn_of(const QueueCore::GetBatch& g) noexcept {
+  return {g.head, g.count, g.start_head, g.rec_end};
+}
+void store(QueueCore::GetBatch& g, const shm::Ring::GetTxn& t) noexcept {
+  g.head = t.head;
+  g.count = t.count;
+  g.start_head = t.start_head;
+  g.rec_end = t.rec_end;
+}
+}  // namespace
+
+QueueCore::Room QueueCore::batch_open(PutBatch& b, std::size_t min_bytes) {
   shm::Ring& ring = impl_->ring;
-  std::size_t done = 0;
-  std::size_t size = 0;
-  bool have_size = false;
-  shm::Ring::PutTxn t;
-  while (done < count) {
-    ring.put_lock(t, impl_->pid);
-    if (ring.closed()) {
-      ring.put_unlock();
-      throw_put_closed();
-    }
-    std::size_t since_publish = 0;
-    try {
-      while (done < count) {
-        if (!have_size) {
-          size = size_next(cursor);
-          have_size = true;
-          if (size > ring.max_payload()) {
-            throw std::invalid_argument(
-                "queue item larger than half of the queue's capacity_bytes");
-          }
-        }
-        const shm::Ring::PutTxn before = t;
-        std::byte* out = ring.reserve(t, size);
-        if (out == nullptr) break;
-        try {
-          encode_next(cursor, out);
-        } catch (...) {
-          t = before;
-          throw;
-        }
-        have_size = false;
-        ++done;
-        if (++since_publish == kPublishEvery) {
-          ring.put_publish(t);
-          since_publish = 0;
-        }
+  if (min_bytes > ring.max_payload()) {
+    batch_close(b);
+    throw std::invalid_argument("queue item larger than half of the queue's capacity_bytes");
+  }
+  for (;;) {
+    if (!b.locked) {
+      shm::Ring::PutTxn t;
+      ring.put_lock(t, impl_->pid);
+      store(b, t);
+      b.locked = true;
+      if (ring.closed()) {
+        batch_close(b);
+        throw_put_closed();
       }
-    } catch (...) {
-      ring.put_publish_unlock(t);  // the items encoded before the failure do go out
-      throw;
     }
-    ring.put_publish_unlock(t);
-    impl_->has_put.store(true, std::memory_order_relaxed);
-    if (done < count &&
-        ring.wait_space(size, shm::Deadline::forever()) == shm::WaitStatus::closed) {
+    shm::Ring::PutTxn t = txn_of(b);
+    Room room{};
+    room.data = ring.open_batch(t, min_bytes, room.bytes, room.max_items);
+    store(b, t);
+    if (room.data != nullptr) return room;
+    batch_close(b);
+    if (ring.wait_space(min_bytes, shm::Deadline::forever()) == shm::WaitStatus::closed) {
       throw_put_closed();
     }
   }
-  return done;
+}
+
+void QueueCore::batch_commit(PutBatch& b, std::byte* data, std::size_t used,
+                             std::size_t items) noexcept {
+  shm::Ring::PutTxn t = txn_of(b);
+  impl_->ring.commit_batch(t, data, used, items);
+  // Publish every record at once (they are at most kMaxBatchBytes): consumers start early.
+  impl_->ring.put_publish(t);
+  store(b, t);
+  impl_->has_put.store(true, std::memory_order_relaxed);
+}
+
+void QueueCore::batch_close(PutBatch& b) noexcept {
+  if (!b.locked) return;
+  shm::Ring::PutTxn t = txn_of(b);
+  impl_->ring.put_publish_unlock(t);
+  store(b, t);
+  b.locked = false;
+}
+
+bool QueueCore::get_open(GetBatch& g, QueueWait wait) {
+  shm::Ring& ring = impl_->ring;
+  const shm::Deadline deadline = to_deadline(wait);
+  bool orphaned = false;
+  for (;;) {
+    const bool was_closed = ring.closed();  // see get()
+    shm::Ring::GetTxn t;
+    ring.get_lock(t, impl_->pid);
+    if (ring.has_item(t)) {
+      store(g, t);
+      g.taken = 0;
+      g.locked = true;
+      return true;
+    }
+    ring.get_publish_unlock(t);
+    if (was_closed) throw QueueClosed("get() on a closed and empty queue");
+    if (orphaned) {
+      throw QueueClosed("get() on an empty queue that every other process using it has left");
+    }
+    switch (ring.wait_data(deadline, impl_->pid, impl_->has_put.load(std::memory_order_relaxed))) {
+      case shm::WaitStatus::timed_out:
+        return false;
+      case shm::WaitStatus::orphaned:
+        orphaned = true;
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+bool QueueCore::get_next(GetBatch& g, std::span<const std::byte>& bytes) noexcept {
+  shm::Ring::GetTxn t = txn_of(g);
+  // Publish only items the caller has finished with (all returned before this call): the one we
+  // return now must stay unreused until it is decoded.
+  if (g.taken != 0 && g.taken % kPublishEvery == 0) impl_->ring.get_publish(t);
+  auto item = impl_->ring.next(t);
+  if (item) ++g.taken;
+  store(g, t);
+  if (!item) return false;
+  bytes = *item;
+  return true;
+}
+
+void QueueCore::get_close(GetBatch& g) noexcept {
+  if (!g.locked) return;
+  shm::Ring::GetTxn t = txn_of(g);
+  impl_->ring.get_publish_unlock(t);
+  store(g, t);
+  g.locked = false;
 }
 
 std::size_t QueueCore::get(std::size_t max, void* sink, DecodeFn decode, QueueWait wait) {

@@ -63,6 +63,41 @@ Ring Ring::create(void* memory, std::size_t capacity, std::size_t maxsize) noexc
   return Ring(h, static_cast<std::byte*>(memory) + kHeaderBytes, capacity);
 }
 
+std::byte* Ring::open_batch(PutTxn& t, std::size_t min_payload, std::size_t& room,
+                            std::size_t& max_items) noexcept {
+  RingHeader& h = *h_;
+  max_items = ~std::size_t{0};
+  if (h.maxsize != 0) {
+    if (t.count - h.got_cache >= h.maxsize) {
+      h.got_cache = h.cons.count.load(std::memory_order_acquire);
+      if (t.count - h.got_cache >= h.maxsize) return nullptr;
+    }
+    max_items = h.maxsize - static_cast<std::size_t>(t.count - h.got_cache);
+  }
+  const std::size_t min_rec = record_bytes(min_payload);
+  std::size_t off = t.tail & mask_;
+  if (off + min_rec <= cap_ && off >= kRecycleMin && t.tail >= h.recycle_at) {
+    h.recycle_at = t.tail + kRecycleMin / 4;
+    if (h.cons.pos.load(std::memory_order_acquire) == t.tail) recycle(t, off);
+  }
+  const std::size_t skip = off + min_rec > cap_ ? cap_ - off : 0;
+  if (t.tail + skip + min_rec - h.head_cache > cap_) {
+    h.head_cache = h.cons.pos.load(std::memory_order_acquire);
+    if (t.tail + skip + min_rec - h.head_cache > cap_) return nullptr;
+  }
+  if (skip != 0) {
+    RecordHeader sk{static_cast<std::uint32_t>(skip), kSkip};
+    std::memcpy(data_ + off, &sk, sizeof sk);
+    t.tail += skip;
+    off = 0;
+  }
+  const std::uint64_t free_bytes = cap_ - (t.tail - h.head_cache);
+  std::size_t bytes = std::min<std::uint64_t>(free_bytes, cap_ - off) - sizeof(RecordHeader);
+  bytes = std::min({bytes, std::max(kMaxBatchBytes, min_payload), max_payload()});
+  room = bytes & ~(kBatchItemAlign - 1);
+  return data_ + off + sizeof(RecordHeader);
+}
+
 void Ring::recycle(PutTxn& t, std::size_t& off) noexcept {
   RingHeader& h = *h_;
   // try_lock: a consumer inside get() is about to find data or leave; never wait for it here
@@ -76,7 +111,7 @@ void Ring::recycle(PutTxn& t, std::size_t& off) noexcept {
     // record, which consumers pass like any other.
     t.tail += skip;
     h.prod.publish(t.tail, t.count);
-    h.cons.publish(t.tail, h.cons.count.load(std::memory_order_relaxed));
+    h.cons.publish(t.tail, h.cons.count.load(std::memory_order_relaxed), 0);
     h.tail_cache = t.tail;
     h.head_cache = t.tail;
     h.recycle_at = t.tail + kRecycleMin;

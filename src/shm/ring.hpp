@@ -58,6 +58,12 @@ struct RecordHeader {
 };
 inline constexpr std::uint32_t kItem = 0x49u;
 inline constexpr std::uint32_t kSkip = 0x53u;
+// A batch record (put_many): its payload is a sequence of items, each a 4-byte length, the
+// bytes, and padding to 4 bytes. Consumers may take its items one by one (Cursor::rec_end).
+inline constexpr std::uint32_t kBatch = 0x42u;
+inline constexpr std::size_t kBatchItemAlign = 4;
+// Largest batch record put_many writes: consumers see each one as soon as it is complete.
+inline constexpr std::size_t kMaxBatchBytes = 64 * 1024;
 static_assert(sizeof(RecordHeader) == kRecordAlign,
               "a record header is exactly one alignment unit, so payloads stay 8-byte aligned");
 
@@ -77,30 +83,42 @@ struct Deadline {
 struct Cursor {
   std::atomic<std::uint64_t> pos{0};    // byte position, published with release
   std::atomic<std::uint64_t> count{0};  // items published so far (put or got)
-  // Write-ahead intent, so that a successor can repair `count` if the holder died between the
-  // two stores of publish(). Plain fields: only ever touched under the side's lock.
+  // Consumers only: end of the items of the batch record `pos` points into, 0 at a record
+  // boundary. (Once a consumer is inside a batch record, its header may already be overwritten.)
+  std::atomic<std::uint64_t> rec_end{0};
+  // Write-ahead intent, so that a successor can repair `count` and `rec_end` if the holder died
+  // between the stores of publish(). Plain fields: only ever touched under the side's lock.
   std::uint64_t intent_pos = 0;
   std::uint64_t intent_count = 0;
+  std::uint64_t intent_rec_end = 0;
   std::uint64_t prev_count = 0;
+  std::uint64_t prev_rec_end = 0;
   std::atomic<std::uint32_t> intent_valid{0};
 
-  void publish(std::uint64_t new_pos, std::uint64_t new_count) noexcept {
+  void publish(std::uint64_t new_pos, std::uint64_t new_count,
+               std::uint64_t new_rec_end = 0) noexcept {
     prev_count = count.load(std::memory_order_relaxed);
+    prev_rec_end = rec_end.load(std::memory_order_relaxed);
     intent_pos = new_pos;
     intent_count = new_count;
+    intent_rec_end = new_rec_end;
     intent_valid.store(1, std::memory_order_release);
     // count before pos: whoever sees the new position also sees the count that includes it.
     count.store(new_count, std::memory_order_release);
+    rec_end.store(new_rec_end, std::memory_order_release);
     pos.store(new_pos, std::memory_order_release);
     intent_valid.store(0, std::memory_order_release);
   }
-  // After taking the lock from a dead holder: make count agree with the published position.
+  // After taking the lock from a dead holder: make count and rec_end agree with the published
+  // position.
   void recover() noexcept {
     if (intent_valid.load(std::memory_order_acquire) == 0) return;
     if (pos.load(std::memory_order_relaxed) == intent_pos) {
       count.store(intent_count, std::memory_order_release);
+      rec_end.store(intent_rec_end, std::memory_order_release);
     } else {
       count.store(prev_count, std::memory_order_release);
+      rec_end.store(prev_rec_end, std::memory_order_release);
     }
     intent_valid.store(0, std::memory_order_release);
   }
@@ -191,6 +209,22 @@ class Ring {
   // Under the producer lock: room for one record of `payload` bytes, or nullptr when the ring (or
   // maxsize) has no room right now. The header is written; the caller fills the payload.
   std::byte* reserve(PutTxn& t, std::size_t payload) noexcept;
+  // Under the producer lock: room for a batch record whose payload is at least `min_payload`
+  // bytes (nullptr when there is none right now). `room` receives the usable payload bytes (at
+  // most kMaxBatchBytes), `max_items` how many items maxsize still allows. Nothing is written
+  // until commit_batch.
+  std::byte* open_batch(PutTxn& t, std::size_t min_payload, std::size_t& room,
+                        std::size_t& max_items) noexcept;
+  // Closes the batch record opened at `payload` with `used` bytes holding `items` items.
+  void commit_batch(PutTxn& t, std::byte* payload, std::size_t used, std::size_t items) noexcept {
+    RecordHeader rh{static_cast<std::uint32_t>(used), kBatch};
+    std::memcpy(payload - sizeof(RecordHeader), &rh, sizeof rh);
+    t.tail += record_bytes(used);
+    t.count += items;
+  }
+  static constexpr std::size_t batch_item_bytes(std::size_t payload) noexcept {
+    return (4 + payload + kBatchItemAlign - 1) & ~(kBatchItemAlign - 1);
+  }
   // Publishes everything reserved since put_lock or the last publish (one release store) and
   // wakes sleeping consumers if there are any. The lock stays held.
   void put_publish(PutTxn& t) noexcept {
@@ -219,27 +253,31 @@ class Ring {
     std::uint64_t head = 0;
     std::uint64_t count = 0;
     std::uint64_t start_head = 0;
+    std::uint64_t rec_end = 0;  // see Cursor::rec_end
   };
   void get_lock(GetTxn& t, std::int32_t self) noexcept {
     if (h_->cons_lock.lock(self) == RingLockResult::owner_died) h_->cons.recover();
     t.head = t.start_head = h_->cons.pos.load(std::memory_order_relaxed);
     t.count = h_->cons.count.load(std::memory_order_relaxed);
+    t.rec_end = h_->cons.rec_end.load(std::memory_order_relaxed);
   }
   // Under the consumer lock: the next item's payload, or nullopt when none is published. The
   // bytes stay valid (unreused by producers) until get_publish_unlock.
   std::optional<std::span<const std::byte>> next(GetTxn& t) noexcept;
+  // Under the consumer lock: true if next() would return an item (skip records are passed).
+  bool has_item(GetTxn& t) noexcept;
   // Frees the space of every item taken since get_lock or the last publish and wakes sleeping
   // producers if there are any. The lock stays held.
   void get_publish(GetTxn& t) noexcept {
     if (t.head == t.start_head) return;
-    h_->cons.publish(t.head, t.count);
+    h_->cons.publish(t.head, t.count, t.rec_end);
     t.start_head = t.head;
     wake_space(false);
   }
   void get_unlock() noexcept { h_->cons_lock.unlock(); }
   void get_publish_unlock(GetTxn& t) noexcept {
     const bool moved = t.head != t.start_head;
-    if (moved) h_->cons.publish(t.head, t.count);
+    if (moved) h_->cons.publish(t.head, t.count, t.rec_end);
     h_->cons_lock.unlock();
     if (moved) wake_space(true);
   }
@@ -340,6 +378,19 @@ inline std::byte* Ring::reserve(PutTxn& t, std::size_t payload) noexcept {
 inline std::optional<std::span<const std::byte>> Ring::next(GetTxn& t) noexcept {
   RingHeader& h = *h_;
   for (;;) {
+    if (t.rec_end != 0) {
+      // Inside a batch record: [u32 length][bytes][pad]; the record never wraps.
+      const std::size_t off = t.head & mask_;
+      std::uint32_t len;
+      std::memcpy(&len, data_ + off, sizeof len);
+      t.head += batch_item_bytes(len);
+      t.count += 1;
+      if (t.head >= t.rec_end) {
+        t.head = (t.rec_end + kRecordAlign - 1) & ~std::uint64_t{kRecordAlign - 1};
+        t.rec_end = 0;
+      }
+      return std::span<const std::byte>(data_ + off + 4, len);
+    }
     if (t.head >= h.tail_cache) {
       h.tail_cache = h.prod.pos.load(std::memory_order_acquire);
       if (t.head >= h.tail_cache) return std::nullopt;
@@ -351,9 +402,29 @@ inline std::optional<std::span<const std::byte>> Ring::next(GetTxn& t) noexcept 
       t.head += rh.size;
       continue;
     }
+    if (rh.kind == kBatch) {
+      t.rec_end = t.head + sizeof(RecordHeader) + rh.size;
+      t.head += sizeof(RecordHeader);
+      continue;
+    }
     t.head += record_bytes(rh.size);
     t.count += 1;
     return std::span<const std::byte>(data_ + off + sizeof(RecordHeader), rh.size);
+  }
+}
+
+inline bool Ring::has_item(GetTxn& t) noexcept {
+  RingHeader& h = *h_;
+  for (;;) {
+    if (t.rec_end != 0) return true;
+    if (t.head >= h.tail_cache) {
+      h.tail_cache = h.prod.pos.load(std::memory_order_acquire);
+      if (t.head >= h.tail_cache) return false;
+    }
+    RecordHeader rh;
+    std::memcpy(&rh, data_ + (t.head & mask_), sizeof rh);
+    if (rh.kind != kSkip) return true;
+    t.head += rh.size;
   }
 }
 

@@ -60,6 +60,45 @@ void put_one(Ring& ring, std::int32_t self, unsigned producer, std::uint32_t seq
   }
 }
 
+void write_item(std::byte* out, unsigned producer, std::uint32_t seq, std::size_t size) {
+  const auto p16 = static_cast<std::uint16_t>(producer);
+  std::memcpy(out, &p16, 2);
+  std::memcpy(out + 2, &seq, 4);
+  for (std::size_t i = 6; i < size; ++i) out[i] = filler(producer, seq, i);
+}
+
+// Puts items seq .. seq+count-1 as batch records (as Queue::put_many does); returns how many
+// it managed before the ring ran out of room (at least one: it waits for room for the first).
+std::uint32_t put_batch(Ring& ring, std::int32_t self, unsigned producer, std::uint32_t seq,
+                        std::uint32_t count, std::size_t max) {
+  for (;;) {
+    Ring::PutTxn t;
+    ring.put_lock(t, self);
+    std::size_t room = 0, max_items = 0;
+    std::size_t size = payload_size(producer, seq, max);
+    std::byte* data = ring.open_batch(t, Ring::batch_item_bytes(size), room, max_items);
+    if (data == nullptr) {
+      ring.put_unlock();
+      (void)ring.wait_space(Ring::batch_item_bytes(size), Deadline::forever());
+      continue;
+    }
+    std::size_t used = 0;
+    std::uint32_t k = 0;
+    while (k < count && k < max_items) {
+      size = payload_size(producer, seq + k, max);
+      if (used + Ring::batch_item_bytes(size) > room) break;
+      const auto len = static_cast<std::uint32_t>(size);
+      std::memcpy(data + used, &len, 4);
+      write_item(data + used + 4, producer, seq + k, size);
+      used += Ring::batch_item_bytes(size);
+      ++k;
+    }
+    ring.commit_batch(t, data, used, k);
+    ring.put_publish_unlock(t);
+    return k;
+  }
+}
+
 struct Tally {
   explicit Tally(unsigned producers, std::uint32_t per)
       : per_producer(per), seen(std::make_unique<std::atomic<std::uint8_t>[]>(producers * per)) {}
@@ -99,7 +138,8 @@ TEST_P(RingStress, EveryRecordExactlyOnceAndIntact) {
   const std::size_t cap = Ring::normalize_capacity(capacity);
   Memory mem(Ring::mapping_bytes(cap));
   Ring ring = Ring::create(mem.p, cap, /*maxsize=*/capacity <= 256 ? 3 : 0);
-  const std::size_t max_payload = std::min<std::size_t>(ring.max_payload(), 300);
+  // Minus 4: an item in a batch record carries a 4-byte length and must still fit.
+  const std::size_t max_payload = std::min<std::size_t>(ring.max_payload() - 4, 300);
   const std::int32_t self = mpp::sys::self_pid();
   Tally tally(producers, per);
   std::atomic<unsigned> producers_left{producers};
@@ -107,8 +147,13 @@ TEST_P(RingStress, EveryRecordExactlyOnceAndIntact) {
   std::vector<std::thread> threads;
   for (unsigned p = 0; p < producers; ++p) {
     threads.emplace_back([&, p] {
-      for (std::uint32_t s = 0; s < per; ++s) {
-        put_one(ring, self, p, s, payload_size(p, s, max_payload), polling && (s % 3 == 0));
+      for (std::uint32_t s = 0; s < per;) {
+        if (p % 2 == 1) {  // odd producers put batch records of up to 7 items
+          s += put_batch(ring, self, p, s, std::min<std::uint32_t>(7, per - s), max_payload);
+        } else {
+          put_one(ring, self, p, s, payload_size(p, s, max_payload), polling && (s % 3 == 0));
+          ++s;
+        }
       }
       if (producers_left.fetch_sub(1) == 1) ring.close(self);
     });

@@ -38,10 +38,6 @@ class QueueCore {
  public:
   // Writes one encoded item of the size announced before into `out`.
   using EncodeFn = void (*)(const void* item, std::byte* out);
-  // Batches: size of the current item (called once per item, before encode_next).
-  using SizeNextFn = std::size_t (*)(void* cursor);
-  // Batches: writes the current item into `out` and moves to the next one.
-  using EncodeNextFn = void (*)(void* cursor, std::byte* out);
   // Decodes one item's bytes into the caller's storage (may throw SerializationError).
   using DecodeFn = void (*)(void* sink, std::span<const std::byte> bytes);
 
@@ -55,11 +51,49 @@ class QueueCore {
   // One item of `size` bytes. Blocks per `wait` while full; false when the wait gave up. Throws
   // QueueClosed, std::invalid_argument (item larger than max_item_bytes()).
   bool put(std::size_t size, const void* item, EncodeFn encode, QueueWait wait);
-  // `count` items through the cursor, taking the producer lock once per run of items that fit.
-  // Blocks while full. Returns the number put (== count unless closed midway: then QueueClosed is
-  // thrown after publishing the items that made it). Throws like put().
-  std::size_t put_many(std::size_t count, void* cursor, SizeNextFn size_next,
-                       EncodeNextFn encode_next);
+  // ---- batched puts (Queue<T>::put_many): the caller holds the producer lock across calls ----
+  struct PutBatch {
+    std::uint64_t tail = 0;
+    std::uint64_t count = 0;
+    std::uint64_t start_count = 0;
+    std::int32_t self = 0;
+    bool locked = false;
+  };
+  struct Room {
+    std::byte* data;        // where the batch's items go: [u32 length][bytes][pad to 4] each
+    std::size_t bytes;      // usable bytes (a multiple of 4)
+    std::size_t max_items;  // how many items maxsize still allows
+  };
+  // Bytes one item of `size` encoded bytes takes inside a batch.
+  static constexpr std::size_t batch_item_bytes(std::size_t size) noexcept {
+    return (4 + size + 3) & ~std::size_t{3};
+  }
+  // Takes the producer lock if this batch does not hold it and returns room for at least
+  // `min_bytes`, blocking (lock released meanwhile) while the queue is full. Throws QueueClosed,
+  // std::invalid_argument (min_bytes above max_item_bytes()).
+  Room batch_open(PutBatch& batch, std::size_t min_bytes);
+  // Publishes `items` items written into the first `used` bytes of the room at `data`.
+  void batch_commit(PutBatch& batch, std::byte* data, std::size_t used, std::size_t items) noexcept;
+  // Releases the producer lock if the batch holds it. Never throws.
+  void batch_close(PutBatch& batch) noexcept;
+
+  // ---- batched gets (Queue<T>::get_many): the caller holds the consumer lock across calls ----
+  struct GetBatch {
+    std::uint64_t head = 0;
+    std::uint64_t count = 0;
+    std::uint64_t start_head = 0;
+    std::uint64_t rec_end = 0;
+    std::size_t taken = 0;
+    bool locked = false;
+  };
+  // Blocks per `wait` until an item is queued; true with the consumer lock held (get_next then
+  // yields at least one item), false when the wait gave up. Throws QueueClosed like get().
+  bool get_open(GetBatch& batch, QueueWait wait);
+  // The next item's bytes (valid until get_close), false when no more is queued right now.
+  bool get_next(GetBatch& batch, std::span<const std::byte>& bytes) noexcept;
+  // Removes the items taken from the queue and releases the lock. Never throws.
+  void get_close(GetBatch& batch) noexcept;
+
   // Up to `max` items (at least one unless the wait gave up, then 0) into `sink`, one decode each,
   // under one consumer lock. Throws QueueClosed when closed and drained, or when nothing is
   // queued and every other process attached to the queue has died.
