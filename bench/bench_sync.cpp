@@ -31,6 +31,9 @@
 
 namespace {
 
+// Pipe ends are held as `auto ends = Pipe...; auto& a = ends.first;`, not as structured
+// bindings: clang 14 cannot capture structured bindings in lambdas.
+
 void* shared_page(std::size_t bytes = 4096) {
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) std::abort();
@@ -106,7 +109,9 @@ double contended_ns(L& l, long ops) {
 }
 
 double mpp_pipe_us(long n) {
-  auto [a, b] = mpp::Pipe<int>();
+  auto ends = mpp::Pipe<int>();
+  auto& a = ends.first;
+  auto& b = ends.second;
   pid_t kid = fork();
   if (kid == 0) {
     for (;;) {

@@ -23,6 +23,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// Pipe ends are held as `auto ends = Pipe...; auto& a = ends.first;`, not as structured
+// bindings: clang 14 cannot capture structured bindings in lambdas.
+
 pid_t spawn(const std::function<int()>& f) {
   pid_t pid = mpp::sys::fork_or_throw("cannot fork test child");
   if (pid == 0) {
@@ -96,7 +99,9 @@ TEST_F(PipeTest, DuplexPingPongWithChildren) {
 }
 
 TEST_F(PipeTest, LargeMessagesArriveWhole) {
-  auto [a, b] = mpp::Pipe<std::vector<std::uint64_t>>();
+  auto ends = mpp::Pipe<std::vector<std::uint64_t>>();
+  auto& a = ends.first;
+  auto& b = ends.second;
   pid_t kid = spawn([&] {
     for (std::size_t n :
          {std::size_t{0}, std::size_t{1}, std::size_t{100000}, std::size_t{3} << 20}) {
@@ -116,7 +121,9 @@ TEST_F(PipeTest, LargeMessagesArriveWhole) {
 }
 
 TEST_F(PipeTest, OneWayPipeHasAReaderAndAWriter) {
-  auto [reader, writer] = mpp::Pipe<int>(false);
+  auto ends = mpp::Pipe<int>(false);
+  auto& reader = ends.first;
+  auto& writer = ends.second;
   EXPECT_THROW(reader.send(1), std::logic_error);
   EXPECT_THROW((void)writer.recv(), std::logic_error);
   EXPECT_THROW((void)writer.poll(), std::logic_error);
@@ -129,7 +136,9 @@ TEST_F(PipeTest, OneWayPipeHasAReaderAndAWriter) {
 }
 
 TEST_F(PipeTest, PeerCloseEndsRecvAfterDrainingEvenIfWeHoldItsEnd) {
-  auto [mine, theirs] = mpp::Pipe<std::string>();
+  auto ends = mpp::Pipe<std::string>();
+  auto& mine = ends.first;
+  auto& theirs = ends.second;
   // This process keeps its copy of `theirs` open throughout: only the child's close() can end it.
   pid_t kid = spawn([&] {
     theirs.send("one");
@@ -148,7 +157,9 @@ TEST_F(PipeTest, PeerCloseEndsRecvAfterDrainingEvenIfWeHoldItsEnd) {
 
 TEST_F(PipeTest, PeerKilledEndsRecvEvenIfOthersHoldItsEnd) {
   for (int extra_holders : {0, 2}) {
-    auto [mine, theirs] = mpp::Pipe<int>();
+    auto ends = mpp::Pipe<int>();
+    auto& mine = ends.first;
+    auto& theirs = ends.second;
     mpp::Event started;
     pid_t kid = spawn([&] {
       theirs.send(7);
@@ -177,7 +188,9 @@ TEST_F(PipeTest, PeerKilledEndsRecvEvenIfOthersHoldItsEnd) {
 }
 
 TEST_F(PipeTest, PeerKilledInTheMiddleOfAMessage) {
-  auto [mine, theirs] = mpp::Pipe<std::vector<char>>();
+  auto ends = mpp::Pipe<std::vector<char>>();
+  auto& mine = ends.first;
+  auto& theirs = ends.second;
   mpp::Event sending;
   pid_t kid = spawn([&] {
     std::vector<char> big(64u << 20, 'x');
@@ -193,7 +206,9 @@ TEST_F(PipeTest, PeerKilledInTheMiddleOfAMessage) {
 }
 
 TEST_F(PipeTest, AllCopiesClosedIsEndOfStream) {
-  auto [mine, theirs] = mpp::Pipe<int>();
+  auto ends = mpp::Pipe<int>();
+  auto& mine = ends.first;
+  auto& theirs = ends.second;
   pid_t kid = spawn([&] {
     theirs.send(1);
     return 0;  // exits: its copy closes
@@ -205,7 +220,9 @@ TEST_F(PipeTest, AllCopiesClosedIsEndOfStream) {
 }
 
 TEST_F(PipeTest, ParentClosingItsCopyDoesNotCutOffTheChild) {
-  auto [mine, theirs] = mpp::Pipe<int>();
+  auto ends = mpp::Pipe<int>();
+  auto& mine = ends.first;
+  auto& theirs = ends.second;
   mpp::Event closed_copy;
   pid_t kid = spawn([&] {
     closed_copy.wait();
@@ -220,7 +237,9 @@ TEST_F(PipeTest, ParentClosingItsCopyDoesNotCutOffTheChild) {
 }
 
 TEST_F(PipeTest, SendToAFinishedPeerThrows) {
-  auto [mine, theirs] = mpp::Pipe<std::string>();
+  auto ends = mpp::Pipe<std::string>();
+  auto& mine = ends.first;
+  auto& theirs = ends.second;
   pid_t kid = spawn([&] {
     (void)theirs.recv();
     theirs.close();
@@ -237,7 +256,9 @@ TEST_F(PipeTest, SendToAFinishedPeerThrows) {
 }
 
 TEST_F(PipeTest, PollAndCloseSemantics) {
-  auto [a, b] = mpp::Pipe<int>();
+  auto ends = mpp::Pipe<int>();
+  auto& a = ends.first;
+  auto& b = ends.second;
   EXPECT_FALSE(a.poll());
   EXPECT_FALSE(a.poll(20ms));
   b.send(5);
@@ -257,7 +278,9 @@ TEST_F(PipeTest, PollAndCloseSemantics) {
 
 TEST_F(PipeTest, MapsAndNestedTypesTravel) {
   using T = std::map<std::string, std::vector<std::pair<int, std::string>>>;
-  auto [a, b] = mpp::Pipe<T>();
+  auto ends = mpp::Pipe<T>();
+  auto& a = ends.first;
+  auto& b = ends.second;
   T v{{"a", {{1, "x"}, {2, "yy"}}}, {"b", {}}};
   pid_t kid = spawn([&] {
     T got = b.recv();
@@ -275,7 +298,9 @@ TEST_F(PipeTest, MapsAndNestedTypesTravel) {
 TEST_F(PipeTest, NoDescriptorLeaks) {
   const int before = mpp::test::open_fd_count();
   {
-    auto [a, b] = mpp::Pipe<int>();
+    auto ends = mpp::Pipe<int>();
+    auto& a = ends.first;
+    auto& b = ends.second;
     a.send(1);
     EXPECT_EQ(b.recv(), 1);
   }
