@@ -26,7 +26,6 @@
 #include <concepts>
 #include <cstddef>
 #include <cstring>
-#include <initializer_list>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -142,11 +141,6 @@ class Array {
     lock_ = detail::make_lock_at(block);
     p_ = reinterpret_cast<T*>(block.base + off);
   }
-  // Initialized from a list (Python's Array('i', [1, 2, 3])). Throws like Array(length).
-  Array(std::initializer_list<T> init) : Array(init.size()) {
-    std::memcpy(static_cast<void*>(p_), init.begin(), init.size() * sizeof(T));
-  }
-
   // No bounds check (like std::vector::operator[]).
   [[nodiscard]] T& operator[](std::size_t i) const noexcept { return p_[i]; }
   // Throws std::out_of_range when i >= size().
