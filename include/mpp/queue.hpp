@@ -41,7 +41,13 @@
 //   QueueClosed instead of waiting forever (checked every 100 ms while it sleeps). This applies
 //   once the queue has been shared with at least one child; a single process with several threads
 //   is never told so. Processes count as "could still put" while alive, even if they never will
-//   (e.g. a child that exec'd another program).
+//   (e.g. a child that exec'd another program); when more than 1024 processes are attached at
+//   once, this detection is switched off for the queue (get() then just waits).
+//
+// Throughput: put()/get() take a producer or consumer lock per item (two atomic instructions and
+// no syscall when nobody sleeps). put_many()/get_many() amortize that: put_many packs up to 64 KiB
+// of items into one record per lock hold, get_many takes up to `max` items per lock hold; items
+// put with put_many can be taken with get() and vice versa.
 #pragma once
 
 #include <chrono>
