@@ -343,6 +343,14 @@ void bench_round_trip(int reps, bool python) {
   });
   const double t_fx = median_of(reps, [&] { return futex_ping_pong(kRounds); });
   std::printf("mpp apply_async    %8.2f us\n", t_mpp * 1e6);
+  // A capturing lambda makes the call fork its own worker (it must see the caller's state).
+  const int offset = 1;
+  const double t_cap = median_of(reps, [&] {
+    const auto t0 = Clock::now();
+    for (int i = 0; i < 20; ++i) check += pool.apply([offset](int x) { return x + offset; }, i);
+    return seconds_since(t0) / 20;
+  });
+  std::printf("(apply with a capturing lambda, one fork per call: %.2f ms)\n", t_cap * 1e3);
   std::printf("futex ping-pong    %8.2f us   mpp/futex = %.2fx (target <= 2)\n", t_fx * 1e6,
               t_mpp / t_fx);
   if (python) {
