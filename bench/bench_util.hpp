@@ -55,3 +55,14 @@ inline void print_ratio_line(const char* what, double mpp_value, double peer_val
 }
 
 }  // namespace bench
+
+namespace bench {
+
+// Machine-readable line for bench/report's plots: "RESULT <plot> <series> <x> <y>".
+// plot: speedup (x = workers, y = speedup over sequential), throughput (x = item bytes,
+// y = MB/s), latency (x = 0, y = microseconds per round trip; series names the mechanism).
+inline void result(const char* plot, const std::string& series, double x, double y) {
+  std::printf("RESULT %s %s %.6g %.6g\n", plot, series.c_str(), x, y);
+}
+
+}  // namespace bench
