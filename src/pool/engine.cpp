@@ -127,9 +127,9 @@ void worker_read(const WorkerEnv& env, void* dst, std::size_t n) {
     if (k > 0) {
       p += k;
       n -= k;
-      std::atomic_thread_fence(std::memory_order_seq_cst);
-      if (env.sh->parent_wants_space.load(std::memory_order_relaxed) != 0 &&
-          env.sh->parent_wants_space.exchange(0) != 0) {
+      // An exchange, not a load: pairing with the parent's exchange orders our tail store before
+      // its next look at the ring (no lost wake-up, and no fence, which TSan cannot model).
+      if (env.sh->parent_wants_space.exchange(0, std::memory_order_acq_rel) != 0) {
         env.ps->to_parent.notify();
       }
       continue;
@@ -679,7 +679,7 @@ class Engine {
     if (w.nsent < w.held.size()) {
       // Bytes left over: ask the worker to wake us when it made room, then look once more in
       // case it already did (the flag and the ring are checked in opposite orders on each side).
-      w.sh->parent_wants_space.store(1, std::memory_order_seq_cst);
+      (void)w.sh->parent_wants_space.exchange(1, std::memory_order_acq_rel);
     }
     return progress;
   }

@@ -11,8 +11,9 @@
 //
 // Memory ordering: try_write() publishes its bytes with a release store of `head`; try_read()
 // acquires `head` before copying out, and releases `tail` after, so the writer never overwrites
-// bytes still being read. Event::notify() and Event::wait() form a Dekker pair (seq_cst) so a
-// waiter that found "nothing to do" can never miss the notify of the progress that follows.
+// bytes still being read. Event::notify() and Event::wait() both read-modify-write the waiter
+// count (seq_cst), so a waiter that found "nothing to do" can never miss the notify of the
+// progress that follows.
 //
 // Fork: memory only; the child of a fork sees the same ring (that is the point). Never blocks
 // except Event::wait; never throws; never allocates.
@@ -106,8 +107,9 @@ class Event {
 
   // Call after making progress visible (e.g. after ByteRing::try_write). Never blocks.
   void notify() noexcept {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (waiters_.load(std::memory_order_relaxed) != 0) {
+    // A read-modify-write rather than fence + load: waiters_ then orders our earlier stores
+    // before the waiter's re-check (its own fetch_add reads this), and TSan understands it.
+    if (waiters_.fetch_add(0, std::memory_order_seq_cst) != 0) {
       seq_.fetch_add(1, std::memory_order_seq_cst);
       sys::futex_wake_all(&seq_);
     }
