@@ -32,7 +32,7 @@
 // out) and futex wake-ups that cost a system call only when the other side is asleep; numbers
 // cross as raw bytes (a chunk of ints is one memcpy), other types through the codec. Each worker
 // holds at most two chunks (one running, one queued); the least-loaded worker gets the next
-// chunk, which balances uneven tasks. chunksize 0 picks ceil(n / (4 * processes)) like Python
+// chunk, which balances uneven tasks. chunksize 0 picks ceil(n / (16 * processes)) (Python: 4)
 // (256 when the input's length is unknown).
 //
 // Faults: a worker that dies (signal, _exit, OOM kill) fails exactly the item it was running with

@@ -927,7 +927,10 @@ std::exception_ptr engine_broken(const Engine& e) noexcept { return e.broken(); 
 
 std::uint32_t auto_chunksize(std::int64_t items, unsigned workers) noexcept {
   if (items < 0) return 256;  // unknown length: amortize the per-chunk cost, keep some balance
-  const std::int64_t per = static_cast<std::int64_t>(std::max(workers, 1u)) * 4;
+  // 16 chunks per worker (Python uses 4): per-chunk cost is a few microseconds, and on a machine
+  // shared with other work, finer chunks measured 0.82 -> 0.93 parallel efficiency for 1 ms tasks
+  // while map(x + 1) stayed at ~3-4 ns per item.
+  const std::int64_t per = static_cast<std::int64_t>(std::max(workers, 1u)) * 16;
   const std::int64_t c = (items + per - 1) / per;
   return static_cast<std::uint32_t>(std::clamp<std::int64_t>(c, 1, 1 << 24));
 }
