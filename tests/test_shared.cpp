@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "mpp/shared.hpp"
+#include "sys/fault.hpp"
 #include "sys/fd.hpp"
 #include "sys/proc.hpp"
 #include "test_util.hpp"
@@ -421,6 +422,32 @@ TEST_F(SharedTest, NoDescriptorsLeakedByCreateOpenUnlink) {
     a.unlink();
   }
   EXPECT_EQ(mpp::test::open_fd_count(), before);
+}
+
+TEST_F(SharedTest, MappingFailuresAreSystemErrorsWithTheirErrno) {
+  {
+    mpp::sys::fault::Scoped f(mpp::sys::fault::Op::mmap, ENOMEM);
+    EXPECT_EQ(system_error_code([] { mpp::Value<int> v(1); }), ENOMEM);
+  }
+  {
+    mpp::sys::fault::Scoped f(mpp::sys::fault::Op::mmap, ENOMEM);
+    EXPECT_EQ(system_error_code([] { mpp::Array<int> a(10); }), ENOMEM);
+  }
+  {
+    mpp::sys::fault::Scoped f(mpp::sys::fault::Op::mmap, ENOMEM);
+    EXPECT_EQ(system_error_code([] { mpp::SharedMemory m(10); }), ENOMEM);
+  }
+  {
+    // A named segment whose mapping fails leaves no name behind.
+    const std::string name = unique_name("nomap");
+    mpp::sys::fault::Scoped f(mpp::sys::fault::Op::mmap, ENOMEM);
+    EXPECT_EQ(system_error_code([&] { (void)mpp::SharedMemory::create(name, 64); }), ENOMEM);
+    EXPECT_FALSE(shm_exists(name));
+  }
+  {
+    mpp::sys::fault::Scoped f(mpp::sys::fault::Op::mmap, ENOMEM);
+    EXPECT_EQ(system_error_code([] { (void)mpp::Pipe<int>(); }), ENOMEM);
+  }
 }
 
 // Runs after every test of this binary: nothing of ours may remain in /dev/shm.

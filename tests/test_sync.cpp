@@ -12,11 +12,13 @@
 #include <functional>
 #include <mutex>
 #include <stdexcept>
+#include <system_error>
 #include <thread>
 #include <vector>
 
 #include "mpp/process.hpp"
 #include "mpp/sync.hpp"
+#include "sys/fault.hpp"
 #include "sys/proc.hpp"
 #include "test_util.hpp"
 
@@ -496,6 +498,26 @@ INSTANTIATE_TEST_SUITE_P(Parties, BarrierRounds, ::testing::Values(1, 2, 3, 5));
 TEST_F(SyncTest, BarrierRejectsBadPartyCounts) {
   EXPECT_THROW(mpp::Barrier(0), std::invalid_argument);
   EXPECT_THROW(mpp::Barrier(70000), std::invalid_argument);
+}
+
+TEST_F(SyncTest, EveryPrimitiveReportsAMappingFailure) {
+  using mpp::sys::fault::Op;
+  auto fails = [](auto make) {
+    mpp::sys::fault::Scoped f(Op::mmap, ENOMEM);
+    try {
+      make();
+    } catch (const std::system_error& e) {
+      return e.code().value() == ENOMEM;
+    }
+    return false;
+  };
+  EXPECT_TRUE(fails([] { mpp::Lock l; }));
+  EXPECT_TRUE(fails([] { mpp::RLock l; }));
+  EXPECT_TRUE(fails([] { mpp::Semaphore s(2); }));
+  EXPECT_TRUE(fails([] { mpp::BoundedSemaphore s(2); }));
+  EXPECT_TRUE(fails([] { mpp::Event e; }));
+  EXPECT_TRUE(fails([] { mpp::Condition c; }));
+  EXPECT_TRUE(fails([] { mpp::Barrier b(2); }));
 }
 
 // ---- with mpp::Process -------------------------------------------------------------------------
