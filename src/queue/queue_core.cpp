@@ -48,6 +48,8 @@ struct QueueCore::Impl {
   int slot = -1;
   // This process has put an item: it then never concludes that "nobody can put any more".
   std::atomic<bool> has_put{false};
+  // Adaptive spin budget of this process's consumers (see Ring::wait_data).
+  std::atomic<int> get_spin{64};
   std::size_t hook = 0;
 
   static void on_fork_child(void* self) noexcept {
@@ -201,7 +203,8 @@ bool QueueCore::get_open(GetBatch& g, QueueWait wait) {
     if (orphaned) {
       throw QueueClosed("get() on an empty queue that every other process using it has left");
     }
-    switch (ring.wait_data(deadline, impl_->pid, impl_->has_put.load(std::memory_order_relaxed))) {
+    switch (ring.wait_data(deadline, impl_->pid, impl_->has_put.load(std::memory_order_relaxed),
+                           &impl_->get_spin)) {
       case shm::WaitStatus::timed_out:
         return false;
       case shm::WaitStatus::orphaned:
@@ -264,7 +267,8 @@ std::size_t QueueCore::get(std::size_t max, void* sink, DecodeFn decode, QueueWa
     if (orphaned) {
       throw QueueClosed("get() on an empty queue that every other process using it has left");
     }
-    switch (ring.wait_data(deadline, impl_->pid, impl_->has_put.load(std::memory_order_relaxed))) {
+    switch (ring.wait_data(deadline, impl_->pid, impl_->has_put.load(std::memory_order_relaxed),
+                           &impl_->get_spin)) {
       case shm::WaitStatus::timed_out:
         return 0;
       case shm::WaitStatus::orphaned:

@@ -20,6 +20,8 @@ constexpr std::chrono::milliseconds kWaitSlice{100};
 // other work (and may be SMT siblings), so a spinner mostly steals time from the process it waits
 // for.
 constexpr int kSpin = 64;
+constexpr int kMinSpin = 4;
+constexpr int kMaxSpin = 1024;
 constexpr int kPollGap = 1;
 
 using Clock = std::chrono::steady_clock;
@@ -207,16 +209,24 @@ WaitStatus Ring::wait_space(std::size_t payload, const Deadline& d) noexcept {
   }
 }
 
-WaitStatus Ring::wait_data(const Deadline& d, std::int32_t self, bool self_may_put) noexcept {
+WaitStatus Ring::wait_data(const Deadline& d, std::int32_t self, bool self_may_put,
+                           std::atomic<int>* spin) noexcept {
   auto ready = [&] { return closed() || has_data(); };
-  for (int i = 0; i < kSpin; ++i) {
-    if (has_data()) return WaitStatus::ready;
+  // Adaptive spin (per process and queue, like glibc's adaptive mutexes): a wait that was
+  // answered while spinning doubles the next budget, one that had to sleep halves it. Streaming
+  // keeps spinning (no sleep/wake per item); ping-pong, where the other side is asleep and
+  // cannot answer within a spin, stops wasting microseconds per hop.
+  const int budget = spin != nullptr ? spin->load(std::memory_order_relaxed) : kSpin;
+  for (int i = 0; i < budget; ++i) {
+    if (has_data()) {
+      if (spin != nullptr && budget < kMaxSpin) spin->store(budget * 2, std::memory_order_relaxed);
+      return WaitStatus::ready;
+    }
     if (closed()) return WaitStatus::closed;
     if (d.kind == Deadline::Kind::now) return WaitStatus::timed_out;
-    // Poll the producers' line sparingly: every read steals it from the producer that is about
-    // to write it again, and letting it run a little longer means a batch per visit.
     for (int k = 0; k < kPollGap; ++k) sys::cpu_relax();
   }
+  if (spin != nullptr && budget > kMinSpin) spin->store(budget / 2, std::memory_order_relaxed);
   for (;;) {
     auto slice = next_slice(d);
     if (!slice) return WaitStatus::timed_out;

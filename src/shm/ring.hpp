@@ -283,7 +283,10 @@ class Ring {
   }
   // Waits (lock not held) until an item may be available. `self_may_put`: the caller's process
   // has put to this ring or may still do so from another thread (then it never reports orphaned).
-  WaitStatus wait_data(const Deadline& d, std::int32_t self, bool self_may_put) noexcept;
+  // `spin`: the caller's adaptive spin budget (polls before sleeping), updated here; nullptr for
+  // a fixed budget.
+  WaitStatus wait_data(const Deadline& d, std::int32_t self, bool self_may_put,
+                       std::atomic<int>* spin = nullptr) noexcept;
 
   // ---- state -----------------------------------------------------------------------------------
   // Marks the ring closed (after taking the producer lock, so no put publishes after it) and
