@@ -7,7 +7,8 @@
 // Up to kMaxAggregateFields members; larger types opt in through mpp::codec::Fields<T>.
 // Limitation: aggregates with base classes that hold members, and bit-fields, cannot be bound
 // this way; such types also opt in through Fields<T>.
-// The repetitive part below is written out for each N by hand-rolled generation (no macros).
+// The repetitive part below is spelled out for each N (no macros); extending the limit means
+// adding the next cases in the same pattern.
 #pragma once
 
 #include <cstddef>
