@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <mpp/shared.hpp>
 #include <mpp/sync.hpp>
+#include <mutex>
 #include <new>
 #include <string>
 #include <vector>
@@ -108,6 +109,28 @@ double contended_ns(L& l, long ops) {
   return t / static_cast<double>(2 * ops) * 1e9;
 }
 
+// Two processes each do `ops` compound increments of a Value<long> under its lock, the way the
+// shared_counter example (and Python's `with v.get_lock(): v.value += 1`) does. ns per increment.
+double value_ns(long ops) {
+  mpp::Value<long> v(0);
+  pid_t kids[2];
+  const double t = bench::seconds([&] {
+    for (pid_t& k : kids) {
+      k = fork();
+      if (k == 0) {
+        for (long i = 0; i < ops; ++i) {
+          std::lock_guard g(v.get_lock());
+          v.set(v.get() + 1);
+        }
+        _exit(0);
+      }
+    }
+    for (pid_t k : kids) waitpid(k, nullptr, 0);
+  });
+  if (v.get() != 2 * ops) std::abort();
+  return t / static_cast<double>(2 * ops) * 1e9;
+}
+
 double mpp_pipe_us(long n) {
   auto ends = mpp::Pipe<int>();
   auto& a = ends.first;
@@ -181,7 +204,7 @@ int main(int argc, char** argv) {
 
   std::vector<double> u_mpp, u_plain, u_robust, u_boost, u_ratio;
   std::vector<double> c_mpp, c_plain, c_boost;
-  std::vector<double> p_mpp, p_raw;
+  std::vector<double> p_mpp, p_raw, v_mpp;
   for (int r = 0; r < rounds; ++r) {
     // Alternate who goes first, so drift (frequency, neighbours) does not favour anyone.
     double m, p;
@@ -204,10 +227,12 @@ int main(int argc, char** argv) {
 #if MPP_HAVE_BOOST
     c_boost.push_back(contended_ns(*bm, cops));
 #endif
+    v_mpp.push_back(value_ns(cops));
     p_mpp.push_back(mpp_pipe_us(pings));
     p_raw.push_back(raw_pipe_us(pings));
   }
   const double py_lock = bench::python_peer("sync_peer.py", "lock 200000");
+  const double py_value = bench::python_peer("sync_peer.py", "value " + std::to_string(cops / 3));
   const double py_pipe = bench::python_peer("sync_peer.py", "pipe " + std::to_string(pings / 4));
 
   std::printf("bench_sync: %d rounds; medians\n", rounds);
@@ -237,6 +262,12 @@ int main(int argc, char** argv) {
   if (!c_boost.empty())
     bench::print_ratio_line("contended vs boost interprocess_mutex", bench::median(c_mpp),
                             bench::median(c_boost), "ns");
+
+  std::printf(
+      "Value<long> locked increments, 2 processes x %ld (fork included), ns per increment:\n",
+      cops);
+  std::printf("  mpp::Value + get_lock()                   %8.2f\n", bench::median(v_mpp));
+  bench::print_ratio_line("vs Python Value + get_lock()", bench::median(v_mpp), py_value, "ns");
 
   std::printf("Pipe ping-pong with a child (%ld round trips per round), us per round trip:\n",
               pings);

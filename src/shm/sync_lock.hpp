@@ -70,6 +70,12 @@ class SyncLock {
     return true;
   }
 
+  // True if the calling thread holds the lock. A plain load: only the holder can make it true.
+  [[nodiscard]] bool held_by_caller() const noexcept {
+    return (word_.load(std::memory_order_relaxed) & kTidMask) ==
+           static_cast<std::uint32_t>(sys::cached_tid());
+  }
+
   // True while the holder got the lock from a dead owner; cleared by its final unlock().
   [[nodiscard]] bool owner_died() const noexcept {
     return owner_died_.load(std::memory_order_relaxed) != 0;

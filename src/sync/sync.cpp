@@ -40,7 +40,9 @@ ValueGuard::ValueGuard(Lock& lock) : s_(lock.s_) {
   // An acquire by a thread that already holds the lock (inside a user's lock_guard on get_lock())
   // is not an error here: Value::get()/set() then run under the caller's critical section, like
   // Python's Value with its re-entrant lock.
-  acquired_ = s_->lock() != shm::Acquire::already_owned;
+  // Checked with a plain load first: inside the user's critical section a failing CAS would cost
+  // a locked instruction on every get()/set().
+  acquired_ = !s_->held_by_caller() && s_->lock() != shm::Acquire::already_owned;
 }
 
 ValueGuard::~ValueGuard() {
