@@ -396,6 +396,8 @@ class Engine {
       }
       w.alive = false;
     }
+    // A lazily consumed imap still open has no workers left to run the rest of its input.
+    abort_all("pool joined");
     joined_ = true;
   }
 
@@ -429,10 +431,15 @@ class Engine {
   static std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
   PoolShared* ps() const noexcept { return ps_; }
 
-  bool idle() const noexcept {
-    if (!batches_.empty() || !resend_.empty()) return false;
+  // Nothing in flight, and no batch that could still produce work. An imap whose window is full
+  // waits for its consumer, not for the workers: it counts as idle (join() then fails its rest).
+  bool idle() const {
+    if (!resend_.empty()) return false;
     for (const auto& w : workers_) {
       if (!w.held.empty()) return false;
+    }
+    for (const auto& b : batches_) {
+      if (!b->finished() && !b->abandoned && (b->in_flight != 0 || b->may_produce())) return false;
     }
     return true;
   }
@@ -727,7 +734,7 @@ class Engine {
       broken_ = std::make_exception_ptr(
           RemoteError(w.sh->fail_type, w.sh->fail_message, pid, RemoteError::kNoTask));
       requeue(w);
-      abort_all(nullptr);
+      abort_all("pool broken");
       return;
     }
     const std::uint64_t started = w.sh->chunks_started.load(std::memory_order_acquire);
@@ -763,7 +770,7 @@ class Engine {
       for (const auto& o : workers_) any = any || o.alive;
       if (!any) {
         broken_ = std::current_exception();
-        abort_all(nullptr);
+        abort_all("pool broken");
       }
     }
   }
