@@ -232,10 +232,14 @@ double boost_small(int producers, long per_producer, std::size_t item = 8,
 
 // ---- big items ----------------------------------------------------------------------------------
 
+// Ring for big items: room for 16 items of 64 KiB, 4 of 1 MiB (Boost's queue gets 8 slots):
+// a ring that stays in the caches, as a user tuning for big items would choose.
+std::size_t big_ring(std::size_t item) { return item <= (64 << 10) ? 16 * item : 4 * item; }
+
 double mpp_big(std::size_t item, long n) {
   // std::string: its decode is one allocation and one memcpy. (std::vector<std::byte> decodes at
   // ~2 GB/s today, zero-filling then copying; a codec matter, see bench/README.md.)
-  mpp::Queue<std::string> q(mpp::QueueOptions{.capacity_bytes = 8 << 20});
+  mpp::Queue<std::string> q(mpp::QueueOptions{.capacity_bytes = big_ring(item)});
   std::string v(item, 'x');
   return bench::seconds([&] {
     run_children(
@@ -253,9 +257,9 @@ double mpp_big(std::size_t item, long n) {
 }
 
 double memcpy_big(std::size_t item, long n) {
-  auto ring = mpp::sys::map_anonymous_shared(8 << 20, true);
+  auto ring = mpp::sys::map_anonymous_shared(big_ring(item), true);
   std::vector<std::byte> v(item, std::byte{7});
-  const std::size_t slots = (8 << 20) / item;
+  const std::size_t slots = big_ring(item) / item;
   return bench::seconds([&] {
     for (long i = 0; i < n; ++i) {
       std::memcpy(ring.bytes() + (static_cast<std::size_t>(i) % slots) * item, v.data(), item);
@@ -376,7 +380,8 @@ int main(int argc, char** argv) {
   for (std::size_t item : {std::size_t{64} << 10, std::size_t{1} << 20}) {
     const long n =
         static_cast<long>((std::size_t{4} << 30) / item / static_cast<std::size_t>(g_scale));
-    std::printf("\n%zu KiB items, 1 -> 1 (%ld items, ring 8 MiB); GB/s\n", item >> 10, n);
+    std::printf("\n%zu KiB items, 1 -> 1 (%ld items, ring %zu KiB); GB/s\n", item >> 10, n,
+                big_ring(item) >> 10);
     auto gbs = [&](double items_per_s) { return items_per_s * static_cast<double>(item) / 1e9; };
     const double m = gbs(rate(n, [&] { return mpp_big(item, n); }));
     const double mc = gbs(rate(n, [&] { return memcpy_big(item, n); }));
