@@ -9,6 +9,7 @@
 #include <system_error>
 
 #include "mpp/detail/exception_info.hpp"
+#include "mpp/detail/failpoint.hpp"
 #include "mpp/detail/fork_hooks.hpp"
 #include "mpp/pool.hpp"
 #include "pool/progress.hpp"
@@ -150,6 +151,7 @@ void worker_write(const WorkerEnv& env, const void* src, std::size_t n) {
       p += k;
       n -= k;
       env.ps->to_parent.notify();
+      if (n > 0) MPP_FAILPOINT("pool.worker.result_half_written");
       continue;
     }
     if (!env.sh->space_event.wait([&] { return ring.writable() > 0; }, kWorkerSpin, kParentCheck)) {
@@ -172,6 +174,7 @@ void worker_write(const WorkerEnv& env, const void* src, std::size_t n) {
     worker_read(env, payload.data(), payload.size());
     env.sh->current.store(-1, std::memory_order_relaxed);
     env.sh->chunks_started.fetch_add(1, std::memory_order_release);
+    MPP_FAILPOINT("pool.worker.after_take");
 
     // One buffer, one write: [header][results][failures], so a reply costs one wake-up.
     out.resize(sizeof(ResultHeader));
@@ -197,6 +200,7 @@ void worker_write(const WorkerEnv& env, const void* src, std::size_t n) {
     const ResultHeader r{kResultMagic, call.nerrors, h.first_index, h.count, 0,
                          results_len,  errors.size()};
     std::memcpy(out.data(), &r, sizeof r);
+    MPP_FAILPOINT("pool.worker.before_result");
     worker_write(env, out.data(), out.size());
     ++done;
     // The parent counts too and sends no more than this; the result is already in the ring.
@@ -222,6 +226,7 @@ void worker_write(const WorkerEnv& env, const void* src, std::size_t n) {
     sys::exit_immediately(3);
   }
   run_fork_child_hooks();
+  MPP_FAILPOINT("pool.worker.before_init");  // forked, before user code
   try {
     if (options.initializer) options.initializer();
   } catch (...) {
@@ -539,6 +544,7 @@ class Engine {
       d.skipped = rec.skip;
       d.pid = w.child.pid();
       b.deliver(d);
+      MPP_FAILPOINT("pool.parent.after_deliver");
     }
     finish_record(rec);
     if (options_.maxtasksperchild != 0 && w.received >= options_.maxtasksperchild) {

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "mpp/detail/exception_info.hpp"
+#include "mpp/detail/failpoint.hpp"
 #include "sys/mem.hpp"
 #include "sys/proc.hpp"
 
@@ -151,6 +152,7 @@ void write_error(ErrorPage* page, const ExceptionInfo& info) noexcept {
   try {
     s.target->run();
   } catch (const SystemExit& e) {
+  MPP_FAILPOINT("process.child.before_target");
     code = e.code;
   } catch (...) {
     write_error(page, describe_current_exception());

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "mpp/detail/fork_hooks.hpp"
+#include "mpp/detail/failpoint.hpp"
 #include "mpp/errors.hpp"
 #include "shm/ring.hpp"
 #include "sys/mem.hpp"
@@ -94,8 +95,10 @@ bool QueueCore::put(std::size_t size, const void* item, EncodeFn encode, QueueWa
       throw_put_closed();
     }
     if (std::byte* out = ring.reserve(t, size)) {
+      MPP_FAILPOINT("queue.put.after_claim");  // slot claimed, nothing written or published
       try {
         encode(item, out);
+        MPP_FAILPOINT("queue.put.item_written");  // whole item in the ring, not published
       } catch (...) {
         ring.put_unlock();  // the reservation is abandoned: nothing was published
         throw;
@@ -170,6 +173,7 @@ void QueueCore::batch_commit(PutBatch& b, std::byte* data, std::size_t used,
                              std::size_t items) noexcept {
   shm::Ring::PutTxn t = txn_of(b);
   impl_->ring.commit_batch(t, data, used, items);
+  MPP_FAILPOINT("queue.put_many.before_publish");
   // Publish every record at once (they are at most kMaxBatchBytes): consumers start early.
   impl_->ring.put_publish(t);
   store(b, t);
@@ -248,6 +252,7 @@ std::size_t QueueCore::get(std::size_t max, void* sink, DecodeFn decode, QueueWa
     const bool was_closed = ring.closed();
     ring.get_lock(t, impl_->pid);
     std::size_t n = 0;
+    MPP_FAILPOINT("queue.get.holding_lock");
     try {
       while (n < max) {
         auto bytes = ring.next(t);
@@ -255,6 +260,7 @@ std::size_t QueueCore::get(std::size_t max, void* sink, DecodeFn decode, QueueWa
         ++n;
         // A failed decode still consumes its item (it would fail again for the next consumer).
         decode(sink, *bytes);
+        MPP_FAILPOINT("queue.get.after_decode");  // item copied out, head not yet moved
         if (n % kPublishEvery == 0) ring.get_publish(t);
       }
     } catch (...) {

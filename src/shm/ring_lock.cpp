@@ -1,5 +1,6 @@
 #include "shm/ring_lock.hpp"
 
+#include "mpp/detail/failpoint.hpp"
 #include "sys/futex.hpp"
 #include "sys/proc.hpp"
 
@@ -46,6 +47,7 @@ RingLockResult RingLock::lock_slow(std::int32_t self) noexcept {
           word_.compare_exchange_strong(w, me | kWaiters, std::memory_order_acquire,
                                         std::memory_order_relaxed)) {
         g_takeovers.fetch_add(1, std::memory_order_relaxed);
+        MPP_FAILPOINT("queue.lock.after_takeover");  // a second death, while recovering
         return RingLockResult::owner_died;
       }
     }
