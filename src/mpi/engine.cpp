@@ -218,6 +218,10 @@ class Engine {
 
   void submit(std::shared_ptr<Batch> b);
   bool pump(bool may_block = true);
+  void send_now() {
+    if (stopped) throw std::logic_error("mpp::mpi::Pool used after MPI was finalized");
+    (void)dispatch(false);
+  }
   void cancel(Batch& b, const std::exception_ptr& error) noexcept;
   void shutdown() noexcept;
   [[nodiscard]] unsigned live_workers() const noexcept;
@@ -519,26 +523,24 @@ void Engine::handle_result(WorkerRank& w, std::span<const std::byte> bytes) {
   --c.batch->in_flight;
 }
 
+// One message at most: the caller looks at its condition after each, so a wait that just got its
+// result returns without another probe (which, oversubscribed, would yield the CPU first).
 bool Engine::receive() {
-  bool any = false;
-  for (;;) {
-    int flag = 0;
-    MPI_Message m;
-    MPI_Status st;
-    check(MPI_Improbe(MPI_ANY_SOURCE, MPI_ANY_TAG, comm, &flag, &m, &st), "probe failed");
-    if (flag == 0) break;
-    any = true;
-    int n = 0;
-    MPI_Get_count(&st, MPI_BYTE, &n);
-    rbuf.resize(static_cast<std::size_t>(n));
-    check(MPI_Mrecv(rbuf.data(), n, MPI_BYTE, &m, &st), "receive failed");
-    const int src = st.MPI_SOURCE;
-    if (src < 1 || static_cast<std::size_t>(src) > workers.size()) continue;
-    WorkerRank& w = workers[static_cast<std::size_t>(src - 1)];
-    if (st.MPI_TAG == kTagResult) handle_result(w, rbuf);
-    if (st.MPI_TAG == kTagStopAck) w.acked = true;
-  }
-  return any;
+  int flag = 0;
+  MPI_Message m;
+  MPI_Status st;
+  check(MPI_Improbe(MPI_ANY_SOURCE, MPI_ANY_TAG, comm, &flag, &m, &st), "probe failed");
+  if (flag == 0) return false;
+  int n = 0;
+  MPI_Get_count(&st, MPI_BYTE, &n);
+  rbuf.resize(static_cast<std::size_t>(n));
+  check(MPI_Mrecv(rbuf.data(), n, MPI_BYTE, &m, &st), "receive failed");
+  const int src = st.MPI_SOURCE;
+  if (src < 1 || static_cast<std::size_t>(src) > workers.size()) return true;
+  WorkerRank& w = workers[static_cast<std::size_t>(src - 1)];
+  if (st.MPI_TAG == kTagResult) handle_result(w, rbuf);
+  if (st.MPI_TAG == kTagStopAck) w.acked = true;
+  return true;
 }
 
 void Engine::give_up(WorkerRank& w, Clock::time_point now) {
@@ -752,8 +754,9 @@ std::shared_ptr<Engine> engine_start() {
 void engine_submit(Engine& e, std::shared_ptr<Batch> batch) {
   e.submit(std::move(batch));
   // Hand the first chunks out now, like Python's apply_async: the work starts while the caller
-  // goes on, not at its first wait.
-  (void)e.pump(false);
+  // goes on, not at its first wait. Only sends: a probe that finds nothing makes Open MPI yield
+  // the CPU when the machine is oversubscribed, which would delay the task by a time slice.
+  e.send_now();
 }
 
 bool engine_wait(Engine& e, const std::function<bool()>& done, Clock::time_point deadline) {
@@ -770,7 +773,11 @@ bool engine_wait(Engine& e, const std::function<bool()>& done, Clock::time_point
   }
 }
 
-void engine_poll(Engine& e) { (void)e.pump(false); }
+void engine_poll(Engine& e) {
+  // Everything that is there now, but never wait for more.
+  for (int i = 0; i < 100000 && e.pump(false); ++i) {
+  }
+}
 
 void engine_cancel(Engine& e, Batch& b, std::exception_ptr error) noexcept { e.cancel(b, error); }
 
