@@ -207,7 +207,8 @@ class Engine {
   bool stopped = false;
   pid_t pid = 0;
   std::string host;
-  std::vector<WorkerRank> workers;  // workers[i].rank == i + 1
+  std::vector<WorkerRank> workers;                // workers[i].rank == i + 1
+  std::unique_ptr<sys::RankActivity[]> activity;  // what workers[i] runs, for the kill report
   std::vector<std::shared_ptr<Batch>> active;
   std::deque<Chunk> retry;      // chunks of a rank given up on, to run elsewhere
   std::vector<Chunk> dangling;  // sends to ranks given up on: buffers live until they complete
@@ -240,6 +241,7 @@ class Engine {
                std::span<const std::byte> errors, int from, pid_t from_pid,
                const std::string& from_host) noexcept;
   void give_up(WorkerRank& w, Clock::time_point now);
+  void note_head(const WorkerRank& w) noexcept;
   void fail_chunk(Chunk& c, const std::exception_ptr& e) noexcept;
 };
 
@@ -355,6 +357,7 @@ WorkerRank* Engine::pick(const Batch& b) {
 void Engine::submit(std::shared_ptr<Batch> b) {
   if (stopped) throw std::logic_error("mpp::mpi::Pool used after MPI was finalized");
   b->id = next_id++;
+  b->name = resolve(b->trampoline, b->function).name;
   longest_timeout = std::max(longest_timeout, b->timeout);
   active.push_back(std::move(b));
 }
@@ -365,6 +368,19 @@ void Engine::send(WorkerRank& w, Chunk&& c) {
                   &c.req),
         "send failed");
   w.out.push_back(std::move(c));
+  if (w.out.size() == 1) note_head(w);
+}
+
+void Engine::note_head(const WorkerRank& w) noexcept {
+  sys::RankActivity& a = activity[static_cast<std::size_t>(w.rank - 1)];
+  if (w.out.empty() || w.lost) {
+    a.first.store(-1, std::memory_order_relaxed);
+    return;
+  }
+  const Chunk& c = w.out.front();
+  a.count.store(c.count, std::memory_order_relaxed);
+  a.function.store(c.batch->name, std::memory_order_relaxed);
+  a.first.store(c.first, std::memory_order_relaxed);
 }
 
 void Engine::fail_chunk(Chunk& c, const std::exception_ptr& e) noexcept {
@@ -507,6 +523,7 @@ void Engine::handle_result(WorkerRank& w, std::span<const std::byte> bytes) {
   std::memcpy(&h, bytes.data(), sizeof h);
   Chunk c = std::move(w.out.front());
   w.out.pop_front();
+  note_head(w);
   w.last_result = Clock::now();
   MPI_Wait(&c.req, MPI_STATUS_IGNORE);  // the worker has the task: the send is complete
   if (c.orphan) return;
@@ -575,6 +592,7 @@ void Engine::give_up(WorkerRank& w, Clock::time_point now) {
     head = false;
     dangling.push_back(std::move(c));
   }
+  note_head(w);
 }
 
 bool Engine::check_timeouts() {
@@ -743,6 +761,8 @@ std::shared_ptr<Engine> engine_start() {
     std::exit(0);
   }
   if (!mismatch.empty()) throw std::logic_error(mismatch);
+  e->activity = std::make_unique<sys::RankActivity[]>(e->workers.size());
+  sys::install_job_report(e->activity.get(), static_cast<int>(e->workers.size()));
   int keyval = MPI_KEYVAL_INVALID;
   check(MPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, on_finalize, &keyval, nullptr),
         "cannot hook MPI_Finalize");

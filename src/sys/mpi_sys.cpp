@@ -115,7 +115,46 @@ void on_exit_hook(int status, void*) noexcept {
   ::_exit(status == 0 ? 1 : status);
 }
 
+const RankActivity* g_table = nullptr;
+int g_table_size = 0;
+
+void on_term(int sig) noexcept {
+  for (int i = 0; i < g_table_size; ++i) {
+    const std::int64_t first = g_table[i].first.load(std::memory_order_relaxed);
+    if (first < 0) continue;
+    const std::uint32_t count = g_table[i].count.load(std::memory_order_relaxed);
+    put("mpp::mpi: job killed while MPI rank ");
+    put_int(i + 1);
+    put(count > 1 ? " was running tasks " : " was running task ");
+    put_int(first);
+    if (count > 1) {
+      put("..");
+      put_int(first + count - 1);
+    }
+    if (const char* f = g_table[i].function.load(std::memory_order_relaxed)) {
+      put(" (");
+      put(f);
+      put(")");
+    }
+    put("\n");
+  }
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
 }  // namespace
+
+void install_job_report(const RankActivity* table, int n) noexcept {
+  struct sigaction old;
+  if (::sigaction(SIGTERM, nullptr, &old) != 0 || old.sa_handler != SIG_DFL) return;
+  g_table = table;
+  g_table_size = n;
+  struct sigaction sa;
+  std::memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_term;
+  ::sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGTERM, &sa, nullptr);
+}
 
 void install_crash_report(const std::string& prefix) {
   const std::size_t n = std::min(prefix.size(), sizeof g_prefix - 1);

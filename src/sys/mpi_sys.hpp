@@ -32,4 +32,17 @@ struct CrashContext {
 // copied (at most 255 bytes). Call once; throws std::system_error if sigaction fails.
 void install_crash_report(const std::string& prefix);
 
+// Rank 0: what each worker rank is running (its oldest chunk still out), for the report below.
+struct RankActivity {
+  std::atomic<std::int64_t> first{-1};  // input index of the chunk's first item; -1 idle
+  std::atomic<std::uint32_t> count{0};
+  std::atomic<const char*> function{nullptr};  // NUL-terminated name, alive for the process
+};
+
+// Rank 0: when the job is killed (Open MPI sends SIGTERM to the survivors after a rank died),
+// writes to stderr which task each worker rank was running, then dies of SIGTERM as before.
+// Installed only while SIGTERM has its default disposition (a program's own handler wins).
+// `table` (n entries, for ranks 1..n) must live until the process ends. Never throws.
+void install_job_report(const RankActivity* table, int n) noexcept;
+
 }  // namespace mpp::sys

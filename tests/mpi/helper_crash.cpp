@@ -1,4 +1,4 @@
-// A job whose task 13 kills its rank: `helper_crash segv|abort|exit`. Open MPI then aborts the
+// A job whose task 13 kills its rank: `helper_crash segv|abort|exit|kill`. Open MPI then aborts the
 // whole job; the test (src/mpi/CMakeLists.txt) checks that it does, and that the dying rank said
 // which rank it was and which task of which function it ran.
 #include <csignal>
@@ -18,6 +18,7 @@ int crash_task(int i) {
     if (g_mode == 0) std::raise(SIGSEGV);
     if (g_mode == 1) std::abort();
     if (g_mode == 2) std::exit(3);
+    if (g_mode == 3) std::raise(SIGKILL);  // like the OOM killer: the rank cannot say anything
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(5));
   return i;
@@ -27,7 +28,7 @@ MPP_MPI_REGISTER(crash_task);
 
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "segv";
-  g_mode = mode == "segv" ? 0 : mode == "abort" ? 1 : 2;
+  g_mode = mode == "segv" ? 0 : mode == "abort" ? 1 : mode == "exit" ? 2 : 3;
   mpp::mpi::Pool pool;
   auto out = pool.map(crash_task, std::views::iota(0, 40), 1);
   std::printf("not reached: %zu results\n", out.size());

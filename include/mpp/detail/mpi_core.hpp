@@ -99,6 +99,7 @@ class Batch {
   bool abandoned = false;          // the caller is gone: results are dropped
   std::exception_ptr input_error;  // what the input range threw
   std::uint64_t id = 0;            // names the call in the messages
+  const char* name = nullptr;      // the callable, for reports
 };
 
 class Engine;
