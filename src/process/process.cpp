@@ -63,8 +63,11 @@ struct ProcessState {
 
 namespace {
 std::mutex g_arena_mutex;
-std::vector<ErrorArena*> g_arenas;  // owned; forgotten (not freed) in forked children
-pid_t g_arena_owner = 0;            // the process whose free lists g_arenas describes
+// Never destroyed: the arenas stay reachable (no leak report) and usable until the very end.
+// Owned arenas, forgotten (not freed) in forked children. The vector itself is never destroyed, so
+// the arenas stay reachable for the leak checker and usable until the very end of the process.
+std::vector<ErrorArena*>& g_arenas = *new std::vector<ErrorArena*>;
+pid_t g_arena_owner = 0;  // the process whose free lists g_arenas describes
 
 ErrorSlot acquire_error_slot() {
   std::lock_guard lock(g_arena_mutex);
@@ -149,10 +152,10 @@ void write_error(ErrorPage* page, const ExceptionInfo& info) noexcept {
     ::_exit(1);
   }
   int code = 0;
+  MPP_FAILPOINT("process.child.before_target");
   try {
     s.target->run();
   } catch (const SystemExit& e) {
-  MPP_FAILPOINT("process.child.before_target");
     code = e.code;
   } catch (...) {
     write_error(page, describe_current_exception());
