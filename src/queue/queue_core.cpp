@@ -4,8 +4,8 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "mpp/detail/fork_hooks.hpp"
 #include "mpp/detail/failpoint.hpp"
+#include "mpp/detail/fork_hooks.hpp"
 #include "mpp/errors.hpp"
 #include "shm/ring.hpp"
 #include "sys/mem.hpp"
