@@ -6,7 +6,9 @@
 // (a power of two). Positions `tail` (producers) and `head` (consumers) are monotonic 64-bit byte
 // counts; a position's offset in the data is pos & (capacity - 1).
 //
-// Records are 8-byte aligned: an 8-byte RecordHeader {payload size, kind} then the payload. A
+// Records are 8-byte aligned: an 8-byte RecordHeader {payload size, kind} then the payload; kind
+// is an item, a skip, or a batch (put_many: many items, each with a 4-byte length, taken one by
+// one; a consumer inside a batch keeps the record's end in Cursor::rec_end). A
 // record never wraps: when it does not fit before the end, the producer writes a `skip` record
 // covering the rest and starts again at offset 0. Consequence: a record may take up to half the
 // ring (it always fits once the ring drains).
