@@ -1,0 +1,1325 @@
+// mpp_chaos: the chaos and leak harness (issue 9). See docs/chaos.md.
+//
+// A seeded list of cases; each case runs in its own "case process" (a fork of this harness, in its
+// own process group) that owns the queue/pool/lock under test, so that a fault in any role,
+// including the owner itself, is observed from outside. The harness is a child subreaper: whatever
+// a dead case process leaves behind is reparented here, where it is counted as an orphan if it
+// outlives a grace period. Every case is fully determined by (base seed, mode, case index): a
+// failure prints the command line that replays exactly that case.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cinttypes>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <optional>
+#include <random>
+#include <ranges>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "mpp/detail/failpoint.hpp"
+#include "mpp/mpp.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+namespace fp = mpp::detail::failpoint;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+constexpr auto kHangLimit = 30s;     // a case running longer is a hang
+constexpr auto kOrphanGrace = 2s;    // descendants of a dead case process must be gone by then
+constexpr auto kRecoveryLimit = 1s;  // a task hit by a fault must end within this of the fault
+constexpr std::uint64_t kPayloadSeed = 0x5eed'c4a0'5eedULL;
+
+std::uint64_t mix(std::uint64_t x) noexcept {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// The bytes of item `id`: its length and content both follow from the id, so a consumer can tell
+// a torn or foreign item from a whole one without any side channel. One in 64 items is large
+// (8-24 KiB) so that copies take long enough for a kill to land inside them.
+std::string payload_of(std::uint64_t id) {
+  const std::uint64_t h = mix(id ^ kPayloadSeed);
+  const std::size_t len = h % 64 == 0 ? 8000 + h % 16000 : h % 300;
+  std::string s(len, '\0');
+  std::uint64_t x = h;
+  for (std::size_t i = 0; i < len; ++i) {
+    if (i % 8 == 0) x = mix(x + i);
+    s[i] = static_cast<char>(x >> (8 * (i % 8)));
+  }
+  return s;
+}
+
+void busy_for(std::chrono::microseconds d) {
+  const auto end = Clock::now() + d;
+  while (Clock::now() < end) {
+  }
+}
+
+// A pool task: a stateless function (persistent workers) that works 100-300 us, so that random
+// kills land inside tasks.
+std::string pool_task(std::uint64_t x) {
+  busy_for(std::chrono::microseconds(100 + x % 200));
+  return payload_of(x);
+}
+// A task whose result (~150 KiB) is larger than a worker's 128 KiB result ring: it crosses in
+// pieces, so a worker can die with its result half-written.
+constexpr std::size_t kBigResult = 150 * 1024;
+std::string big_task(std::uint64_t x) {
+  std::string s = payload_of(x) + "|";
+  s.reserve(kBigResult);
+  while (s.size() < kBigResult) s += static_cast<char>('a' + (s.size() + x) % 26);
+  return s;
+}
+std::string big_expected(std::uint64_t x) { return big_task(x); }
+std::uint64_t light_task(std::uint64_t x) { return mix(x); }
+
+template <class T>
+T* shared_array(std::size_t n) {
+  void* p = ::mmap(nullptr, std::max<std::size_t>(1, n) * sizeof(T), PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    std::perror("mmap");
+    std::abort();
+  }
+  return new (p) T[std::max<std::size_t>(1, n)]();
+}
+template <class T>
+void free_shared(T* p, std::size_t n) {
+  ::munmap(p, std::max<std::size_t>(1, n) * sizeof(T));
+}
+
+long rss_kib() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return -1;
+  char line[256];
+  long v = -1;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::strncmp(line, "VmRSS:", 6) == 0) v = std::strtol(line + 6, nullptr, 10);
+  }
+  std::fclose(f);
+  return v;
+}
+
+bool is_our_live_child(pid_t pid) {
+  const auto st = mpp::test::proc_stat(pid);
+  return st.ppid == ::getpid() && st.state != 'Z' && st.state != 'X' && st.state != '?';
+}
+
+// ---- cases ---------------------------------------------------------------------------------
+
+enum class Kind { queue, pool_map, pool_imap, pool_async, locks, load };
+enum class Role { random, producer, consumer, worker, parent, child };
+
+const char* kind_name(Kind k) {
+  switch (k) {
+    case Kind::queue:
+      return "queue";
+    case Kind::pool_map:
+      return "pool.map";
+    case Kind::pool_imap:
+      return "pool.imap";
+    case Kind::pool_async:
+      return "pool.apply_async";
+    case Kind::locks:
+      return "locks";
+    case Kind::load:
+      return "load";
+  }
+  return "?";
+}
+const char* role_name(Role r) {
+  switch (r) {
+    case Role::random:
+      return "random-sigkill";
+    case Role::producer:
+      return "producer";
+    case Role::consumer:
+      return "consumer";
+    case Role::worker:
+      return "worker";
+    case Role::parent:
+      return "parent";
+    case Role::child:
+      return "child";
+  }
+  return "?";
+}
+
+struct Case {
+  Kind kind = Kind::queue;
+  Role role = Role::random;
+  const char* fp = nullptr;   // fail point armed in the role's processes (nullptr: none)
+  const char* fp2 = nullptr;  // armed in the role's other processes (double-fault cases)
+  int nth = 1;
+  fp::Action action = fp::Action::kill;
+  int kills = 0;             // random SIGKILLs of role processes while the workload runs
+  bool kill_parent = false;  // the harness SIGKILLs the case process itself at a random time
+  bool daemon = true;        // queue/lock children: daemon processes
+  unsigned a = 2, b = 2;     // producers x consumers, or workers
+  std::uint64_t n = 200;     // items per producer, tasks, iterations per process...
+  std::size_t capacity = 8 << 20;
+  std::size_t chunksize = 1;
+  int load = 0;         // Kind::load: which load run
+  int window_ms = 100;  // random kills land within this many ms of the start
+  int pace_us = 0;      // queue producers pause this long after each put
+  bool big = false;     // pool cases: tasks with results larger than the result ring
+  std::uint64_t seed = 0;
+};
+
+// Filled by the case process, read by the harness. Lives in a MAP_SHARED page made per case.
+struct CaseResult {
+  std::atomic<std::uint64_t> faults{0}, tasks{0}, items{0}, lost{0}, dup{0}, torn{0}, late{0},
+      unnamed{0}, named{0}, in_hand{0}, leaked_fds{0}, leaked_procs{0}, repaired{0};
+  std::atomic<std::uint64_t> max_recovery_us{0};
+  std::atomic<int> finished{0};
+  char note[1024] = {};
+};
+
+CaseResult* g_r = nullptr;
+// --sabotage: the harness itself drops one delivered item / corrupts one result, to show that its
+// checks catch a loss (the ctest test chaos_detects_sabotage expects the run to fail).
+bool g_sabotage = false;
+std::mutex g_note_mutex;
+
+void note(const char* fmt, ...) {
+  std::lock_guard lock(g_note_mutex);
+  const std::size_t used = std::strlen(g_r->note);
+  if (used + 2 >= sizeof g_r->note) return;
+  va_list ap;
+  va_start(ap, fmt);
+  std::vsnprintf(g_r->note + used, sizeof g_r->note - used, fmt, ap);
+  va_end(ap);
+  const std::size_t now = std::strlen(g_r->note);
+  if (now + 2 < sizeof g_r->note) std::strcat(g_r->note, "; ");
+}
+
+void record_recovery(Clock::duration d) {
+  const auto us = static_cast<std::uint64_t>(
+      std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::microseconds>(d).count()));
+  std::uint64_t cur = g_r->max_recovery_us.load();
+  while (us > cur && !g_r->max_recovery_us.compare_exchange_weak(cur, us)) {
+  }
+  if (d > kRecoveryLimit) {
+    g_r->late.fetch_add(1);
+    note("a task ended %" PRIu64 " ms after its fault", us / 1000);
+  }
+}
+
+// Exit status of a role process: 0 fine, a fault we injected, or a failure.
+void account_exit(const char* who, const mpp::Process& p) {
+  const auto code = p.exitcode();
+  if (!code) {
+    note("%s %d still running after join", who, p.pid());
+    g_r->unnamed.fetch_add(1);
+    return;
+  }
+  if (*code == 0) return;
+  if (*code == -SIGKILL || *code == 77) {
+    g_r->faults.fetch_add(1);
+    return;
+  }
+  g_r->unnamed.fetch_add(1);
+  const auto err = p.error();
+  note("%s %d exited with %d%s%s", who, p.pid(), *code, err ? ": " : "", err ? err->what() : "");
+}
+
+// Random SIGKILLs of role processes, from a thread of the case process. `pick` chooses a victim
+// among live candidates (or -1); every victim is checked to be a live child of this process right
+// before the kill, so a pid reused by an unrelated process is never touched.
+class Killer {
+ public:
+  using Pick = std::function<pid_t(std::mt19937_64&)>;
+  using After = std::function<void(pid_t)>;
+  Killer(int kills, std::chrono::milliseconds window, std::uint64_t seed, Pick pick,
+         After after = {})
+      : rng_(seed) {
+    if (kills <= 0) return;
+    std::vector<std::chrono::milliseconds> at;
+    for (int i = 0; i < kills; ++i) {
+      at.emplace_back(std::uniform_int_distribution<long>(5, window.count())(rng_));
+    }
+    std::sort(at.begin(), at.end());
+    thread_ = std::thread([this, at, pick = std::move(pick), after = std::move(after)] {
+      const auto t0 = Clock::now();
+      for (auto when : at) {
+        while (!stop_.load() && Clock::now() - t0 < when) std::this_thread::sleep_for(1ms);
+        if (stop_.load()) return;
+        const pid_t victim = pick(rng_);
+        if (victim <= 0 || !is_our_live_child(victim)) continue;
+        {
+          std::lock_guard lock(mutex_);
+          killed_at_[victim] = Clock::now();
+        }
+        ::kill(victim, SIGKILL);
+        ++kills_;
+        if (after) after(victim);
+      }
+    });
+  }
+  ~Killer() { stop(); }
+  void stop() {
+    stop_.store(true);
+    if (thread_.joinable()) thread_.join();
+  }
+  std::optional<Clock::time_point> killed_at(pid_t pid) {
+    std::lock_guard lock(mutex_);
+    auto it = killed_at_.find(pid);
+    if (it == killed_at_.end()) return std::nullopt;
+    return it->second;
+  }
+  int kills() const { return kills_.load(); }
+
+ private:
+  std::mt19937_64 rng_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> kills_{0};
+  std::mutex mutex_;
+  std::map<pid_t, Clock::time_point> killed_at_;
+  std::thread thread_;
+};
+
+// ---- queue: P producers x C consumers, checksummed items ----------------------------------
+
+using Item = std::pair<std::uint64_t, std::string>;
+
+void run_queue(const Case& c) {
+  const unsigned P = c.a, C = c.b;
+  const std::uint64_t per = c.n, N = P * per;
+  // put_state: 1 = put() entered, 2 = put() returned. seen: deliveries. hand: 1 = in get(),
+  // 2 = get() returned, not yet recorded (a consumer killed there holds an item: the documented
+  // "once get() returned, the item belongs to that process").
+  auto* put_state = shared_array<std::atomic<std::uint8_t>>(N);
+  auto* seen = shared_array<std::atomic<std::uint32_t>>(N);
+  auto* hand = shared_array<std::atomic<std::uint32_t>>(C);
+  {
+    mpp::Queue<Item> q(mpp::QueueOptions{.maxsize = 0, .capacity_bytes = c.capacity});
+    auto record = [&](const Item& it) {
+      if (it.first >= N || it.second != payload_of(it.first)) {
+        g_r->torn.fetch_add(1);
+        return;
+      }
+      if (g_sabotage && it.first == 7) return;  // pretend item 7 never arrived
+      seen[it.first].fetch_add(1);
+    };
+    auto producer = [&](unsigned p) {
+      const bool many = p % 2 == 1 || (p == 0 && c.role == Role::parent && c.fp != nullptr &&
+                                       std::strcmp(c.fp, "queue.put_many.before_publish") == 0);
+      std::vector<Item> batch;
+      for (std::uint64_t k = 0; k < per;) {
+        if (many) {
+          batch.clear();
+          const std::uint64_t m = std::min<std::uint64_t>(16, per - k);
+          for (std::uint64_t j = 0; j < m; ++j) {
+            const std::uint64_t id = p * per + k + j;
+            put_state[id].store(1);
+            batch.emplace_back(id, payload_of(id));
+          }
+          (void)q.put_many(batch);
+          for (std::uint64_t j = 0; j < m; ++j) put_state[p * per + k + j].store(2);
+          k += m;
+        } else {
+          const std::uint64_t id = p * per + k;
+          put_state[id].store(1);
+          q.put(Item{id, payload_of(id)});
+          put_state[id].store(2);
+          ++k;
+        }
+        if (c.pace_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(c.pace_us));
+      }
+    };
+    auto consumer = [&](unsigned ci) {
+      for (;;) {
+        hand[ci].store(1);
+        Item it;
+        try {
+          it = q.get();
+        } catch (const mpp::QueueClosed&) {
+          hand[ci].store(0);
+          return;
+        }
+        hand[ci].store(2);
+        record(it);
+        hand[ci].store(0);
+      }
+    };
+    mpp::ProcessOptions po;
+    po.daemon = c.daemon;
+    std::vector<std::unique_ptr<mpp::Process>> prods, cons;
+    auto arm_for = [&](Role r, std::size_t i) {
+      fp::disarm();
+      if (c.role != r || c.fp == nullptr) return;
+      fp::arm(i == 0 || c.fp2 == nullptr ? c.fp : c.fp2, c.nth, c.action);
+    };
+    // The parent's own share: producer 0 runs in the case process itself when the parent is the
+    // role under test (it dies in put()/get() with its children running).
+    const unsigned first_child_producer = c.role == Role::parent ? 1 : 0;
+    for (unsigned i = 0; i < C; ++i) {
+      arm_for(c.role == Role::child ? Role::child : Role::consumer, i);
+      cons.push_back(std::make_unique<mpp::Process>(po, consumer, i));
+      cons.back()->start();
+    }
+    for (unsigned p = first_child_producer; p < P; ++p) {
+      arm_for(Role::producer, p);
+      prods.push_back(std::make_unique<mpp::Process>(po, producer, p));
+      prods.back()->start();
+    }
+    fp::disarm();
+    std::vector<pid_t> cpids;
+    for (auto& x : cons) cpids.push_back(x->pid());
+    std::vector<pid_t> ppids;
+    for (auto& x : prods) ppids.push_back(x->pid());
+    std::atomic<std::uint64_t> allowance{0};
+    Killer killer(
+        c.kills, std::chrono::milliseconds(c.window_ms), c.seed ^ 0x4b11,
+        [&](std::mt19937_64& rng) -> pid_t {
+          // Never the last live consumer: producers would wait for room forever, by design.
+          std::vector<pid_t> live_cons;
+          for (pid_t p : cpids) {
+            if (is_our_live_child(p)) live_cons.push_back(p);
+          }
+          std::vector<pid_t> cand;
+          for (pid_t p : ppids) {
+            if (is_our_live_child(p)) cand.push_back(p);
+          }
+          if (live_cons.size() > 1) cand.insert(cand.end(), live_cons.begin(), live_cons.end());
+          if (cand.empty()) return -1;
+          return cand[std::uniform_int_distribution<std::size_t>(0, cand.size() - 1)(rng)];
+        },
+        [&](pid_t victim) {
+          for (std::size_t i = 0; i < cpids.size(); ++i) {
+            if (cpids[i] != victim) continue;
+            (void)mpp::test::gone_within(victim, 2s);
+            if (hand[i].load() != 0) allowance.fetch_add(1);
+          }
+        });
+    if (c.role == Role::parent) {
+      if (c.fp != nullptr) fp::arm(c.fp, c.nth, c.action);
+      producer(0);
+    }
+    for (auto& p : prods) p->join();
+    killer.stop();
+    q.close();
+    for (auto& x : cons) x->join();
+    // Items left: taken by the case process itself.
+    std::uint64_t left = 0;
+    try {
+      while (auto it = q.try_get()) {
+        ++left;
+        record(*it);
+      }
+    } catch (const mpp::QueueClosed&) {
+    }
+    fp::disarm();
+    for (auto& p : prods) account_exit("producer", *p);
+    for (auto& x : cons) account_exit("consumer", *x);
+    std::uint64_t puts = 0, gets = 0, missing = 0;
+    for (std::uint64_t id = 0; id < N; ++id) {
+      const auto s = seen[id].load();
+      const auto st = put_state[id].load();
+      gets += s;
+      if (st == 2 || (st == 1 && s > 0)) ++puts;  // an interrupted put() may or may not land
+      if (s > 1) {
+        g_r->dup.fetch_add(s - 1);
+        note("item %" PRIu64 " delivered %u times", id, s);
+      }
+      if (st == 0 && s > 0) {
+        g_r->torn.fetch_add(1);
+        note("item %" PRIu64 " delivered but never put", id);
+      }
+      if (st == 2 && s == 0) ++missing;
+    }
+    const std::uint64_t allowed = std::min<std::uint64_t>(missing, allowance.load());
+    g_r->in_hand.fetch_add(allowed);
+    if (missing > allowed) {
+      g_r->lost.fetch_add(missing - allowed);
+      note("%" PRIu64 " items put but never delivered (puts %" PRIu64 ", gets %" PRIu64
+           ", left %" PRIu64 ")",
+           missing - allowed, puts, gets - left, left);
+    }
+    g_r->items.fetch_add(N);
+  }
+  free_shared(put_state, N);
+  free_shared(seen, N);
+  free_shared(hand, C);
+}
+
+// ---- pool: map / imap / apply_async --------------------------------------------------------
+
+std::atomic<std::uint64_t>* g_incarnations = nullptr;  // workers that reached their initializer
+
+std::unique_ptr<mpp::Pool> make_pool(const Case& c) {
+  mpp::PoolOptions o;
+  o.processes = c.a;
+  o.initializer = [] { g_incarnations->fetch_add(1); };
+  if (c.role == Role::worker && c.fp != nullptr) fp::arm(c.fp, c.nth, c.action);
+  // Workers forked by the constructor inherit the arming; replacements (forked later) do not.
+  auto pool = std::make_unique<mpp::Pool>(o);
+  fp::disarm();
+  if (c.role == Role::parent && c.fp != nullptr) fp::arm(c.fp, c.nth, c.action);
+  return pool;
+}
+
+Killer::Pick random_child() {
+  return [](std::mt19937_64& rng) -> pid_t {
+    auto kids = mpp::test::live_children();
+    std::erase_if(kids, [](pid_t p) { return !is_our_live_child(p); });
+    if (kids.empty()) return -1;
+    return kids[std::uniform_int_distribution<std::size_t>(0, kids.size() - 1)(rng)];
+  };
+}
+
+// `timed`: the error surfaced as soon as the task ended (apply_async, imap), so the time from the
+// fault (the kill, or for a fail point the submission: an upper bound) to now is the recovery
+// time. map reports its first error only after all inputs finished, so it is not timed.
+void count_error(std::exception_ptr e, Killer* killer, Clock::time_point since,
+                 Clock::time_point now, bool timed = true) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const mpp::WorkerLost& w) {
+    g_r->named.fetch_add(1);
+    if (timed) {
+      auto at = killer != nullptr ? killer->killed_at(w.pid()) : std::nullopt;
+      record_recovery(now - (at ? *at : since));
+    }
+  } catch (const mpp::Error&) {
+    g_r->named.fetch_add(1);
+    if (timed) record_recovery(now - since);
+  } catch (const std::exception& x) {
+    g_r->unnamed.fetch_add(1);
+    note("unnamed error: %s", x.what());
+  }
+}
+
+void check_result(std::uint64_t x, const std::string& v, bool big) {
+  if (v != (big ? big_expected(x) : payload_of(x)) || (g_sabotage && x == 7)) {
+    g_r->torn.fetch_add(1);
+    note("task %" PRIu64 ": wrong or torn result", x);
+  }
+}
+
+void run_pool(const Case& c) {
+  g_incarnations = shared_array<std::atomic<std::uint64_t>>(1);
+  auto pool = make_pool(c);
+  const std::uint64_t n = c.n;
+  auto* task = c.big ? big_task : pool_task;
+  Killer killer(c.kills, std::chrono::milliseconds(c.window_ms), c.seed ^ 0x7007, random_child());
+  const auto t0 = Clock::now();
+  const auto inputs = std::views::iota(std::uint64_t{0}, n);
+  if (c.kind == Kind::pool_map) {
+    try {
+      auto r = pool->map(task, inputs, c.chunksize);
+      if (r.size() != n) {
+        g_r->lost.fetch_add(n > r.size() ? n - r.size() : 0);
+        note("map returned %zu results for %" PRIu64 " inputs", r.size(), n);
+      }
+      for (std::uint64_t i = 0; i < std::min<std::uint64_t>(n, r.size()); ++i)
+        check_result(i, r[i], c.big);
+    } catch (...) {
+      // map reports the first failure after all inputs completed or were abandoned.
+      count_error(std::current_exception(), &killer, t0, Clock::now(), false);
+    }
+  } else if (c.kind == Kind::pool_imap) {
+    std::uint64_t pos = 0;
+    auto range = pool->imap(task, inputs, c.chunksize);
+    for (auto it = range.begin(); it != range.end(); ++it, ++pos) {
+      try {
+        check_result(pos, *it, c.big);
+      } catch (...) {
+        count_error(std::current_exception(), &killer, t0, Clock::now());
+      }
+    }
+    if (pos != n) {
+      g_r->lost.fetch_add(n > pos ? n - pos : 0);
+      g_r->dup.fetch_add(pos > n ? pos - n : 0);
+      note("imap yielded %" PRIu64 " positions for %" PRIu64 " inputs", pos, n);
+    }
+  } else {
+    std::vector<mpp::AsyncResult<std::string>> rs;
+    std::vector<Clock::time_point> submitted;
+    for (std::uint64_t i = 0; i < n; ++i) {
+      rs.push_back(pool->apply_async(task, i));
+      submitted.push_back(Clock::now());
+    }
+    std::vector<bool> done(n, false);
+    std::uint64_t left = n;
+    while (left > 0) {
+      for (std::uint64_t i = 0; i < n; ++i) {
+        if (done[i] || !rs[i].ready()) continue;
+        done[i] = true;
+        --left;
+        try {
+          check_result(i, rs[i].get(), c.big);
+        } catch (...) {
+          count_error(std::current_exception(), &killer, submitted[i], Clock::now());
+        }
+      }
+      if (left > 0) std::this_thread::sleep_for(200us);
+    }
+  }
+  killer.stop();
+  fp::disarm();
+  pool->close();
+  pool->join();
+  pool.reset();
+  // Every worker beyond the first c.a was a replacement for one that died (no maxtasksperchild).
+  // Workers killed at pool.worker.before_init never reach the initializer: each of the c.a
+  // armed ones died there (the point is passed once per worker).
+  std::uint64_t started = g_incarnations->load();
+  if (c.role == Role::worker && c.fp != nullptr &&
+      std::strcmp(c.fp, "pool.worker.before_init") == 0) {
+    started += c.a;
+  }
+  const std::uint64_t replaced = started > c.a ? started - c.a : 0;
+  g_r->faults.fetch_add(c.role == Role::random ? static_cast<std::uint64_t>(killer.kills())
+                                               : replaced);
+  g_r->tasks.fetch_add(n);
+  free_shared(g_incarnations, 1);
+  g_incarnations = nullptr;
+}
+
+// ---- locks: a robust Lock guarding a two-word invariant in named shared memory --------------
+
+struct LockState {
+  std::atomic<std::uint32_t> inside;
+  std::uint64_t a, b;  // b == ~a whenever the lock is free
+  std::uint64_t cnt[64];
+};
+
+void run_locks(const Case& c, const std::string& shm_name) {
+  const unsigned P = std::min(c.a, 64u);
+  auto seg = mpp::SharedMemory::create(shm_name, sizeof(LockState));
+  auto* st = new (seg.data()) LockState{};
+  st->b = ~st->a;
+  mpp::Lock lock;
+  auto* repaired = shared_array<std::atomic<std::uint64_t>>(1);
+  auto* broken = shared_array<std::atomic<std::uint64_t>>(2);
+  auto body = [&](unsigned p) {
+    for (std::uint64_t k = 0; k < c.n; ++k) {
+      lock.acquire();
+      if (lock.owner_died()) {
+        // The dead holder may have stopped anywhere: cnt[] is the truth, a/b are rebuilt from it.
+        repaired[0].fetch_add(1);
+        st->inside.store(0);
+        std::uint64_t sum = 0;
+        for (unsigned i = 0; i < P; ++i) sum += st->cnt[i];
+        st->a = sum;
+        st->b = ~sum;
+      }
+      if (st->inside.fetch_add(1) != 0) broken[0].fetch_add(1);  // two holders at once
+      if (st->b != ~st->a) broken[1].fetch_add(1);               // left torn without owner_died
+      ++st->cnt[p];
+      ++st->a;
+      busy_for(20us);  // a critical section long enough for kills to land inside
+      st->b = ~st->a;
+      st->inside.fetch_sub(1);
+      lock.release();
+    }
+  };
+  mpp::ProcessOptions po;
+  po.daemon = c.daemon;
+  std::vector<std::unique_ptr<mpp::Process>> procs;
+  for (unsigned p = 0; p < P; ++p) {
+    fp::disarm();
+    if (c.role == Role::child && c.fp != nullptr) fp::arm(c.fp, c.nth, c.action);
+    procs.push_back(std::make_unique<mpp::Process>(po, body, p));
+    procs.back()->start();
+  }
+  fp::disarm();
+  {
+    std::vector<pid_t> pids;
+    for (auto& p : procs) pids.push_back(p->pid());
+    Killer killer(
+        c.kills, std::chrono::milliseconds(c.window_ms), c.seed ^ 0x10c4,
+        [&pids](std::mt19937_64& rng) -> pid_t {
+          std::vector<pid_t> live;
+          for (pid_t p : pids) {
+            if (is_our_live_child(p)) live.push_back(p);
+          }
+          if (live.empty()) return -1;
+          return live[std::uniform_int_distribution<std::size_t>(0, live.size() - 1)(rng)];
+        });
+    for (auto& p : procs) p->join();
+  }
+  for (auto& p : procs) account_exit("lock user", *p);
+  lock.acquire();
+  if (lock.owner_died()) repaired[0].fetch_add(1);
+  std::uint64_t sum = 0;
+  for (unsigned i = 0; i < P; ++i) sum += st->cnt[i];
+  if (lock.owner_died()) {
+    st->a = sum;
+    st->b = ~sum;
+  }
+  if (st->a != sum || st->b != ~st->a) {
+    g_r->torn.fetch_add(1);
+    note("lock state inconsistent: a=%" PRIu64 " sum=%" PRIu64, st->a, sum);
+  }
+  lock.release();
+  if (broken[0].load() != 0) {
+    g_r->dup.fetch_add(broken[0].load());
+    note("%" PRIu64 " times two processes held the lock at once", broken[0].load());
+  }
+  if (broken[1].load() != 0) {
+    g_r->torn.fetch_add(broken[1].load());
+    note("%" PRIu64 " acquisitions found a torn state without owner_died", broken[1].load());
+  }
+  g_r->repaired.fetch_add(repaired[0].load());
+  g_r->tasks.fetch_add(sum);
+  free_shared(repaired, 1);
+  free_shared(broken, 2);
+  seg.unlink();
+}
+
+// ---- load runs (long mode only) -------------------------------------------------------------
+
+void load_queue(std::uint64_t total, unsigned P, unsigned C) {
+  const std::uint64_t per = total / P;
+  const std::uint64_t N = per * P;
+  auto* seen = shared_array<std::atomic<std::uint8_t>>(N);
+  auto* bad = shared_array<std::atomic<std::uint64_t>>(1);
+  {
+    mpp::Queue<std::uint64_t> q(mpp::QueueOptions{.maxsize = 0, .capacity_bytes = 4 << 20});
+    std::vector<std::unique_ptr<mpp::Process>> ps;
+    for (unsigned c = 0; c < C; ++c) {
+      ps.push_back(std::make_unique<mpp::Process>([&] {
+        std::vector<std::uint64_t> out;
+        for (;;) {
+          out.clear();
+          try {
+            (void)q.get_many(out, 4096);
+          } catch (const mpp::QueueClosed&) {
+            return;
+          }
+          for (auto v : out) {
+            const std::uint64_t id = v >> 8;
+            if (id >= N || (v & 0xff) != (mix(id) & 0xff)) {
+              bad[0].fetch_add(1);
+              continue;
+            }
+            seen[id].fetch_add(1, std::memory_order_relaxed);
+          }
+        }
+      }));
+      ps.back()->start();
+    }
+    std::vector<std::unique_ptr<mpp::Process>> prods;
+    for (unsigned p = 0; p < P; ++p) {
+      prods.push_back(std::make_unique<mpp::Process>([&, p] {
+        std::vector<std::uint64_t> batch;
+        for (std::uint64_t k = 0; k < per; k += 4096) {
+          batch.clear();
+          for (std::uint64_t j = k; j < std::min(per, k + 4096); ++j) {
+            const std::uint64_t id = p * per + j;
+            batch.push_back(id << 8 | (mix(id) & 0xff));
+          }
+          (void)q.put_many(batch);
+        }
+      }));
+      prods.back()->start();
+    }
+    for (auto& p : prods) p->join();
+    q.close();
+    for (auto& p : ps) p->join();
+    for (auto& p : prods) account_exit("producer", *p);
+    for (auto& p : ps) account_exit("consumer", *p);
+  }
+  std::uint64_t lost = 0, dup = 0;
+  for (std::uint64_t i = 0; i < N; ++i) {
+    const auto s = seen[i].load(std::memory_order_relaxed);
+    if (s == 0) ++lost;
+    if (s > 1) dup += s - 1u;
+  }
+  g_r->lost.fetch_add(lost);
+  g_r->dup.fetch_add(dup);
+  g_r->torn.fetch_add(bad[0].load());
+  g_r->items.fetch_add(N);
+  if (lost + dup + bad[0].load() != 0) {
+    note("queue load: lost %" PRIu64 " dup %" PRIu64 " torn %" PRIu64, lost, dup, bad[0].load());
+  }
+  free_shared(seen, N);
+  free_shared(bad, 1);
+}
+
+void load_map(std::uint64_t n, unsigned workers) {
+  mpp::Pool pool(workers);
+  auto r = pool.map(light_task, std::views::iota(std::uint64_t{0}, n));
+  std::uint64_t wrong = 0;
+  for (std::uint64_t i = 0; i < n; ++i) wrong += r[i] != mix(i) ? 1 : 0;
+  if (r.size() != n || wrong != 0) {
+    g_r->torn.fetch_add(wrong);
+    g_r->lost.fetch_add(n > r.size() ? n - r.size() : 0);
+    note("map load: %zu results, %" PRIu64 " wrong", r.size(), wrong);
+  }
+  g_r->tasks.fetch_add(n);
+  pool.close();
+  pool.join();
+}
+
+void load_imap(std::uint64_t n, unsigned workers) {
+  mpp::Pool pool(workers);
+  const long rss0 = rss_kib();
+  long rss_max = rss0;
+  std::uint64_t pos = 0, wrong = 0;
+  for (auto v : pool.imap(light_task, std::views::iota(std::uint64_t{0}, n), 8192)) {
+    wrong += v != mix(pos) ? 1 : 0;
+    if (++pos % (1 << 20) == 0) rss_max = std::max(rss_max, rss_kib());
+  }
+  if (pos != n || wrong != 0) {
+    g_r->torn.fetch_add(wrong);
+    g_r->lost.fetch_add(n > pos ? n - pos : 0);
+    note("imap load: %" PRIu64 " positions, %" PRIu64 " wrong", pos, wrong);
+  }
+  std::printf("    imap over %" PRIu64 " items: RSS %ld KiB before, at most %ld KiB during\n", n,
+              rss0, rss_max);
+  // "Flat memory": the whole output would be 800 MB; a streaming imap stays within a few MiB.
+  if (rss_max - rss0 > 64 * 1024) {
+    g_r->unnamed.fetch_add(1);
+    note("imap load: RSS grew by %ld KiB", rss_max - rss0);
+  }
+  g_r->tasks.fetch_add(n);
+  pool.close();
+  pool.join();
+}
+
+void run_load(const Case& c) {
+  switch (c.load) {
+    case 0:
+      load_queue(c.n, c.a, c.b);
+      break;
+    case 1:
+      load_map(c.n, c.a);
+      break;
+    case 2:
+      load_map(c.n, c.a);
+      break;  // the 200-worker pool
+    default:
+      load_imap(c.n, c.a);
+      break;
+  }
+}
+
+// ---- the case process -----------------------------------------------------------------------
+
+[[noreturn]] void case_main(const Case& c, const std::string& shm_name) {
+  const int fds0 = mpp::test::open_fd_count();
+  try {
+    switch (c.kind) {
+      case Kind::queue:
+        run_queue(c);
+        break;
+      case Kind::pool_map:
+      case Kind::pool_imap:
+      case Kind::pool_async:
+        run_pool(c);
+        break;
+      case Kind::locks:
+        run_locks(c, shm_name);
+        break;
+      case Kind::load:
+        run_load(c);
+        break;
+    }
+  } catch (const std::exception& e) {
+    g_r->unnamed.fetch_add(1);
+    note("case threw: %s", e.what());
+  }
+  fp::disarm();
+  // Every mpp object of the case is gone: nothing of ours may still run, be a zombie, or hold fds.
+  const auto deadline = Clock::now() + 1s;
+  std::vector<pid_t> kids = mpp::test::live_children();
+  while (!kids.empty() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+    kids = mpp::test::live_children();
+  }
+  if (!kids.empty()) {
+    g_r->leaked_procs.fetch_add(kids.size());
+    note("%zu child processes left after the case (first %d, state %c)", kids.size(), kids[0],
+         mpp::test::proc_stat(kids[0]).state);
+  }
+  const int fds1 = mpp::test::open_fd_count();
+  if (fds1 > fds0) {
+    g_r->leaked_fds.fetch_add(static_cast<std::uint64_t>(fds1 - fds0));
+    note("%d fds leaked", fds1 - fds0);
+  }
+  g_r->finished.store(1);
+  std::fflush(nullptr);
+  ::_exit(0);
+}
+
+// ---- the harness ----------------------------------------------------------------------------
+
+struct Totals {
+  std::uint64_t cases = 0, failed = 0, faults = 0, tasks = 0, items = 0, hangs = 0, lost = 0,
+                dup = 0, torn = 0, late = 0, unnamed = 0, named = 0, in_hand = 0, leaked_procs = 0,
+                leaked_fds = 0, leaked_segments = 0, orphans = 0, repaired = 0, parent_deaths = 0,
+                max_recovery_us = 0;
+};
+
+struct Args {
+  std::uint64_t seed = 1;
+  bool long_run = false;
+  bool with_load = false;
+  long only_case = -1;
+  unsigned rounds = 1;
+  std::string argv0;
+};
+
+const char* fp_list_queue_put[] = {"queue.put.after_claim", "queue.put.item_written",
+                                   "queue.put_many.before_publish"};
+const char* fp_list_queue_get[] = {"queue.get.holding_lock", "queue.get.after_decode"};
+const char* fp_list_worker[] = {"pool.worker.before_init", "pool.worker.after_take",
+                                "pool.worker.before_result", "pool.worker.result_half_written"};
+
+bool once_per_process(const char* name) {
+  return std::strcmp(name, "pool.worker.before_init") == 0 ||
+         std::strcmp(name, "process.child.before_target") == 0;
+}
+
+std::vector<Case> build_cases(const Args& args) {
+  std::vector<Case> out;
+  std::mt19937_64 rng(args.seed);
+  auto action = [&] { return rng() % 3 == 0 ? fp::Action::exit : fp::Action::kill; };
+  auto nth = [&](const char* name, int hi) {
+    return once_per_process(name) ? 1 : std::uniform_int_distribution<int>(1, hi)(rng);
+  };
+  const bool L = args.long_run;
+  for (unsigned round = 0; round < args.rounds; ++round) {
+    // Every fail point x every role that passes it.
+    for (const char* f : fp_list_queue_put) {
+      for (Role r : {Role::producer, Role::parent}) {
+        Case c;
+        c.kind = Kind::queue;
+        c.role = r;
+        c.fp = f;
+        const bool many = std::strcmp(f, "queue.put_many.before_publish") == 0;
+        c.nth = nth(f, many ? 8 : 40);
+        c.action = action();
+        c.a = L ? 4 : 3;
+        c.b = 2;
+        c.n = L ? 600 : 200;
+        out.push_back(c);
+      }
+    }
+    for (const char* f : fp_list_queue_get) {
+      for (Role r : {Role::consumer, Role::parent}) {
+        Case c;
+        c.kind = Kind::queue;
+        c.role = r;
+        c.fp = f;
+        c.nth = r == Role::parent ? 1 : nth(f, 60);
+        c.action = action();
+        c.a = 2;
+        c.b = L ? 4 : 3;
+        c.n = L ? 600 : 200;
+        out.push_back(c);
+      }
+    }
+    {
+      // Double fault: producer 0 dies holding the ring lock; the producer that takes the lock over
+      // dies right after the takeover; a third one must recover again.
+      Case c;
+      c.kind = Kind::queue;
+      c.role = Role::producer;
+      c.fp = "queue.put.after_claim";
+      c.fp2 = "queue.lock.after_takeover";
+      c.nth = std::uniform_int_distribution<int>(1, 20)(rng);
+      c.a = 4;
+      c.b = 2;
+      c.n = 200;
+      out.push_back(c);
+    }
+    for (Kind k : {Kind::queue, Kind::locks}) {
+      Case c;
+      c.kind = k;
+      c.role = Role::child;
+      c.fp = "process.child.before_target";
+      c.action = action();
+      c.a = 3;
+      c.b = 3;
+      c.n = k == Kind::locks ? 2000 : 200;
+      out.push_back(c);
+    }
+    for (Kind k : {Kind::pool_map, Kind::pool_imap, Kind::pool_async}) {
+      for (const char* f : fp_list_worker) {
+        Case c;
+        c.kind = k;
+        c.role = Role::worker;
+        c.fp = f;
+        const bool half = std::strcmp(f, "pool.worker.result_half_written") == 0;
+        c.nth = nth(f, half ? 2 : 6);
+        c.action = action();
+        c.a = std::uniform_int_distribution<unsigned>(2, L ? 8 : 4)(rng);
+        c.n = k == Kind::pool_async ? 120 : (L ? 2000 : 600);
+        c.chunksize =
+            k == Kind::pool_async ? 1 : std::uniform_int_distribution<std::size_t>(1, 64)(rng);
+        if (half) {
+          c.big = true;  // results larger than the result ring: they cross in pieces
+          c.n = 40;
+          c.chunksize = 1;
+        }
+        out.push_back(c);
+      }
+      Case c;
+      c.kind = k;
+      c.role = Role::parent;
+      c.fp = "pool.parent.after_deliver";
+      c.nth = std::uniform_int_distribution<int>(1, 20)(rng);
+      c.action = action();
+      c.a = 3;
+      c.n = k == Kind::pool_async ? 120 : 600;
+      c.chunksize = 4;
+      out.push_back(c);
+    }
+    // Random SIGKILLs while real workloads run, at several worker counts.
+    const int random_cases = L ? 6 : 2;
+    for (int i = 0; i < random_cases; ++i) {
+      for (Kind k : {Kind::queue, Kind::pool_map, Kind::pool_imap, Kind::pool_async, Kind::locks}) {
+        Case c;
+        c.kind = k;
+        c.role = Role::random;
+        c.kills = std::uniform_int_distribution<int>(1, L ? 5 : 3)(rng);
+        c.a = std::uniform_int_distribution<unsigned>(2, L ? 8 : 4)(rng);
+        c.b = std::uniform_int_distribution<unsigned>(2, L ? 8 : 4)(rng);
+        // Sized to run a few hundred ms on 2 cores; the kills land in the first 150 ms.
+        c.n = k == Kind::queue        ? 1500
+              : k == Kind::pool_async ? 800
+              : k == Kind::locks      ? 3000
+                                      : 2000;
+        c.pace_us = 50;
+        c.window_ms = 150;
+        c.capacity = 64 << 10;  // a small ring: producers block on a full queue too
+        c.chunksize = std::uniform_int_distribution<std::size_t>(1, 16)(rng);
+        out.push_back(c);
+      }
+    }
+    // The owner itself SIGKILLed at a random time: nothing may outlive it.
+    for (Kind k : {Kind::queue, Kind::pool_map, Kind::locks}) {
+      Case c;
+      c.kind = k;
+      c.role = Role::parent;
+      c.kill_parent = true;
+      c.a = 3;
+      c.b = 3;
+      c.n = k == Kind::queue ? 3000 : k == Kind::locks ? 20000 : 4000;
+      c.pace_us = 100;
+      out.push_back(c);
+    }
+    {
+      // A non-daemon consumer whose parent died: it must notice (QueueClosed) and end by itself.
+      Case c;
+      c.kind = Kind::queue;
+      c.role = Role::parent;
+      c.kill_parent = true;
+      c.daemon = false;
+      c.a = 2;
+      c.b = 1;
+      c.n = 3000;
+      c.pace_us = 100;
+      out.push_back(c);
+    }
+  }
+  if (args.with_load) {
+    auto load = [&](int which, unsigned a, unsigned b, std::uint64_t n) {
+      Case c;
+      c.kind = Kind::load;
+      c.load = which;
+      c.a = a;
+      c.b = b;
+      c.n = n;
+      out.push_back(c);
+    };
+    load(0, 8, 8, 10'000'000);   // 10^7 queue items, 8 producers x 8 consumers
+    load(1, 64, 0, 1'000'000);   // 10^6 map tasks on 64 workers
+    load(2, 200, 0, 200'000);    // a 200-worker pool
+    load(3, 2, 0, 100'000'000);  // imap over 10^8 items in flat memory
+  }
+  for (auto& c : out) c.seed = rng();
+  return out;
+}
+
+std::string describe(const Case& c) {
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "%s role=%s fp=%s%s%s nth=%d action=%s kills=%d%s a=%u b=%u n=%" PRIu64,
+                kind_name(c.kind), role_name(c.role), c.fp ? c.fp : "-", c.fp2 ? "+" : "",
+                c.fp2 ? c.fp2 : "", c.nth, c.action == fp::Action::exit ? "exit" : "kill", c.kills,
+                c.kill_parent ? " kill-parent" : "", c.a, c.b, c.n);
+  if (c.kind == Kind::load) {
+    static const char* names[] = {"queue 8x8", "map on 64 workers", "200-worker pool",
+                                  "imap flat memory"};
+    std::snprintf(buf, sizeof buf, "load %s n=%" PRIu64, names[std::min(c.load, 3)], c.n);
+  }
+  return buf;
+}
+
+std::vector<std::string> our_segments(const std::string& prefix) {
+  return mpp::test::shm_entries(prefix);
+}
+
+// Reaps and counts whatever was reparented to us; kills what is still alive after the grace.
+std::uint64_t reap_orphans(std::chrono::milliseconds grace) {
+  const auto deadline = Clock::now() + grace;
+  for (;;) {
+    while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+    auto kids = mpp::test::children_of(::getpid());
+    if (kids.empty()) return 0;
+    if (Clock::now() >= deadline) {
+      for (pid_t k : kids) ::kill(k, SIGKILL);
+      for (pid_t k : kids) ::waitpid(k, nullptr, 0);
+      return kids.size();
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+}
+
+bool run_one(const Args& args, std::size_t index, const Case& c, Totals& t) {
+  const std::string prefix = "mpp-chaos-" + std::to_string(::getpid()) + "-";
+  const std::string shm_name = prefix + std::to_string(index);
+  const int fds0 = mpp::test::open_fd_count();
+  auto* r = shared_array<CaseResult>(1);
+  g_r = r;
+  std::fflush(nullptr);
+  const auto t0 = Clock::now();
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    std::perror("fork");
+    std::exit(2);
+  }
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    case_main(c, shm_name);
+  }
+  ::setpgid(pid, pid);
+  std::mt19937_64 rng(c.seed ^ 0xdead);
+  const auto parent_kill_at =
+      t0 + std::chrono::milliseconds(std::uniform_int_distribution<int>(30, 400)(rng));
+  bool hung = false, killed_by_us = false;
+  int status = 0;
+  for (;;) {
+    const pid_t w = ::waitpid(pid, &status, WNOHANG);
+    if (w == pid) break;
+    const auto now = Clock::now();
+    if (c.kill_parent && !killed_by_us && now >= parent_kill_at) {
+      ::kill(pid, SIGKILL);
+      killed_by_us = true;
+    }
+    if (now - t0 > kHangLimit) {
+      hung = true;
+      ::kill(-pid, SIGKILL);
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(2ms);
+  }
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  // Descendants of the case process (reparented to us, the subreaper) must be gone.
+  const std::uint64_t orphans = reap_orphans(hung ? 0ms : kOrphanGrace);
+  // Named segments of a dead creator are unlinked by its guardian; give it the same grace.
+  auto segs = our_segments(prefix);
+  for (auto d = Clock::now() + kOrphanGrace; !segs.empty() && Clock::now() < d;) {
+    std::this_thread::sleep_for(20ms);
+    segs = our_segments(prefix);
+  }
+  for (auto& s : segs) ::unlink(("/dev/shm/" + s).c_str());
+  const int fds1 = mpp::test::open_fd_count();
+
+  const bool died = WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) == 77);
+  const bool parent_case = c.role == Role::parent;
+  bool ok = true;
+  std::string why;
+  auto fail = [&](const std::string& s) {
+    ok = false;
+    why += s + "; ";
+  };
+  if (hung) fail("HANG (no end within 30 s)");
+  if (!hung && !r->finished.load()) {
+    if (parent_case && died) {
+      ++t.parent_deaths;
+      ++t.faults;
+    } else {
+      fail("case process ended early (status " + std::to_string(status) + ")");
+    }
+  }
+  if (r->lost) fail("lost " + std::to_string(r->lost.load()));
+  if (r->dup) fail("duplicated " + std::to_string(r->dup.load()));
+  if (r->torn) fail("torn " + std::to_string(r->torn.load()));
+  if (r->late) fail("late " + std::to_string(r->late.load()));
+  if (r->unnamed) fail("unnamed errors " + std::to_string(r->unnamed.load()));
+  if (r->leaked_procs) fail("leaked processes " + std::to_string(r->leaked_procs.load()));
+  if (r->leaked_fds) fail("leaked fds " + std::to_string(r->leaked_fds.load()));
+  if (orphans) fail("orphans " + std::to_string(orphans));
+  if (!segs.empty()) fail("leaked /dev/shm segments " + std::to_string(segs.size()));
+  if (fds1 != fds0) fail("harness fds changed");
+
+  ++t.cases;
+  t.faults += r->faults + (killed_by_us && !parent_case ? 1 : 0);
+  t.tasks += r->tasks;
+  t.items += r->items;
+  t.hangs += hung ? 1 : 0;
+  t.lost += r->lost;
+  t.dup += r->dup;
+  t.torn += r->torn;
+  t.late += r->late;
+  t.unnamed += r->unnamed;
+  t.named += r->named;
+  t.in_hand += r->in_hand;
+  t.leaked_procs += r->leaked_procs;
+  t.leaked_fds += r->leaked_fds + (fds1 > fds0 ? static_cast<std::uint64_t>(fds1 - fds0) : 0);
+  t.leaked_segments += segs.size();
+  t.orphans += orphans;
+  t.repaired += r->repaired;
+  t.max_recovery_us = std::max<std::uint64_t>(t.max_recovery_us, r->max_recovery_us);
+  if (!ok) ++t.failed;
+
+  std::printf("%s case %3zu %-78s %6.2fs faults=%" PRIu64 " named=%" PRIu64 "%s\n",
+              ok ? "ok  " : "FAIL", index, describe(c).c_str(), secs, r->faults.load(),
+              r->named.load(), died && parent_case ? " (owner died)" : "");
+  if (!ok) {
+    std::printf("     -> %s\n     -> case notes: %s\n     -> seed 0x%016" PRIx64
+                "; replay: %s --seed %" PRIu64 " %s--case %zu\n",
+                why.c_str(), r->note, c.seed, args.argv0.c_str(), args.seed,
+                args.long_run ? "--long " : "", index);
+  }
+  std::fflush(stdout);
+  free_shared(r, 1);
+  g_r = nullptr;
+  return ok;
+}
+
+void usage(const char* argv0) {
+  std::fprintf(
+      stderr,
+      "usage: %s [--short | --long] [--load] [--seed N] [--rounds N] [--case I]\n"
+      "  --short   every fail point x role once, a few random-kill cases (default)\n"
+      "  --long    bigger cases, more random kills, --rounds rounds (default 5), load run\n"
+      "  --case I  replay only case I of the list made from --seed and the mode\n",
+      argv0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args;
+  args.argv0 = argv[0];
+  bool rounds_set = false;
+  bool load_set = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> std::uint64_t {
+      if (i + 1 >= argc) {
+        usage(argv[0]);
+        std::exit(2);
+      }
+      return std::strtoull(argv[++i], nullptr, 0);
+    };
+    if (a == "--short") {
+      args.long_run = false;
+    } else if (a == "--long") {
+      args.long_run = true;
+    } else if (a == "--load") {
+      args.with_load = true;
+      load_set = true;
+    } else if (a == "--no-load") {
+      args.with_load = false;
+      load_set = true;
+    } else if (a == "--seed") {
+      args.seed = next();
+    } else if (a == "--rounds") {
+      args.rounds = static_cast<unsigned>(next());
+      rounds_set = true;
+    } else if (a == "--sabotage") {
+      g_sabotage = true;
+    } else if (a == "--case") {
+      args.only_case = static_cast<long>(next());
+    } else {
+      usage(argv[0]);
+      return 2;
+    }
+  }
+  if (const char* s = std::getenv("MPP_CHAOS_SEED")) args.seed = std::strtoull(s, nullptr, 0);
+  if (args.long_run && !rounds_set) args.rounds = 5;
+  if (args.long_run && !load_set) args.with_load = true;
+#if !(defined(MPP_FAILPOINTS) && MPP_FAILPOINTS)
+  std::printf("mpp_chaos: built without MPP_FAILPOINTS; fail point cases inject nothing\n");
+#endif
+  // Orphans of a dead case process come to us, so we can count (and reap) them.
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  const auto cases = build_cases(args);
+  std::printf("mpp_chaos: %s run, seed %" PRIu64 ", %zu cases%s\n",
+              args.long_run ? "long" : "short", args.seed, cases.size(),
+              args.only_case >= 0 ? " (replaying one)" : "");
+  Totals t;
+  const auto t0 = Clock::now();
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    if (args.only_case >= 0 && static_cast<std::size_t>(args.only_case) != i) continue;
+    (void)run_one(args, i, cases[i], t);
+  }
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::printf("\n==== mpp_chaos figures (seed %" PRIu64
+              ", %s run, %.1f s) ====\n"
+              "cases run            %" PRIu64 " (%" PRIu64
+              " failed)\n"
+              "faults injected      %" PRIu64 " (of which owner deaths %" PRIu64
+              ")\n"
+              "tasks checked        %" PRIu64
+              "\n"
+              "items checked        %" PRIu64
+              "\n"
+              "named task errors    %" PRIu64
+              "\n"
+              "max fault->error     %.1f ms (limit %lld ms)\n"
+              "lock repairs         %" PRIu64
+              "\n"
+              "items in killed consumers' hands (allowed by the Queue contract) %" PRIu64
+              "\n"
+              "hangs                %" PRIu64
+              "\n"
+              "lost                 %" PRIu64
+              "\n"
+              "duplicated           %" PRIu64
+              "\n"
+              "torn                 %" PRIu64
+              "\n"
+              "late (> 1 s)         %" PRIu64
+              "\n"
+              "unnamed errors       %" PRIu64
+              "\n"
+              "leaked processes     %" PRIu64 " (orphans %" PRIu64
+              ")\n"
+              "leaked fds           %" PRIu64
+              "\n"
+              "leaked segments      %" PRIu64 "\n",
+              args.seed, args.long_run ? "long" : "short", secs, t.cases, t.failed, t.faults,
+              t.parent_deaths, t.tasks, t.items, t.named,
+              static_cast<double>(t.max_recovery_us) / 1000.0,
+              static_cast<long long>(std::chrono::milliseconds(kRecoveryLimit).count()), t.repaired,
+              t.in_hand, t.hangs, t.lost, t.dup, t.torn, t.late, t.unnamed,
+              t.leaked_procs + t.orphans, t.orphans, t.leaked_fds, t.leaked_segments);
+  std::printf("RESULT: %s\n", t.failed == 0 ? "PASS" : "FAIL");
+  return t.failed == 0 ? 0 : 1;
+}
