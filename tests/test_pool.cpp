@@ -283,6 +283,22 @@ TEST_P(PoolTest, MaxTasksPerChildReplacesWorkers) {
   EXPECT_EQ(pool.worker_pids().size(), workers());
 }
 
+TEST_P(PoolTest, MaxTasksPerChildOneUnderChurn) {
+  // Every chunk retires its worker: the pool must reap each one exactly once and never put two
+  // workers on one slot, whichever it notices first (the exit or the last result).
+  mpp::PoolOptions o;
+  o.processes = workers();
+  o.maxtasksperchild = 1;
+  mpp::Pool pool(o);
+  for (int round = 0; round < 3; ++round) {
+    auto out = pool.map(plus_one, std::views::iota(0, 150), 1);
+    ASSERT_EQ(out.size(), 150u);
+    for (int i = 0; i < 150; ++i) ASSERT_EQ(out[static_cast<std::size_t>(i)], i + 1);
+    EXPECT_EQ(pool.worker_pids().size(), workers());
+    EXPECT_LE(mpp::test::live_children().size(), workers());
+  }
+}
+
 TEST_P(PoolTest, CloseJoin) {
   mpp::Pool pool(workers());
   auto r = pool.map_async(plus_one, std::views::iota(0, 1000));

@@ -732,10 +732,13 @@ class Engine {
   }
 
   void on_death(Worker& w, bool timed_out) {
+    const pid_t pid = w.child.pid();
     // Results it finished before dying are still in its ring: take them first.
     read_from(w);
+    // Its last result may have been its maxtasksperchild-th: then on_result already reaped and
+    // replaced it, and the slot now holds a new, live worker.
+    if (w.child.pid() != pid) return;
     w.alive = false;
-    const pid_t pid = w.child.pid();
     if (w.sh->state.load(std::memory_order_acquire) == kInitFailed) {
       broken_ = std::make_exception_ptr(
           RemoteError(w.sh->fail_type, w.sh->fail_message, pid, RemoteError::kNoTask));
