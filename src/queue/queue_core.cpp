@@ -221,14 +221,12 @@ bool QueueCore::get_open(GetBatch& g, QueueWait wait) {
 }
 
 bool QueueCore::get_next(GetBatch& g, std::span<const std::byte>& bytes) noexcept {
-  shm::Ring::GetTxn t = txn_of(g);
   // Publish only items the caller has finished with (all returned before this call): the one we
   // return now must stay unreused until it is decoded.
-  if (g.taken != 0 && g.taken % kPublishEvery == 0) impl_->ring.get_publish(t);
-  auto item = impl_->ring.next(t);
-  if (item) ++g.taken;
-  store(g, t);
+  if (g.taken != 0 && g.taken % kPublishEvery == 0) impl_->ring.get_publish(g);
+  auto item = impl_->ring.next(g);
   if (!item) return false;
+  ++g.taken;
   bytes = *item;
   return true;
 }

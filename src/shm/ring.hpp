@@ -265,19 +265,25 @@ class Ring {
   }
   // Under the consumer lock: the next item's payload, or nullopt when none is published. The
   // bytes stay valid (unreused by producers) until get_publish_unlock.
-  std::optional<std::span<const std::byte>> next(GetTxn& t) noexcept;
+  // (A template so that QueueCore can pass its own transaction struct with the same members,
+  // without copying it in and out for every item.)
+  template <class Txn>
+  std::optional<std::span<const std::byte>> next(Txn& t) noexcept;
   // Under the consumer lock: true if next() would return an item (skip records are passed).
-  bool has_item(GetTxn& t) noexcept;
+  template <class Txn>
+  bool has_item(Txn& t) noexcept;
   // Frees the space of every item taken since get_lock or the last publish and wakes sleeping
   // producers if there are any. The lock stays held.
-  void get_publish(GetTxn& t) noexcept {
+  template <class Txn>
+  void get_publish(Txn& t) noexcept {
     if (t.head == t.start_head) return;
     h_->cons.publish(t.head, t.count, t.rec_end);
     t.start_head = t.head;
     wake_space(false);
   }
   void get_unlock() noexcept { h_->cons_lock.unlock(); }
-  void get_publish_unlock(GetTxn& t) noexcept {
+  template <class Txn>
+  void get_publish_unlock(Txn& t) noexcept {
     const bool moved = t.head != t.start_head;
     if (moved) h_->cons.publish(t.head, t.count, t.rec_end);
     h_->cons_lock.unlock();
@@ -380,7 +386,8 @@ inline std::byte* Ring::reserve(PutTxn& t, std::size_t payload) noexcept {
   return data_ + off + sizeof(RecordHeader);
 }
 
-inline std::optional<std::span<const std::byte>> Ring::next(GetTxn& t) noexcept {
+template <class Txn>
+inline std::optional<std::span<const std::byte>> Ring::next(Txn& t) noexcept {
   RingHeader& h = *h_;
   for (;;) {
     if (t.rec_end != 0) {
@@ -418,7 +425,8 @@ inline std::optional<std::span<const std::byte>> Ring::next(GetTxn& t) noexcept 
   }
 }
 
-inline bool Ring::has_item(GetTxn& t) noexcept {
+template <class Txn>
+inline bool Ring::has_item(Txn& t) noexcept {
   RingHeader& h = *h_;
   for (;;) {
     if (t.rec_end != 0) return true;
