@@ -40,3 +40,14 @@ format:
 
 clean:
 	rm -rf build
+
+# The chaos harness's long run (tests/chaos, docs/chaos.md): every fail point x role over several
+# seeded rounds, random SIGKILLs, and the load run. Its output is kept in tests/chaos/RESULTS.md.
+chaos:
+	@scripts/deps.sh build
+	cmake --preset dev >/dev/null
+	cmake --build --preset dev -j $(JOBS) --target mpp_chaos
+	@{ echo '# mpp_chaos long run (`make chaos`), last output'; echo; echo '```'; \
+	   build/dev/tests/chaos/mpp_chaos --long 2>&1; echo "exit status $$?"; echo '```'; } \
+	   | tee tests/chaos/RESULTS.md
+	@grep -q '^RESULT: PASS' tests/chaos/RESULTS.md

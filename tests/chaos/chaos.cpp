@@ -320,7 +320,6 @@ void run_queue(const Case& c) {
         g_r->torn.fetch_add(1);
         return;
       }
-      if (g_sabotage && it.first == 7) return;  // pretend item 7 never arrived
       seen[it.first].fetch_add(1);
     };
     auto producer = [&](unsigned p) {
@@ -435,8 +434,13 @@ void run_queue(const Case& c) {
     for (auto& p : prods) account_exit("producer", *p);
     for (auto& x : cons) account_exit("consumer", *x);
     std::uint64_t puts = 0, gets = 0, missing = 0;
+    bool sabotaged = !g_sabotage;
     for (std::uint64_t id = 0; id < N; ++id) {
-      const auto s = seen[id].load();
+      auto s = seen[id].load();
+      if (!sabotaged && s == 1 && put_state[id].load() == 2) {
+        s = 0;  // pretend this delivered item never arrived
+        sabotaged = true;
+      }
       const auto st = put_state[id].load();
       gets += s;
       if (st == 2 || (st == 1 && s > 0)) ++puts;  // an interrupted put() may or may not land
@@ -973,6 +977,10 @@ std::vector<Case> build_cases(const Args& args) {
         c.n = k == Kind::pool_async ? 120 : (L ? 2000 : 600);
         c.chunksize =
             k == Kind::pool_async ? 1 : std::uniform_int_distribution<std::size_t>(1, 64)(rng);
+        // Arm a pass the initial workers are likely to reach (about half their share of chunks).
+        const auto chunks_per_worker = c.n / std::max<std::size_t>(1, c.chunksize) / c.a;
+        c.nth = std::min<int>(c.nth,
+                              static_cast<int>(std::max<std::uint64_t>(1, chunks_per_worker / 2)));
         if (half) {
           c.big = true;  // results larger than the result ring: they cross in pieces
           c.n = 40;
@@ -1212,10 +1220,13 @@ bool run_one(const Args& args, std::size_t index, const Case& c, Totals& t) {
 void usage(const char* argv0) {
   std::fprintf(
       stderr,
-      "usage: %s [--short | --long] [--load] [--seed N] [--rounds N] [--case I]\n"
+      "usage: %s [--short | --long] [--load | --no-load] [--seed N] [--rounds N] [--case I]\n"
+      "          [--list] [--sabotage]\n"
       "  --short   every fail point x role once, a few random-kill cases (default)\n"
       "  --long    bigger cases, more random kills, --rounds rounds (default 5), load run\n"
-      "  --case I  replay only case I of the list made from --seed and the mode\n",
+      "  --case I  replay only case I of the list made from --seed and the mode\n"
+      "  --list    print the cases, run nothing\n"
+      "  --sabotage  drop one item / spoil one result on purpose (the run must FAIL)\n",
       argv0);
 }
 
@@ -1226,6 +1237,7 @@ int main(int argc, char** argv) {
   args.argv0 = argv[0];
   bool rounds_set = false;
   bool load_set = false;
+  bool list_only = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::uint64_t {
@@ -1250,6 +1262,8 @@ int main(int argc, char** argv) {
     } else if (a == "--rounds") {
       args.rounds = static_cast<unsigned>(next());
       rounds_set = true;
+    } else if (a == "--list") {
+      list_only = true;
     } else if (a == "--sabotage") {
       g_sabotage = true;
     } else if (a == "--case") {
@@ -1270,6 +1284,12 @@ int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
 
   const auto cases = build_cases(args);
+  if (list_only) {
+    for (std::size_t i = 0; i < cases.size(); ++i) {
+      std::printf("%3zu %s\n", i, describe(cases[i]).c_str());
+    }
+    return 0;
+  }
   std::printf("mpp_chaos: %s run, seed %" PRIu64 ", %zu cases%s\n",
               args.long_run ? "long" : "short", args.seed, cases.size(),
               args.only_case >= 0 ? " (replaying one)" : "");
