@@ -42,6 +42,9 @@
 // chunks run elsewhere. At exit, a rank that was given up on gets task_timeout (at least 5 s) to
 // come back; after that rank 0 calls MPI_Abort rather than hang in MPI_Finalize.
 //
+// Fork: MPI does not survive fork(); a child forked from a rank (an mpp::Process, an mpp::Pool
+// worker) must not use an mpp::mpi::Pool. An mpp::Pool inside an MPI task works as usual.
+//
 // Threads: a Pool and what it hands out are driven by the calling thread (no background thread;
 // every wait pumps the MPI traffic). Use the pools of a process from one thread at a time.
 //

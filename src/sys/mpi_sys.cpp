@@ -1,5 +1,6 @@
 #include "sys/mpi_sys.hpp"
 
+#include <errno.h>
 #include <signal.h>
 #include <string.h>
 #include <time.h>
@@ -47,6 +48,7 @@ void put(const char* s) noexcept {
   std::size_t n = ::strlen(s);
   while (n > 0) {
     const ssize_t w = ::write(STDERR_FILENO, s, n);
+    if (w < 0 && errno == EINTR) continue;
     if (w <= 0) return;
     s += w;
     n -= static_cast<std::size_t>(w);
