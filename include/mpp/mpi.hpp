@@ -43,7 +43,7 @@
 // come back; after that rank 0 calls MPI_Abort rather than hang in MPI_Finalize.
 //
 // Fork: MPI does not survive fork(); a child forked from a rank (an mpp::Process, an mpp::Pool
-// worker) must not use an mpp::mpi::Pool. An mpp::Pool inside an MPI task works as usual.
+// worker) must not use an mpp::mpi::Pool.
 //
 // Threads: a Pool and what it hands out are driven by the calling thread (no background thread;
 // every wait pumps the MPI traffic). Use the pools of a process from one thread at a time.
