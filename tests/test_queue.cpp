@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <fstream>
 #include <numeric>
 #include <string>
 #include <thread>
@@ -34,16 +35,23 @@ struct SharedCounters {
   std::size_t size;
 };
 
-// No zombie, no fd and no /dev/shm entry left behind (other suites running concurrently may own
-// /dev/shm entries of their own, so compare with what was there before).
+// No zombie and no fd left behind, and no /dev/shm involvement: the queue's memory is an
+// anonymous mapping, so this process maps nothing from /dev/shm and creates no entry there.
+// (Other suites running concurrently create /dev/shm entries of their own, named with their pid,
+// so only entries carrying our pid count.)
 struct NoLeaks {
   int fds = mpp::test::open_fd_count();
-  std::vector<std::string> shm = mpp::test::shm_entries();
   void check() const {
     EXPECT_TRUE(mpp::test::zombie_children().empty());
     EXPECT_EQ(mpp::test::open_fd_count(), fds);
+    const std::string me = std::to_string(getpid());
     for (const auto& e : mpp::test::shm_entries()) {
-      EXPECT_NE(std::find(shm.begin(), shm.end(), e), shm.end()) << "left in /dev/shm: " << e;
+      EXPECT_EQ(e.find(me), std::string::npos) << "left in /dev/shm: " << e;
+    }
+    std::ifstream maps("/proc/self/maps");
+    std::string line;
+    while (std::getline(maps, line)) {
+      EXPECT_EQ(line.find("/dev/shm/"), std::string::npos) << line;
     }
   }
 };
