@@ -402,7 +402,9 @@ class ImapBatch final : public StreamBatch<R> {
 
  public:
   template <class Arg>
-  ImapBatch(Arg&& r, std::int64_t window) : source_(std::forward<Arg>(r)), window_(window) {}
+  ImapBatch(Arg&& r, std::int64_t window) : source_(std::forward<Arg>(r)), window_(window) {
+    if constexpr (Ordered) last_ = ready_.end();
+  }
 
   std::uint32_t produce(ByteBuffer& payload, std::int64_t& first_index) override {
     first_index = next_;
@@ -454,7 +456,9 @@ class ImapBatch final : public StreamBatch<R> {
 
   [[nodiscard]] bool has_next() const noexcept override {
     if constexpr (Ordered) {
-      return !ready_.empty() && ready_.begin()->first == taken_;
+      if (ready_.empty()) return false;
+      const auto& [first, run] = *ready_.begin();
+      return first + static_cast<std::int64_t>(run.pos) == taken_;
     } else {
       return !ready_.empty();
     }
@@ -465,8 +469,12 @@ class ImapBatch final : public StreamBatch<R> {
   Item next() override {
     Item item;
     if constexpr (Ordered) {
-      auto node = ready_.extract(ready_.begin());
-      item = std::move(node.mapped());
+      auto it = ready_.begin();
+      item = std::move(it->second.items[it->second.pos++]);
+      if (it->second.pos == it->second.items.size()) {
+        if (last_ == it) last_ = ready_.end();
+        ready_.erase(it);
+      }
     } else {
       item = std::move(ready_.front());
       ready_.pop_front();
@@ -476,9 +484,20 @@ class ImapBatch final : public StreamBatch<R> {
   }
 
  private:
+  // In-order results are kept as runs of consecutive indexes (one map node per chunk, not per
+  // item): a chunk's delivery appends to one run.
+  struct Run {
+    std::vector<Item> items;
+    std::size_t pos = 0;  // next item to hand out
+  };
+
   void put(Item&& item) {
     if constexpr (Ordered) {
-      ready_.emplace(item.index, std::move(item));  // the first outcome of an index wins
+      if (last_ == ready_.end() ||
+          last_->first + static_cast<std::int64_t>(last_->second.items.size()) != item.index) {
+        last_ = ready_.emplace(item.index, Run{}).first;
+      }
+      last_->second.items.push_back(std::move(item));
     } else {
       ready_.push_back(std::move(item));
     }
@@ -488,7 +507,9 @@ class ImapBatch final : public StreamBatch<R> {
   std::int64_t next_ = 0;
   std::int64_t taken_ = 0;
   std::int64_t window_;
-  std::conditional_t<Ordered, std::map<std::int64_t, Item>, std::deque<Item>> ready_;
+  std::conditional_t<Ordered, std::map<std::int64_t, Run>, std::deque<Item>> ready_;
+  // The run the last put() went to (Ordered only).
+  std::conditional_t<Ordered, typename std::map<std::int64_t, Run>::iterator, int> last_{};
 };
 
 [[nodiscard]] std::uint32_t auto_chunksize(std::int64_t items, unsigned workers) noexcept;
