@@ -11,6 +11,9 @@
 // liveness check every 200 ms), so a SIGKILLed or Ctrl-C'd parent leaves nothing behind. Every
 // worker that ends is reaped: no zombies.
 //
+// Fork: a process forked from the pool's owner (mpp::Process, fork()) must not use the owner's
+// Pool (the workers are not its children); it can create its own.
+//
 // Threads: a Pool, and the AsyncResults and imap ranges it hands out, are driven by the thread
 // that calls them; use one pool from one thread at a time. There is no background thread: work
 // already handed to workers keeps running, and results are collected whenever you call into the
@@ -701,12 +704,14 @@ class Pool {
   auto map(F&& f, Range&& inputs, std::size_t chunksize = 0) {
     return map_impl<false>(std::forward<F>(f), std::forward<Range>(inputs), chunksize);
   }
-  // map without blocking. The input is copied when the call is made.
+  // map without blocking: an AsyncResult<std::vector<R>> (AsyncResult<void> for void f). The
+  // input is copied when the call is made. Throws std::logic_error after close(), and what the
+  // input range throws while it is copied; task errors come out of get().
   template <class F, class Range>
   auto map_async(F&& f, Range&& inputs, std::size_t chunksize = 0) {
     return map_async_impl<false>(std::forward<F>(f), std::forward<Range>(inputs), chunksize);
   }
-  // std::apply(f, tuple) for every tuple of the input range.
+  // std::apply(f, tuple) for every tuple of the input range; blocks and throws like map.
   template <class F, class Range>
   auto starmap(F&& f, Range&& argument_tuples, std::size_t chunksize = 0) {
     return map_impl<true>(std::forward<F>(f), std::forward<Range>(argument_tuples), chunksize);
@@ -718,12 +723,13 @@ class Pool {
   }
   // Lazy, in input order: an ImapRange. The input is consumed as results are taken, at most
   // ~4 chunks per worker ahead, so it streams over inputs of any length. An lvalue input range
-  // must outlive the returned range; an rvalue is moved in. chunksize 0: std::invalid_argument.
+  // must outlive the returned range; an rvalue is moved in. Does not block (iterating does).
+  // Throws std::invalid_argument for chunksize 0, std::logic_error after close().
   template <class F, class Range>
   auto imap(F&& f, Range&& inputs, std::size_t chunksize = 1) {
     return imap_impl<true>(std::forward<F>(f), std::forward<Range>(inputs), chunksize);
   }
-  // Lazy, in completion order.
+  // Lazy, in completion order; otherwise as imap.
   template <class F, class Range>
   auto imap_unordered(F&& f, Range&& inputs, std::size_t chunksize = 1) {
     return imap_impl<false>(std::forward<F>(f), std::forward<Range>(inputs), chunksize);
@@ -733,7 +739,8 @@ class Pool {
   auto apply(F&& f, Args&&... args) {
     return apply_async(std::forward<F>(f), std::forward<Args>(args)...).get();
   }
-  // f(args...) in a worker, without blocking: an AsyncResult<R>.
+  // f(args...) in a worker, without blocking: an AsyncResult<R>. The arguments are encoded now.
+  // Throws std::logic_error after close(); task errors come out of get().
   template <class F, class... Args>
   auto apply_async(F&& f, Args&&... args) {
     using Fd = std::decay_t<F>;
@@ -750,16 +757,17 @@ class Pool {
 
   // No more submissions; workers exit once the queued work is done (see join()). Never throws.
   void close() noexcept;
-  // After close(): blocks until all work is done and the workers exited and were reaped.
-  // std::logic_error if close() was not called.
+  // After close(): blocks until all submitted work is done and the workers exited and were
+  // reaped. An imap still being iterated gets no more work: its remaining positions fail with
+  // WorkerLost. std::logic_error if close() was not called.
   void join();
   // Kills the workers now (SIGKILL) and reaps them; results not yet in fail with WorkerLost.
   // Returns quickly whatever is queued. Never throws.
   void terminate() noexcept;
 
-  // Number of workers.
+  // Number of workers. Never blocks, never throws.
   [[nodiscard]] unsigned processes() const noexcept;
-  // Pids of the current workers (replacements included). For diagnostics and tests.
+  // Pids of the current workers (replacements included). For diagnostics and tests. Never blocks.
   [[nodiscard]] std::vector<pid_t> worker_pids() const;
 
  private:
