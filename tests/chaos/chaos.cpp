@@ -194,6 +194,7 @@ struct CaseResult {
       unnamed{0}, named{0}, in_hand{0}, leaked_fds{0}, leaked_procs{0}, repaired{0};
   std::atomic<std::uint64_t> max_recovery_us{0};
   std::atomic<int> finished{0};
+  std::atomic<std::int64_t> progress{-1};  // last position/result the case saw (hang reports)
   char note[1024] = {};
 };
 
@@ -274,6 +275,9 @@ class Killer {
         }
         ::kill(victim, SIGKILL);
         ++kills_;
+        note("killed %d at +%lld ms", victim,
+             static_cast<long long>(
+                 std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count()));
         if (after) after(victim);
       }
     });
@@ -503,6 +507,7 @@ void count_error(std::exception_ptr e, Killer* killer, Clock::time_point since,
     std::rethrow_exception(e);
   } catch (const mpp::WorkerLost& w) {
     g_r->named.fetch_add(1);
+    note("task %lld: WorkerLost (worker %d)", static_cast<long long>(w.task_index()), w.pid());
     if (timed) {
       auto at = killer != nullptr ? killer->killed_at(w.pid()) : std::nullopt;
       record_recovery(now - (at ? *at : since));
@@ -548,6 +553,7 @@ void run_pool(const Case& c) {
     std::uint64_t pos = 0;
     auto range = pool->imap(task, inputs, c.chunksize);
     for (auto it = range.begin(); it != range.end(); ++it, ++pos) {
+      g_r->progress.store(static_cast<std::int64_t>(pos));
       try {
         check_result(pos, *it, c.big);
       } catch (...) {
@@ -573,6 +579,7 @@ void run_pool(const Case& c) {
         if (done[i] || !rs[i].ready()) continue;
         done[i] = true;
         --left;
+        g_r->progress.store(static_cast<std::int64_t>(n - left));
         try {
           check_result(i, rs[i].get(), c.big);
         } catch (...) {
@@ -1085,6 +1092,37 @@ std::vector<std::string> our_segments(const std::string& prefix) {
   return mpp::test::shm_entries(prefix);
 }
 
+// A hang is reported with what every process of the case was doing: state and kernel wait
+// channel of each, and the case process's thread stacks when gdb is there.
+void dump_hang(pid_t case_pid) {
+  std::vector<pid_t> todo{case_pid}, all;
+  while (!todo.empty()) {
+    const pid_t p = todo.back();
+    todo.pop_back();
+    all.push_back(p);
+    for (pid_t k : mpp::test::children_of(p)) todo.push_back(k);
+  }
+  for (pid_t p : all) {
+    std::string wchan;
+    if (std::FILE* f = std::fopen(("/proc/" + std::to_string(p) + "/wchan").c_str(), "r")) {
+      char buf[128] = {};
+      if (std::fgets(buf, sizeof buf, f) != nullptr) wchan = buf;
+      std::fclose(f);
+    }
+    const auto st = mpp::test::proc_stat(p);
+    std::printf("     hang: pid %d ppid %d %s state %c wchan %s\n", p, st.ppid,
+                mpp::test::proc_comm(p).c_str(), st.state, wchan.c_str());
+  }
+  if (::access("/usr/bin/gdb", X_OK) == 0) {
+    const std::string cmd = "timeout 30 /usr/bin/gdb -q -batch -p " + std::to_string(case_pid) +
+                            " -ex 'thread apply all bt' 2>/dev/null | grep -E '^(#|Thread)' | "
+                            "head -80 | sed 's/^/     hang: /'";
+    std::fflush(stdout);
+    if (std::system(cmd.c_str()) != 0) std::printf("     hang: (no stacks)\n");
+  }
+  std::fflush(stdout);
+}
+
 // Reaps and counts whatever was reparented to us; kills what is still alive after the grace.
 std::uint64_t reap_orphans(std::chrono::milliseconds grace) {
   const auto deadline = Clock::now() + grace;
@@ -1135,6 +1173,7 @@ bool run_one(const Args& args, std::size_t index, const Case& c, Totals& t) {
     }
     if (now - t0 > kHangLimit) {
       hung = true;
+      dump_hang(pid);
       ::kill(-pid, SIGKILL);
       ::kill(pid, SIGKILL);
       ::waitpid(pid, &status, 0);
@@ -1144,7 +1183,7 @@ bool run_one(const Args& args, std::size_t index, const Case& c, Totals& t) {
   }
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   // Descendants of the case process (reparented to us, the subreaper) must be gone.
-  const std::uint64_t orphans = reap_orphans(hung ? 0ms : kOrphanGrace);
+  const std::uint64_t orphans = reap_orphans(kOrphanGrace);
   // Named segments of a dead creator are unlinked by its guardian; give it the same grace.
   auto segs = our_segments(prefix);
   for (auto d = Clock::now() + kOrphanGrace; !segs.empty() && Clock::now() < d;) {
@@ -1162,7 +1201,10 @@ bool run_one(const Args& args, std::size_t index, const Case& c, Totals& t) {
     ok = false;
     why += s + "; ";
   };
-  if (hung) fail("HANG (no end within 30 s)");
+  if (hung) {
+    fail("HANG (no end within 30 s; last position/result seen: " +
+         std::to_string(r->progress.load()) + ")");
+  }
   if (!hung && !r->finished.load()) {
     if (parent_case && died) {
       ++t.parent_deaths;
