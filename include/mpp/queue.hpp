@@ -38,7 +38,9 @@
 //   then dies, the item is lost (for JoinableQueue, its task_done() never comes and join() waits).
 // - get() on an empty queue, when every other process that ever attached to the queue has exited
 //   (or dropped all its handles) and the calling process itself never put to it, throws
-//   QueueClosed instead of waiting forever (checked every 100 ms while it sleeps). This applies
+//   QueueClosed instead of waiting forever (checked every 100 ms while it sleeps). try_get() and
+//   get(timeout) never throw for this: they return nullopt (possibly before the timeout, since
+//   nothing can arrive), as Python's get(timeout=...) raises Empty. This applies
 //   once the queue has been shared with at least one child; a single process with several threads
 //   is never told so. Processes count as "could still put" while alive, even if they never will
 //   (e.g. a child that exec'd another program); when more than 1024 processes are attached at

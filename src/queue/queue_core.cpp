@@ -205,6 +205,9 @@ bool QueueCore::get_open(GetBatch& g, QueueWait wait) {
     ring.get_publish_unlock(t);
     if (was_closed) throw QueueClosed("get() on a closed and empty queue");
     if (orphaned) {
+      // Only a get() that would otherwise wait forever is told: try_get/get(timeout) behave like
+      // Python's (nothing came, nullopt), even when nothing ever can.
+      if (wait.kind != QueueWait::Kind::forever) return false;
       throw QueueClosed("get() on an empty queue that every other process using it has left");
     }
     switch (ring.wait_data(deadline, impl_->pid, impl_->has_put.load(std::memory_order_relaxed),
@@ -269,6 +272,7 @@ std::size_t QueueCore::get(std::size_t max, void* sink, DecodeFn decode, QueueWa
     if (n != 0) return n;
     if (was_closed) throw QueueClosed("get() on a closed and empty queue");
     if (orphaned) {
+      if (wait.kind != QueueWait::Kind::forever) return 0;  // as in get_open
       throw QueueClosed("get() on an empty queue that every other process using it has left");
     }
     switch (ring.wait_data(deadline, impl_->pid, impl_->has_put.load(std::memory_order_relaxed),
