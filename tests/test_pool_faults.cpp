@@ -14,11 +14,13 @@
 #include <ranges>
 #include <sstream>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <variant>
 #include <vector>
 
 #include "mpp/pool.hpp"
+#include "sys/fault.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -285,6 +287,48 @@ TEST_P(PoolFaults, DestructorTerminatesOutstandingWork) {
   }();
   EXPECT_TRUE(r.ready());
   EXPECT_THROW((void)r.get(), mpp::WorkerLost);
+}
+
+TEST_P(PoolFaults, ForkFailingAtStartThrowsAndLeavesNothing) {
+  // The last worker's fork fails: the constructor throws the OS error and reaps the others.
+  mpp::sys::fault::Scoped inject(mpp::sys::fault::Op::fork, EAGAIN, 1,
+                                 static_cast<int>(workers()) - 1);
+  try {
+    mpp::Pool pool(workers());
+    FAIL() << "expected std::system_error";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code().value(), EAGAIN);
+    EXPECT_NE(std::string(e.what()).find("cannot fork worker"), std::string::npos);
+  }
+  EXPECT_TRUE(mpp::test::live_children().empty());
+}
+
+TEST_P(PoolFaults, ReplacementForkFailingKeepsThePoolServing) {
+  mpp::Pool pool(workers());
+  {
+    // Every replacement fork fails from now on.
+    mpp::sys::fault::Scoped inject(mpp::sys::fault::Op::fork, EAGAIN, 1000);
+    auto got = collect(pool.imap(faulty<kSigkill>, std::views::iota(0, 60), 4));
+    if (workers() > 1) {
+      ASSERT_EQ(got.size(), 60u);
+      // The survivors run everything else.
+      for (int i = 0; i < 60; ++i) {
+        if (i != kBad) {
+          ASSERT_EQ(std::get<int>(got[static_cast<std::size_t>(i)]), 2 * i);
+        }
+      }
+      EXPECT_EQ(pool.worker_pids().size(), workers() - 1);
+    } else {
+      // No worker left: what was not done fails with the fork error (the last position stands
+      // for the input not run), and so does every later call, instead of hanging.
+      ASSERT_FALSE(got.empty());
+      ASSERT_LE(got.size(), 60u);
+      ASSERT_TRUE(std::holds_alternative<std::exception_ptr>(got.back()));
+      EXPECT_THROW(std::rethrow_exception(std::get<std::exception_ptr>(got.back())),
+                   std::system_error);
+      EXPECT_THROW((void)pool.apply(plus_one, 1), std::system_error);
+    }
+  }
 }
 
 // --- the parent dies ------------------------------------------------------------------------
