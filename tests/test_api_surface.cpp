@@ -157,7 +157,12 @@ TEST(ApiSurface, PoolSection4) {
   EXPECT_TRUE(ar.successful());
   EXPECT_EQ(ar.get(), r);
   std::vector<int> via_imap;
+#if defined(__clang__) && __clang_major__ < 15
+  // clang 14 cannot compile libstdc++ 12's std::views::iota at all (a compiler bug, not mpp's).
+  for (int v : pool.imap(twice, std::vector<int>{0, 1, 2, 3, 4})) via_imap.push_back(v);
+#else
   for (int v : pool.imap(twice, std::views::iota(0, 5))) via_imap.push_back(v);
+#endif
   EXPECT_EQ(via_imap, (std::vector<int>{0, 2, 4, 6, 8}));
   std::multiset<int> unordered;
   for (int v : pool.imap_unordered(twice, xs, 2)) unordered.insert(v);
