@@ -892,6 +892,7 @@ struct Args {
   bool long_run = false;
   bool with_load = false;
   long only_case = -1;
+  std::string only;  // run only cases whose description contains this
   unsigned rounds = 1;
   std::string argv0;
 };
@@ -1267,6 +1268,7 @@ void usage(const char* argv0) {
       "  --short   every fail point x role once, a few random-kill cases (default)\n"
       "  --long    bigger cases, more random kills, --rounds rounds (default 5), load run\n"
       "  --case I  replay only case I of the list made from --seed and the mode\n"
+      "  --only S  run only the cases whose description contains S\n"
       "  --list    print the cases, run nothing\n"
       "  --sabotage  drop one item / spoil one result on purpose (the run must FAIL)\n",
       argv0);
@@ -1304,6 +1306,12 @@ int main(int argc, char** argv) {
     } else if (a == "--rounds") {
       args.rounds = static_cast<unsigned>(next());
       rounds_set = true;
+    } else if (a == "--only") {
+      if (i + 1 >= argc) {
+        usage(argv[0]);
+        return 2;
+      }
+      args.only = argv[++i];
     } else if (a == "--list") {
       list_only = true;
     } else if (a == "--sabotage") {
@@ -1328,7 +1336,10 @@ int main(int argc, char** argv) {
   const auto cases = build_cases(args);
   if (list_only) {
     for (std::size_t i = 0; i < cases.size(); ++i) {
-      std::printf("%3zu %s\n", i, describe(cases[i]).c_str());
+      const std::string d = describe(cases[i]);
+      if (args.only.empty() || d.find(args.only) != std::string::npos) {
+        std::printf("%3zu %s\n", i, d.c_str());
+      }
     }
     return 0;
   }
@@ -1339,6 +1350,7 @@ int main(int argc, char** argv) {
   const auto t0 = Clock::now();
   for (std::size_t i = 0; i < cases.size(); ++i) {
     if (args.only_case >= 0 && static_cast<std::size_t>(args.only_case) != i) continue;
+    if (!args.only.empty() && describe(cases[i]).find(args.only) == std::string::npos) continue;
     (void)run_one(args, i, cases[i], t);
   }
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
