@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "mpp/pool.hpp"
 #include "sys/futex.hpp"
 #include "sys/proc.hpp"
@@ -373,10 +374,13 @@ void bench_round_trip(int reps, bool python) {
   std::printf("(apply with a capturing lambda, one fork per call: %.2f ms)\n", t_cap * 1e3);
   std::printf("futex ping-pong    %8.2f us   mpp/futex = %.2fx (target <= 2)\n", t_fx * 1e6,
               t_mpp / t_fx);
+  bench::result("latency", "mpp_Pool_apply_async", 0, t_mpp * 1e6);
+  bench::result("latency", "raw_futex_ping-pong_(pool_run)", 0, t_fx * 1e6);
   if (python) {
     const double t_py = run_python("apply 2000");
     if (t_py > 0) {
       std::printf("Python executor    %8.2f us   python/mpp = %.1fx\n", t_py * 1e6, t_py / t_mpp);
+      bench::result("latency", "Python_ProcessPoolExecutor", 0, t_py * 1e6);
     }
   }
   if (check == 0) std::printf("(impossible)\n");
@@ -436,6 +440,8 @@ void bench_cpu(int reps) {
     std::printf("mpp %u worker%s      %8.3f s   speedup %.2fx  efficiency %.2f%s\n", w,
                 w == 1 ? " " : "s", median(times[w - 1]), sp, sp / w,
                 w == 2 ? " (target >= 0.9)" : "");
+    bench::result("speedup", "mpp_Pool", w, sp);  // bench/report's speedup plot
+    bench::result("speedup", "ideal", w, w);
   }
 }
 

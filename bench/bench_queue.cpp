@@ -363,6 +363,13 @@ int main(int argc, char** argv) {
   bench::print_ratio_line("mpp put/get vs Python mp.Queue", m11, py, "M/s", false);
   bench::print_ratio_line("mpp put_many/get_many vs minimal SPSC ring", mb11, sp, "M/s", false);
   bench::print_ratio_line("mpp put_many/get_many vs Boost message_queue", mb11, bq, "M/s", false);
+  // For bench/report's throughput plot: MB/s at 8-byte items.
+  bench::result("throughput", "mpp_Queue", 8, m11 * 8);
+  bench::result("throughput", "mpp_Queue_batched", 8, mb11 * 8);
+  bench::result("throughput", "SPSC_ring_ceiling", 8, sp * 8);
+  bench::result("throughput", "pipe", 8, pp * 8);
+  if (bq > 0) bench::result("throughput", "Boost_message_queue", 8, bq * 8);
+  if (py > 0) bench::result("throughput", "Python_mp.Queue", 8, py * 8);
 
   for (auto [p, c] : {std::pair{4, 1}, std::pair{2, 2}}) {
     const long per = n_small / 4 / p;
@@ -388,9 +395,14 @@ int main(int argc, char** argv) {
     const double pip = gbs(rate(n / 4, [&] { return pipe_small(1, n / 4, item); }));
     bench::print_ratio_line("mpp vs memcpy into shared memory (1 core)", m, mc, "GB/s", false);
     bench::print_ratio_line("mpp vs plain pipe", m, pip, "GB/s", false);
+    const double bytes = static_cast<double>(item);
+    bench::result("throughput", "mpp_Queue", bytes, m * 1000);
+    bench::result("throughput", "memcpy_ceiling", bytes, mc * 1000);
+    bench::result("throughput", "pipe", bytes, pip * 1000);
 #if MPP_HAVE_BOOST
     const double b = gbs(rate(n / 4, [&] { return boost_small(1, n / 4, item, 8); }));
     bench::print_ratio_line("mpp vs Boost message_queue", m, b, "GB/s", false);
+    bench::result("throughput", "Boost_message_queue", bytes, b * 1000);
 #endif
   }
 
@@ -403,6 +415,8 @@ int main(int argc, char** argv) {
   }
   bench::print_ratio_line("mpp Queue round trip vs raw futex on a shared word", bench::median(mp),
                           bench::median(fp), "us", true);
+  bench::result("latency", "mpp_Queue_ping-pong", 0, bench::median(mp));
+  bench::result("latency", "raw_futex_ping-pong", 0, bench::median(fp));
 
   const long words = 1'000'000 / g_scale;
   std::printf("\nthe wiki's Queue snippet, 2 producers x %ld words; M words/s\n", words);

@@ -277,5 +277,8 @@ int main(int argc, char** argv) {
                           bench::median(p_raw), "us");
   bench::print_ratio_line("Pipe vs Python multiprocessing.Pipe", bench::median(p_mpp), py_pipe,
                           "us");
+  bench::result("latency", "mpp_Pipe_ping-pong", 0, bench::median(p_mpp));
+  bench::result("latency", "raw_pipe_ping-pong", 0, bench::median(p_raw));
+  if (py_pipe > 0) bench::result("latency", "Python_mp.Pipe_ping-pong", 0, py_pipe);
   return 0;
 }
