@@ -1115,11 +1115,16 @@ void dump_hang(pid_t case_pid) {
                 mpp::test::proc_comm(p).c_str(), st.state, wchan.c_str());
   }
   if (::access("/usr/bin/gdb", X_OK) == 0) {
-    const std::string cmd = "timeout 30 /usr/bin/gdb -q -batch -p " + std::to_string(case_pid) +
-                            " -ex 'thread apply all bt' 2>/dev/null | grep -E '^(#|Thread)' | "
-                            "head -80 | sed 's/^/     hang: /'";
-    std::fflush(stdout);
-    if (std::system(cmd.c_str()) != 0) std::printf("     hang: (no stacks)\n");
+    // Every process of a small case; of a big one, the owner and those running (spinning).
+    for (pid_t p : all) {
+      if (all.size() > 9 && p != case_pid && mpp::test::proc_stat(p).state != 'R') continue;
+      std::printf("     hang: stacks of %d\n", p);
+      const std::string cmd = "timeout 30 /usr/bin/gdb -q -batch -p " + std::to_string(p) +
+                              " -ex 'thread apply all bt' 2>/dev/null | grep -E '^(#|Thread)' | "
+                              "head -40 | sed 's/^/     hang: /'";
+      std::fflush(stdout);
+      if (std::system(cmd.c_str()) != 0) std::printf("     hang: (no stacks)\n");
+    }
   }
   std::fflush(stdout);
 }
