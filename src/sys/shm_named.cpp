@@ -115,16 +115,24 @@ NamedSegment describe(Fd fd) {
 
 NamedSegment shm_create_exclusive(const std::string& name, std::size_t size) {
   const std::string final_path = path_of(name);
-  const std::string tmp_path = path_of("mpp-tmp-" + random_hex(16));
-  Fd fd(retry_eintr([&] {
-    return ::open(tmp_path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  }));
+  // The segment is built as an unnamed O_TMPFILE in /dev/shm and linked to its name only when it
+  // is complete: a creator killed at any moment before that leaves nothing behind (the kernel frees
+  // an unnamed file with its last fd). Where O_TMPFILE or /proc is missing we fall back to a
+  // temporary name, which the guardian (spawned before publishing) removes if the creator dies.
+  std::string tmp_path;
+  Fd fd(retry_eintr(
+      [&] { return ::open(path_of("").c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600); }));
+  if (!fd) {
+    tmp_path = path_of("mpp-tmp-" + random_hex(16));
+    fd.reset(retry_eintr([&] {
+      return ::open(tmp_path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    }));
+  }
   if (!fd) throw_errno("cannot create shared memory");
   struct TmpGuard {
     const std::string& path;
-    bool armed = true;
     ~TmpGuard() {
-      if (armed) ::unlink(path.c_str());
+      if (!path.empty()) ::unlink(path.c_str());
     }
   } tmp_guard{tmp_path};
   // The umask may only have removed bits; make the mode exactly owner read/write.
@@ -137,15 +145,23 @@ NamedSegment shm_create_exclusive(const std::string& name, std::size_t size) {
     e = ::posix_fallocate(fd.get(), 0, static_cast<off_t>(size));
   } while (e == EINTR);
   if (e != 0) throw_errno(e, "cannot reserve shared memory");
+  const int raw_fd = fd.get();
   NamedSegment seg = describe(std::move(fd));
   seg.guardian = spawn_guardian(final_path, tmp_path, seg.dev, seg.ino);
-  if (::link(tmp_path.c_str(), final_path.c_str()) != 0) {
+  int rc;
+  if (tmp_path.empty()) {
+    const std::string self = "/proc/self/fd/" + std::to_string(raw_fd);
+    rc = ::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, final_path.c_str(), AT_SYMLINK_FOLLOW);
+  } else {
+    rc = ::link(tmp_path.c_str(), final_path.c_str());
+  }
+  if (rc != 0) {
     int err = errno;
     shm_dismiss_guardian(seg.guardian.get());
     throw_errno(
         err, err == EEXIST ? "shared memory name already exists" : "cannot publish shared memory");
   }
-  return seg;  // tmp_guard unlinks the temporary name
+  return seg;  // tmp_guard unlinks the temporary name, if one was used
 }
 
 NamedSegment shm_open_owned(const std::string& name) {
