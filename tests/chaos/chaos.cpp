@@ -6,6 +6,7 @@
 // a dead case process leaves behind is reparented here, where it is counted as an orphan if it
 // outlives a grace period. Every case is fully determined by (base seed, mode, case index): a
 // failure prints the command line that replays exactly that case.
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -122,9 +123,75 @@ long rss_kib() {
   return v;
 }
 
+// The killer thread runs while the pool forks replacement workers, so everything it calls must be
+// free of allocation (and of any other lock): a fork copies a lock held by another thread in its
+// locked state, and the child would wait forever on it. glibc's malloc is fork-safe, but the
+// sanitizer allocators of this toolchain are not: an allocating killer thread made ASan-built pool
+// workers hang at birth. Hence these raw /proc readers with stack buffers.
+bool read_stat(pid_t pid, char& state, pid_t& ppid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[512];
+  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  const char* rp = std::strrchr(buf, ')');
+  if (rp == nullptr || rp[1] == '\0' || rp[2] == '\0') return false;
+  state = rp[2];
+  ppid = static_cast<pid_t>(std::strtol(rp + 4, nullptr, 10));
+  return true;
+}
+
 bool is_our_live_child(pid_t pid) {
-  const auto st = mpp::test::proc_stat(pid);
-  return st.ppid == ::getpid() && st.state != 'Z' && st.state != 'X' && st.state != '?';
+  char state = '?';
+  pid_t ppid = 0;
+  return read_stat(pid, state, ppid) && ppid == ::getpid() && state != 'Z' && state != 'X';
+}
+
+bool gone(pid_t pid) {
+  char state = '?';
+  pid_t ppid = 0;
+  return !read_stat(pid, state, ppid) || state == 'Z' || state == 'X';
+}
+
+constexpr std::size_t kMaxVictims = 256;
+
+// Live children of this process, into `out` (at most kMaxVictims). No allocation.
+std::size_t live_children_raw(pid_t* out) {
+  const int fd = ::open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  std::size_t n = 0;
+  alignas(8) char buf[8192];
+  for (;;) {
+    const ssize_t k = ::getdents64(fd, buf, sizeof buf);
+    if (k <= 0) break;
+    for (ssize_t off = 0; off < k;) {
+      const auto* d = reinterpret_cast<const struct dirent64*>(buf + off);
+      off += d->d_reclen;
+      char* end = nullptr;
+      const long pid = std::strtol(d->d_name, &end, 10);
+      if (*end != '\0' || pid <= 0) continue;
+      if (n < kMaxVictims && is_our_live_child(static_cast<pid_t>(pid))) {
+        out[n++] = static_cast<pid_t>(pid);
+      }
+    }
+  }
+  ::close(fd);
+  return n;
+}
+
+// One of the live children among `pids`, or -1. No allocation.
+pid_t pick_live(const pid_t* pids, std::size_t count, std::mt19937_64& rng) {
+  pid_t live[kMaxVictims];
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < count && n < kMaxVictims; ++i) {
+    if (is_our_live_child(pids[i])) live[n++] = pids[i];
+  }
+  if (n == 0) return -1;
+  return live[std::uniform_int_distribution<std::size_t>(0, n - 1)(rng)];
 }
 
 // ---- cases ---------------------------------------------------------------------------------
@@ -269,9 +336,11 @@ class Killer {
         if (stop_.load()) return;
         const pid_t victim = pick(rng_);
         if (victim <= 0 || !is_our_live_child(victim)) continue;
-        {
-          std::lock_guard lock(mutex_);
-          killed_at_[victim] = Clock::now();
+        const int slot = nkilled_.load();
+        if (slot < kMaxKills) {
+          killed_pid_[slot] = victim;
+          killed_time_[slot] = Clock::now();
+          nkilled_.store(slot + 1);  // publishes the slot to killed_at()
         }
         ::kill(victim, SIGKILL);
         ++kills_;
@@ -287,11 +356,11 @@ class Killer {
     stop_.store(true);
     if (thread_.joinable()) thread_.join();
   }
-  std::optional<Clock::time_point> killed_at(pid_t pid) {
-    std::lock_guard lock(mutex_);
-    auto it = killed_at_.find(pid);
-    if (it == killed_at_.end()) return std::nullopt;
-    return it->second;
+  std::optional<Clock::time_point> killed_at(pid_t pid) const {
+    for (int i = nkilled_.load() - 1; i >= 0; --i) {
+      if (killed_pid_[i] == pid) return killed_time_[i];
+    }
+    return std::nullopt;
   }
   int kills() const { return kills_.load(); }
 
@@ -299,8 +368,11 @@ class Killer {
   std::mt19937_64 rng_;
   std::atomic<bool> stop_{false};
   std::atomic<int> kills_{0};
-  std::mutex mutex_;
-  std::map<pid_t, Clock::time_point> killed_at_;
+  // Fixed arrays, not a map: the killer thread must not allocate (see read_stat()).
+  static constexpr int kMaxKills = 64;
+  pid_t killed_pid_[kMaxKills] = {};
+  Clock::time_point killed_time_[kMaxKills] = {};
+  std::atomic<int> nkilled_{0};
   std::thread thread_;
 };
 
@@ -398,22 +470,26 @@ void run_queue(const Case& c) {
         c.kills, std::chrono::milliseconds(c.window_ms), c.seed ^ 0x4b11,
         [&](std::mt19937_64& rng) -> pid_t {
           // Never the last live consumer: producers would wait for room forever, by design.
-          std::vector<pid_t> live_cons;
-          for (pid_t p : cpids) {
-            if (is_our_live_child(p)) live_cons.push_back(p);
-          }
-          std::vector<pid_t> cand;
+          std::size_t live_cons = 0;
+          for (pid_t p : cpids) live_cons += is_our_live_child(p) ? 1 : 0;
+          pid_t cand[kMaxVictims];
+          std::size_t n = 0;
           for (pid_t p : ppids) {
-            if (is_our_live_child(p)) cand.push_back(p);
+            if (n < kMaxVictims) cand[n++] = p;
           }
-          if (live_cons.size() > 1) cand.insert(cand.end(), live_cons.begin(), live_cons.end());
-          if (cand.empty()) return -1;
-          return cand[std::uniform_int_distribution<std::size_t>(0, cand.size() - 1)(rng)];
+          if (live_cons > 1) {
+            for (pid_t p : cpids) {
+              if (n < kMaxVictims) cand[n++] = p;
+            }
+          }
+          return pick_live(cand, n, rng);
         },
         [&](pid_t victim) {
           for (std::size_t i = 0; i < cpids.size(); ++i) {
             if (cpids[i] != victim) continue;
-            (void)mpp::test::gone_within(victim, 2s);
+            for (auto until = Clock::now() + 2s; !gone(victim) && Clock::now() < until;) {
+              std::this_thread::sleep_for(1ms);
+            }
             if (hand[i].load() != 0) allowance.fetch_add(1);
           }
         });
@@ -491,10 +567,9 @@ std::unique_ptr<mpp::Pool> make_pool(const Case& c) {
 
 Killer::Pick random_child() {
   return [](std::mt19937_64& rng) -> pid_t {
-    auto kids = mpp::test::live_children();
-    std::erase_if(kids, [](pid_t p) { return !is_our_live_child(p); });
-    if (kids.empty()) return -1;
-    return kids[std::uniform_int_distribution<std::size_t>(0, kids.size() - 1)(rng)];
+    pid_t kids[kMaxVictims];
+    const std::size_t n = live_children_raw(kids);
+    return pick_live(kids, n, rng);
   };
 }
 
@@ -661,16 +736,10 @@ void run_locks(const Case& c, const std::string& shm_name) {
   {
     std::vector<pid_t> pids;
     for (auto& p : procs) pids.push_back(p->pid());
-    Killer killer(
-        c.kills, std::chrono::milliseconds(c.window_ms), c.seed ^ 0x10c4,
-        [&pids](std::mt19937_64& rng) -> pid_t {
-          std::vector<pid_t> live;
-          for (pid_t p : pids) {
-            if (is_our_live_child(p)) live.push_back(p);
-          }
-          if (live.empty()) return -1;
-          return live[std::uniform_int_distribution<std::size_t>(0, live.size() - 1)(rng)];
-        });
+    Killer killer(c.kills, std::chrono::milliseconds(c.window_ms), c.seed ^ 0x10c4,
+                  [&pids](std::mt19937_64& rng) -> pid_t {
+                    return pick_live(pids.data(), pids.size(), rng);
+                  });
     for (auto& p : procs) p->join();
   }
   for (auto& p : procs) account_exit("lock user", *p);
