@@ -445,7 +445,8 @@ void run_queue(const Case& c) {
     auto arm_for = [&](Role r, std::size_t i) {
       fp::disarm();
       if (c.role != r || c.fp == nullptr) return;
-      fp::arm(i == 0 || c.fp2 == nullptr ? c.fp : c.fp2, c.nth, c.action);
+      const bool second = i != 0 && c.fp2 != nullptr;  // a process takes the lock over once
+      fp::arm(second ? c.fp2 : c.fp, second ? 1 : c.nth, c.action);
     };
     // The parent's own share: producer 0 runs in the case process itself when the parent is the
     // role under test (it dies in put()/get() with its children running).
