@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
+#include <iostream>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -351,6 +353,24 @@ TEST_F(ProcessTest, ArgumentsByValueAndReference) {
   p.join();
   EXPECT_EQ(out.p->load(), 5 + 11 + 100);
   EXPECT_EQ(counter, 10);  // the child had its own copy
+}
+
+TEST_F(ProcessTest, OutputBufferedByTheTargetIsFlushedAtExit) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  mpp::Process p([&] {
+    dup2(fds[1], 1);  // stdout is now a pipe: fully buffered, so nothing is written until a flush
+    std::printf("hello ");
+    std::cout << "world";
+  });
+  p.start();
+  p.join();
+  close(fds[1]);
+  char buf[64] = {};
+  ssize_t n = read(fds[0], buf, sizeof buf - 1);
+  close(fds[0]);
+  EXPECT_EQ(p.exitcode(), 0);
+  EXPECT_EQ(std::string(buf, n > 0 ? static_cast<std::size_t>(n) : 0), "hello world");
 }
 
 class ProcessCountTest : public ::testing::TestWithParam<int> {};

@@ -1,12 +1,16 @@
 #include "mpp/process.hpp"
 
+#include <stdio_ext.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <ext/stdio_sync_filebuf.h>
 #include <iostream>
 #include <mutex>
 #include <stdexcept>
+#include <typeinfo>
 
 #include "mpp/detail/exception_info.hpp"
 #include "mpp/detail/failpoint.hpp"
@@ -131,6 +135,24 @@ void write_error(ErrorPage* page, const ExceptionInfo& info) noexcept {
   page->has_error.store(1, std::memory_order_release);
 }
 
+// Flushes what the target printed to stdout/stderr (and std::cout/std::cerr), touching nothing when
+// nothing is pending: in a just-forked child every first write to a page is a copy-on-write fault
+// (10-20 us here), and an unconditional fflush(nullptr) writes to the stream locks and the stream
+// list, which made start+join of a short child 40% slower than a bare fork. Only reads decide.
+void flush_standard_streams() noexcept {
+  if (::__fpending(stdout) > 0) std::fflush(stdout);
+  if (::__fpending(stderr) > 0) std::fflush(stderr);
+  // std::cout shares stdout's buffer unless the program called sync_with_stdio(false); then it
+  // has its own buffer, which only flush() can reach.
+  try {
+    const std::streambuf* buf = std::cout.rdbuf();
+    if (buf != nullptr && typeid(*buf) != typeid(__gnu_cxx::stdio_sync_filebuf<char>)) {
+      std::cout.flush();
+    }
+  } catch (...) {
+  }
+}
+
 // Runs in the child; never returns, never throws.
 [[noreturn]] void child_main(ProcessState& s, const sys::ChildSetup& setup) noexcept {
   auto* page = s.error_slot.page;
@@ -161,14 +183,8 @@ void write_error(ErrorPage* page, const ExceptionInfo& info) noexcept {
     write_error(page, describe_current_exception());
     code = 1;
   }
-  // Flush what the target printed (C++ streams and stdio), then leave without running the
-  // parent's atexit handlers and static destructors a second time.
-  try {
-    std::cout.flush();
-    std::cerr.flush();
-  } catch (...) {
-  }
-  std::fflush(nullptr);
+  flush_standard_streams();
+  // Leave without running the parent's atexit handlers and static destructors a second time.
   ::_exit(code);
 }
 
