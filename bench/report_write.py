@@ -45,6 +45,10 @@ def gnuplot(script):
 plots = []
 
 
+def label(series_name):
+    return series_name.replace("_", " ")
+
+
 def line_plot(name, title, xlabel, ylabel, logx=False, logy=False):
     data = series.get(name)
     if not data:
@@ -57,14 +61,14 @@ def line_plot(name, title, xlabel, ylabel, logx=False, logy=False):
                 fh.write(f"{x} {y}\n")
         files.append((s, f))
     png = os.path.join(out, f"{name}.png")
-    cmds = [f'set terminal pngcairo size 900,560 font "sans,11"', f'set output "{png}"',
+    cmds = [f'set terminal pngcairo size 900,560 font "sans,11" noenhanced', f'set output "{png}"',
             f'set title "{title}"', f'set xlabel "{xlabel}"', f'set ylabel "{ylabel}"',
             "set key left top", "set grid"]
     if logx:
         cmds.append("set logscale x 2")
     if logy:
         cmds.append("set logscale y 10")
-    cmds.append("plot " + ", ".join(f'"{f}" using 1:2 with linespoints lw 2 title "{s}"' for s, f in files))
+    cmds.append("plot " + ", ".join(f'"{f}" using 1:2 with linespoints lw 2 pt 7 title "{label(s)}"' for s, f in files))
     if gnuplot("\n".join(cmds) + "\n"):
         plots.append((title, os.path.basename(png)))
 
@@ -77,10 +81,11 @@ def bar_plot(name, title, ylabel):
     items = sorted(((s, pts[-1][1]) for s, pts in data.items()), key=lambda t: t[1])
     with open(f, "w") as fh:
         for s, y in items:
-            fh.write(f'"{s}" {y}\n')
+            fh.write(f'"{label(s)}" {y}\n')
     png = os.path.join(out, f"{name}.png")
     script = "\n".join([
-        'set terminal pngcairo size 900,560 font "sans,11"', f'set output "{png}"', f'set title "{title}"',
+        'set terminal pngcairo size 900,560 font "sans,11" noenhanced', f'set output "{png}"',
+        f'set title "{title}"', "set bmargin 8",
         f'set ylabel "{ylabel}"', "set style data histograms", "set style fill solid 0.8", "set boxwidth 0.7",
         "set logscale y 10", "set grid ytics", "set xtics rotate by -30", "unset key",
         f'plot "{f}" using 2:xtic(1) lc rgb "#3a7bd5"']) + "\n"
