@@ -17,8 +17,8 @@
 // the child, and a mutex another thread held at fork time stays locked there (see
 // docs/fork-safety.md). stdio buffers are flushed before fork (no duplicated output); when the
 // target returns, pending output of stdout, stderr and std::cout is flushed (streams the target
-// opened itself must be closed by it). The child ends with _exit(): the parent's static destructors and atexit
-// handlers are not run twice.
+// opened itself must be closed by it). The child ends with _exit(): the parent's static destructors
+// and atexit handlers are not run twice.
 //
 // Exit codes (Python's convention): 0 when the target returns; 1 when an exception escapes it (and
 // error() describes it in the parent); N for `throw mpp::SystemExit{N}` (like sys.exit(N)); -N when
