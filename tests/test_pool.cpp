@@ -19,20 +19,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Shared mappings of this process ("rw-s" in /proc/self/maps). The pool uses anonymous shared
-// memory only (nothing in /dev/shm), so this is how a leaked pool mapping shows.
-int shared_mappings() {
-  std::ifstream maps("/proc/self/maps");
-  std::string line;
-  int n = 0;
-  while (std::getline(maps, line)) {
-    std::istringstream fields(line);
-    std::string range, perms;
-    fields >> range >> perms;
-    if (perms.size() == 4 && perms[3] == 's') ++n;
-  }
-  return n;
-}
+using mpp::test::shared_mappings;
 
 int plus_one(int x) { return x + 1; }
 std::string repeat(char c) { return std::string(3, c); }

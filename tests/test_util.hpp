@@ -96,6 +96,21 @@ inline int open_fd_count() {
   return n - 1;  // the DIR's own fd
 }
 
+// Shared mappings of this process ("rw-s" in /proc/self/maps). mpp uses anonymous shared memory
+// (nothing in /dev/shm), so this is how a leaked mapping shows.
+inline int shared_mappings() {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  int n = 0;
+  while (std::getline(maps, line)) {
+    std::istringstream fields(line);
+    std::string range, perms;
+    fields >> range >> perms;
+    if (perms.size() == 4 && perms[3] == 's') ++n;
+  }
+  return n;
+}
+
 // Names in /dev/shm that start with `prefix`.
 inline std::vector<std::string> shm_entries(const std::string& prefix = "mpp") {
   std::vector<std::string> out;
