@@ -26,28 +26,18 @@ namespace {
 // Pipe ends are held as `auto ends = Pipe...; auto& a = ends.first;`, not as structured
 // bindings: clang 14 cannot capture structured bindings in lambdas.
 
+// A child whose recv() ends with QueueClosed exits with 50, so tests can tell it from a crash.
 pid_t spawn(const std::function<int()>& f) {
-  pid_t pid = mpp::sys::fork_or_throw("cannot fork test child");
-  if (pid == 0) {
-    int rc = 1;
+  return mpp::test::fork_child([&] {
     try {
-      rc = f();
+      return f();
     } catch (const mpp::QueueClosed&) {
-      rc = 50;
-    } catch (...) {
-      rc = 100;
+      return 50;
     }
-    _exit(rc);
-  }
-  return pid;
+  });
 }
 
-int reap(pid_t pid) {
-  int st = 0;
-  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-  }
-  return mpp::sys::exitcode_from_status(st);
-}
+int reap(pid_t pid) { return mpp::test::reap_child(pid); }
 
 class PipeTest : public ::testing::Test {
  protected:

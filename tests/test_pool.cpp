@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "mpp/pool.hpp"
+#include "pool_fixture.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -32,27 +33,7 @@ long long slow_square(int x) {
 void nothing(int) {}
 int add3(int a, int b, int c) { return a + b + c; }
 
-class PoolTest : public ::testing::TestWithParam<unsigned> {
- protected:
-  void SetUp() override {
-    fds_ = mpp::test::open_fd_count();
-    maps_ = shared_mappings();
-    dog_ = std::make_unique<mpp::test::Watchdog>(std::chrono::seconds(120), "pool test");
-  }
-  void TearDown() override {
-    dog_.reset();
-    EXPECT_TRUE(mpp::test::live_children().empty()) << "a worker outlived its pool";
-    EXPECT_TRUE(mpp::test::zombie_children().empty()) << "zombie left behind";
-    EXPECT_EQ(mpp::test::open_fd_count(), fds_) << "fd leaked";
-    EXPECT_EQ(shared_mappings(), maps_) << "a pool's shared mapping was not unmapped";
-  }
-  unsigned workers() const { return GetParam(); }
-
- private:
-  int fds_ = 0;
-  int maps_ = 0;
-  std::unique_ptr<mpp::test::Watchdog> dog_;
-};
+using PoolTest = mpp::test::PoolFixture;
 
 TEST_P(PoolTest, MapPlainFunctionInOrder) {
   mpp::Pool pool(workers());

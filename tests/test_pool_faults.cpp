@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "mpp/pool.hpp"
+#include "pool_fixture.hpp"
 #include "sys/fault.hpp"
 #include "test_util.hpp"
 
@@ -77,22 +78,8 @@ std::vector<std::variant<R, std::exception_ptr>> collect(mpp::ImapRange<R> r) {
   return out;
 }
 
-class PoolFaults : public ::testing::TestWithParam<unsigned> {
+class PoolFaults : public mpp::test::PoolFixture {
  protected:
-  void SetUp() override {
-    fds_ = mpp::test::open_fd_count();
-    maps_ = shared_mappings();
-    dog_ = std::make_unique<mpp::test::Watchdog>(std::chrono::seconds(120), "pool fault test");
-  }
-  void TearDown() override {
-    dog_.reset();
-    EXPECT_TRUE(mpp::test::live_children().empty()) << "a worker outlived its pool";
-    EXPECT_TRUE(mpp::test::zombie_children().empty()) << "zombie left behind";
-    EXPECT_EQ(mpp::test::open_fd_count(), fds_) << "fd leaked";
-    EXPECT_EQ(shared_mappings(), maps_) << "a pool's shared mapping was not unmapped";
-  }
-  unsigned workers() const { return GetParam(); }
-
   // A worker dying on item kBad fails exactly that item with WorkerLost; every other item of the
   // same call is right and in order, in chunks of several sizes; the pool keeps serving.
   template <Fault F>
@@ -144,11 +131,6 @@ class PoolFaults : public ::testing::TestWithParam<unsigned> {
       EXPECT_EQ(later[999], 1000);
     }
   }
-
- private:
-  int fds_ = 0;
-  int maps_ = 0;
-  std::unique_ptr<mpp::test::Watchdog> dog_;
 };
 
 TEST_P(PoolFaults, WorkerSigkilledMidTask) { check_worker_death<kSigkill>(SIGKILL); }

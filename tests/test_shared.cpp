@@ -69,26 +69,8 @@ void expect_no_stale_temporaries() {
     EXPECT_TRUE(gone_within(n, 20s)) << "stale temporary /dev/shm/" << n;
 }
 
-pid_t spawn(const std::function<int()>& f) {
-  pid_t pid = mpp::sys::fork_or_throw("cannot fork test child");
-  if (pid == 0) {
-    int rc = 1;
-    try {
-      rc = f();
-    } catch (...) {
-      rc = 100;
-    }
-    _exit(rc);
-  }
-  return pid;
-}
-
-int reap(pid_t pid) {
-  int st = 0;
-  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-  }
-  return mpp::sys::exitcode_from_status(st);
-}
+pid_t spawn(const std::function<int()>& f) { return mpp::test::fork_child(f); }
+int reap(pid_t pid) { return mpp::test::reap_child(pid); }
 
 template <class F>
 int system_error_code(F&& f) {

@@ -41,19 +41,8 @@ struct Shared {
 };
 
 // Forks a child that runs f() and _exits with its result (never returns into gtest).
-pid_t spawn(const std::function<int()>& f) {
-  pid_t pid = mpp::sys::fork_or_throw("cannot fork test child");
-  if (pid == 0) _exit(f());
-  return pid;
-}
-
-// Waits for pid; returns the Python-style exit code.
-int reap(pid_t pid) {
-  int st = 0;
-  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-  }
-  return mpp::sys::exitcode_from_status(st);
-}
+pid_t spawn(const std::function<int()>& f) { return mpp::test::fork_child(f); }
+int reap(pid_t pid) { return mpp::test::reap_child(pid); }
 
 class SyncTest : public ::testing::Test {
  protected:

@@ -9,11 +9,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -109,6 +111,31 @@ inline int shared_mappings() {
     if (perms.size() == 4 && perms[3] == 's') ++n;
   }
   return n;
+}
+
+// Runs f() in a forked child that exits with its return value (100 if it threw). stdio is flushed
+// first so the child does not print the parent's buffered output again.
+inline pid_t fork_child(const std::function<int()>& f) {
+  std::fflush(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) std::abort();
+  if (pid == 0) {
+    int rc = 100;
+    try {
+      rc = f();
+    } catch (...) {
+    }
+    _exit(rc);
+  }
+  return pid;
+}
+
+// Waits for a child (EINTR-safe); Python's exitcode convention (-N when killed by signal N).
+inline int reap_child(pid_t pid) {
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  return WIFSIGNALED(st) ? -WTERMSIG(st) : WEXITSTATUS(st);
 }
 
 // Names in /dev/shm that start with `prefix`.
