@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -152,31 +153,46 @@ inline std::vector<std::string> shm_entries(const std::string& prefix = "mpp") {
 
 // Kills the whole test binary (with a message) if the scope lasts longer than `limit`: a hang
 // becomes a failure with a name instead of a ctest timeout.
+//
+// A POSIX timer and a signal handler, not a thread: gcc 12's AddressSanitizer does not lock its
+// allocator around fork(), so a watchdog thread that happened to be inside malloc (its own start
+// up) while the test forked left the child blocked forever on an allocator mutex. That was the
+// intermittent ASan-only pool hang; with no second thread in the test process it cannot happen.
+// Timers are not inherited by fork children, so a worker never fires its parent's watchdog.
 class Watchdog {
  public:
   explicit Watchdog(std::chrono::seconds limit, const char* what = "test") : what_(what) {
-    thread_ = std::thread([this, limit] {
-      auto deadline = std::chrono::steady_clock::now() + limit;
-      while (std::chrono::steady_clock::now() < deadline) {
-        if (done_.load()) return;
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      }
-      std::fprintf(stderr, "WATCHDOG: %s hung; aborting\n", what_);
-      std::fflush(stderr);
-      std::_Exit(99);
-    });
+    struct sigaction sa {};
+    sa.sa_sigaction = &Watchdog::on_timer;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(signal_number(), &sa, nullptr) != 0) std::abort();
+    sigevent ev{};
+    ev.sigev_notify = SIGEV_SIGNAL;
+    ev.sigev_signo = signal_number();
+    ev.sigev_value.sival_ptr = const_cast<char*>(what_);
+    if (timer_create(CLOCK_MONOTONIC, &ev, &timer_) != 0) std::abort();
+    itimerspec when{};
+    when.it_value.tv_sec = static_cast<time_t>(limit.count());
+    if (timer_settime(timer_, 0, &when, nullptr) != 0) std::abort();
   }
-  ~Watchdog() {
-    done_.store(true);
-    thread_.join();
-  }
+  ~Watchdog() { timer_delete(timer_); }
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
 
  private:
+  static int signal_number() noexcept { return SIGRTMIN + 7; }
+  // Async-signal-safe: write(2) and _exit only.
+  static void on_timer(int, siginfo_t* info, void*) {
+    const char* what = static_cast<const char*>(info->si_value.sival_ptr);
+    auto put = [](const char* s) { (void)!write(2, s, std::strlen(s)); };
+    put("WATCHDOG: ");
+    put(what != nullptr ? what : "test");
+    put(" hung; aborting\n");
+    _exit(99);
+  }
   const char* what_;
-  std::atomic<bool> done_{false};
-  std::thread thread_;
+  timer_t timer_{};
 };
 
 }  // namespace mpp::test
