@@ -16,6 +16,7 @@
 
 #include "mpp/process.hpp"
 #include "mpp/queue.hpp"
+#include "shm/ring.hpp"
 #include "shm/ring_lock.hpp"
 #include "sys/mem.hpp"
 #include "test_util.hpp"
@@ -213,6 +214,45 @@ TEST(Queue, CloseWakesBlockedGettersAndPutters) {
     }
   }
   leaks.check();
+}
+
+// A sleeping consumer must be woken by the put that feeds it. Producers skip their StoreLoad
+// fence (Ring::put_publish_unlock's fenceless path; sleepers issue membarrier instead), so this
+// sends items with pauses longer than a consumer's spin, making it fall asleep before most
+// puts, and counts sleeps that ran a whole slice (100 ms) although an item was there: a lost
+// wake-up. One may come from the machine itself (a process not scheduled for 100 ms). With the
+// wake path disabled this counts 4 per round (each late wake-up lets a backlog build, so the
+// count is about the round's length / 100 ms), with it working 0.
+TEST(Queue, ConsumersFallingAsleepAroundPutsAreWoken) {
+  mpp::test::Watchdog dog(120s, "ConsumersFallingAsleepAroundPutsAreWoken");
+  for (int producers : {1, 2}) {
+    mpp::Queue<std::uint64_t> q;
+    constexpr int kPerProducer = 60;
+    std::vector<mpp::Process> procs;
+    for (int p = 0; p < producers; ++p) {
+      procs.emplace_back([q, p]() mutable {
+        std::uint64_t x = static_cast<std::uint64_t>(p) + 1;
+        for (int i = 0; i < kPerProducer; ++i) {
+          x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+          // 3-8 ms: longer than a consumer's adaptive spin (which shrinks after each sleep), so
+          // it is asleep when nearly every put arrives.
+          std::this_thread::sleep_for(std::chrono::microseconds(3000 + (x >> 33) % 5000));
+          q.put(static_cast<std::uint64_t>(i));
+        }
+      });
+    }
+    for (auto& pr : procs) pr.start();
+    const std::uint64_t before = mpp::shm::Ring::late_data_wakeups();
+    std::uint64_t sum = 0;
+    for (int i = 0; i < producers * kPerProducer; ++i) sum += q.get();
+    const std::uint64_t lost = mpp::shm::Ring::late_data_wakeups() - before;
+    for (auto& pr : procs) {
+      pr.join();
+      EXPECT_EQ(pr.exitcode(), 0);
+    }
+    EXPECT_EQ(sum, static_cast<std::uint64_t>(producers) * kPerProducer * (kPerProducer - 1) / 2);
+    EXPECT_LE(lost, 1u) << "sleeps that missed their wake-up, " << producers << " producer(s)";
+  }
 }
 
 // P producers x C consumers, all processes: every item exactly once, intact.

@@ -46,8 +46,11 @@
 //   (e.g. a child that exec'd another program); when more than 1024 processes are attached at
 //   once, this detection is switched off for the queue (get() then just waits).
 //
-// Throughput: put()/get() take a producer or consumer lock per item (two atomic instructions and
-// no syscall when nobody sleeps). put_many()/get_many() amortize that: put_many packs up to 64 KiB
+// Throughput: put()/get() take a producer or consumer lock per item, with no syscall when nobody
+// sleeps. A put() costs one locked instruction: it releases the lock with a plain store and looks
+// for sleeping consumers without a fence, because a consumer about to sleep issues membarrier(2)
+// instead (Linux >= 4.16; elsewhere the fenced protocol is used). Each process registers for that
+// once, on its first put(). put_many()/get_many() amortize that: put_many packs up to 64 KiB
 // of items into one record per lock hold, get_many takes up to `max` items per lock hold; items
 // put with put_many can be taken with get() and vice versa.
 #pragma once

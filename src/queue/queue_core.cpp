@@ -8,6 +8,7 @@
 #include "mpp/detail/fork_hooks.hpp"
 #include "mpp/errors.hpp"
 #include "shm/ring.hpp"
+#include "sys/futex.hpp"
 #include "sys/mem.hpp"
 #include "sys/proc.hpp"
 
@@ -51,6 +52,21 @@ struct QueueCore::Impl {
   std::atomic<bool> has_put{false};
   // Adaptive spin budget of this process's consumers (see Ring::wait_data).
   std::atomic<int> get_spin{64};
+  // put() may take Ring's fenceless path: -1 not asked yet, 0 no, 1 yes (this process is
+  // registered for membarrier). Per process: a child registers again on its first put().
+  std::atomic<int> fenceless{-1};
+  bool put_fenceless() noexcept {
+    int f = fenceless.load(std::memory_order_relaxed);
+    if (f < 0) {
+#if defined(__SANITIZE_THREAD__)
+      f = 0;  // TSan cannot see membarrier's ordering: keep the fenced protocol it can check
+#else
+      f = sys::membarrier_register() ? 1 : 0;
+#endif
+      fenceless.store(f, std::memory_order_relaxed);
+    }
+    return f == 1;
+  }
   std::size_t hook = 0;
 
   static void on_fork_child(void* self) noexcept {
@@ -58,6 +74,7 @@ struct QueueCore::Impl {
     impl->pid = sys::self_pid();
     impl->slot = impl->ring.attach(impl->pid, /*is_child=*/true);
     impl->has_put.store(false, std::memory_order_relaxed);
+    impl->fenceless.store(-1, std::memory_order_relaxed);
   }
 };
 
@@ -103,7 +120,7 @@ bool QueueCore::put(std::size_t size, const void* item, EncodeFn encode, QueueWa
         ring.put_unlock();  // the reservation is abandoned: nothing was published
         throw;
       }
-      ring.put_publish_unlock(t);
+      ring.put_publish_unlock(t, impl_->put_fenceless());
       impl_->has_put.store(true, std::memory_order_relaxed);
       return true;
     }

@@ -26,6 +26,8 @@ constexpr int kPollGap = 1;
 
 using Clock = std::chrono::steady_clock;
 
+std::atomic<std::uint64_t> g_late_data_wakeups{0};
+
 // How long the next sleep may last; nullopt when the deadline has passed.
 std::optional<std::chrono::nanoseconds> next_slice(const Deadline& d) noexcept {
   if (d.kind == Deadline::Kind::never) return kWaitSlice;
@@ -39,9 +41,16 @@ std::optional<std::chrono::nanoseconds> next_slice(const Deadline& d) noexcept {
 // Returns true if the slice expired without a wake-up.
 template <class Ready>
 bool sleep_unless(std::atomic<std::uint32_t>& seq, std::atomic<std::uint32_t>& waiters,
-                  std::chrono::nanoseconds slice, Ready&& ready) noexcept {
+                  std::chrono::nanoseconds slice, Ready&& ready,
+                  bool wakers_may_be_fenceless = false) noexcept {
   // Pairs with load_waiters in the waker: either it sees our registration, or we see its change.
   waiters.fetch_add(1, std::memory_order_seq_cst);
+  // Producers on the fenceless path (Ring::put_publish_unlock) have no StoreLoad fence of their
+  // own: make every one of them that is running execute one now. If that cannot be done, sleep
+  // only briefly instead of relying on their wake-up.
+  if (wakers_may_be_fenceless && !sys::membarrier_global()) {
+    slice = std::min<std::chrono::nanoseconds>(slice, std::chrono::milliseconds(1));
+  }
   const std::uint32_t s = seq.load(std::memory_order_seq_cst);
   bool expired = false;
   if (!ready()) expired = sys::futex_wait(&seq, s, slice) == sys::WaitResult::timed_out;
@@ -157,6 +166,18 @@ static std::uint32_t load_waiters(std::atomic<std::uint32_t>& waiters, bool afte
 
 void Ring::wake_data(std::uint64_t items, bool after_unlock) noexcept {
   if (load_waiters(h_->data_waiters, after_unlock) == 0) return;
+  wake_data_sleepers(items);
+}
+
+void Ring::wake_data_fenceless(std::uint64_t items) noexcept {
+  // Only the compiler must keep the load after the publishing stores; the processor's reordering
+  // is covered by the sleeper's membarrier (see put_publish_unlock).
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  if (h_->data_waiters.load(std::memory_order_relaxed) == 0) return;
+  wake_data_sleepers(items);
+}
+
+void Ring::wake_data_sleepers(std::uint64_t items) noexcept {
   // One wake-up per sleep: sleepers re-arm before each sleep, so a put() after the wake-up (while
   // the woken consumer is still being scheduled) does not pay for another futex_wake.
   if (h_->data_armed.exchange(0, std::memory_order_acq_rel) == 0) return;
@@ -209,6 +230,10 @@ WaitStatus Ring::wait_space(std::size_t payload, const Deadline& d) noexcept {
   }
 }
 
+std::uint64_t Ring::late_data_wakeups() noexcept {
+  return g_late_data_wakeups.load(std::memory_order_relaxed);
+}
+
 WaitStatus Ring::wait_data(const Deadline& d, std::int32_t self, bool self_may_put,
                            std::atomic<int>* spin) noexcept {
   auto ready = [&] { return closed() || has_data(); };
@@ -231,8 +256,12 @@ WaitStatus Ring::wait_data(const Deadline& d, std::int32_t self, bool self_may_p
     auto slice = next_slice(d);
     if (!slice) return WaitStatus::timed_out;
     h_->data_armed.store(1, std::memory_order_relaxed);
-    const bool expired = sleep_unless(h_->data_seq, h_->data_waiters, *slice, ready);
-    if (has_data()) return WaitStatus::ready;
+    const bool expired = sleep_unless(h_->data_seq, h_->data_waiters, *slice, ready,
+                                      /*wakers_may_be_fenceless=*/true);
+    if (has_data()) {
+      if (expired) g_late_data_wakeups.fetch_add(1, std::memory_order_relaxed);
+      return WaitStatus::ready;
+    }
     if (closed()) return WaitStatus::closed;
     // Liveness first, then emptiness: an item put just before its producer died is still seen.
     if (expired && !self_may_put && others_all_dead(self) && !has_data()) {

@@ -29,7 +29,10 @@
 // Waiting: nobody sleeps holding a lock. A waiter registers in a waiters count, reads a sequence
 // word, re-checks its condition and futex-waits on the sequence word; the other side bumps the
 // word and wakes only when the waiters count is non-zero, so the common case costs one fence and
-// one load, no syscall. Sleeps are sliced (kWaitSlice) so that a lost wake-up (a waiter killed
+// one load, no syscall. Producers registered for membarrier skip even that fence (and release
+// their lock with a plain store): a consumer about to sleep calls sys::membarrier_global() after
+// registering and before re-checking, which orders the producers' stores for it (see
+// put_publish_unlock). Sleeps are sliced (kWaitSlice) so that a lost wake-up (a waiter killed
 // after being chosen) costs at most one slice, and so consumers can notice that every process
 // that could put has died.
 #pragma once
@@ -240,9 +243,20 @@ class Ring {
   void put_unlock() noexcept { h_->prod_lock.unlock(); }
   // Publishes, releases the lock, then wakes consumers (outside the lock: a woken consumer never
   // needs it, and the release doubles as the barrier of the wake protocol).
-  void put_publish_unlock(PutTxn& t) noexcept {
+  //
+  // `fenceless`: the caller's process is registered with sys::membarrier_register(). Then the
+  // unlock is a plain store and sleeping consumers are looked for with a plain load: no locked
+  // instruction and no fence on the producer's path (which would stall it on the lines the
+  // consumer is reading). A consumer about to sleep calls sys::membarrier_global() between
+  // announcing itself and re-checking for data, which stands in for our missing StoreLoad fence.
+  void put_publish_unlock(PutTxn& t, bool fenceless = false) noexcept {
     const std::uint64_t n = t.count - t.start_count;
     if (n != 0) h_->prod.publish(t.tail, t.count);
+    if (fenceless) {
+      h_->prod_lock.unlock_plain();
+      if (n != 0) wake_data_fenceless(n);
+      return;
+    }
     h_->prod_lock.unlock();
     if (n != 0) wake_data(n, true);
   }
@@ -295,6 +309,9 @@ class Ring {
   // a fixed budget.
   WaitStatus wait_data(const Deadline& d, std::int32_t self, bool self_may_put,
                        std::atomic<int>* spin = nullptr) noexcept;
+  // How many of this process's sleeps in wait_data() lasted a whole slice without a wake-up
+  // while an item was already there when it ended (a lost wake-up; tests, diagnostics).
+  static std::uint64_t late_data_wakeups() noexcept;
 
   // ---- state -----------------------------------------------------------------------------------
   // Marks the ring closed (after taking the producer lock, so no put publishes after it) and
@@ -337,6 +354,8 @@ class Ring {
   Ring(RingHeader* h, std::byte* data, std::size_t cap) noexcept
       : h_(h), data_(data), cap_(cap), mask_(cap - 1) {}
   void wake_data(std::uint64_t items, bool after_unlock) noexcept;
+  void wake_data_fenceless(std::uint64_t items) noexcept;
+  void wake_data_sleepers(std::uint64_t items) noexcept;
   void wake_space(bool after_unlock) noexcept;
   [[nodiscard]] bool has_data() const noexcept {
     return h_->prod.pos.load(std::memory_order_acquire) !=

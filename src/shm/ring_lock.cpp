@@ -24,6 +24,7 @@ RingLockResult RingLock::lock_slow(std::int32_t self) noexcept {
     }
     sys::cpu_relax();
   }
+  int slept = 0;  // slices slept since the last check that the owner is alive
   for (;;) {
     std::uint32_t w = word_.load(std::memory_order_relaxed);
     if (w == 0) {
@@ -39,7 +40,9 @@ RingLockResult RingLock::lock_slow(std::int32_t self) noexcept {
       if (!word_.compare_exchange_weak(w, w | kWaiters, std::memory_order_relaxed)) continue;
       w |= kWaiters;
     }
-    if (sys::futex_wait(&word_, w, kDeadOwnerPoll) == sys::WaitResult::timed_out) {
+    if (sys::futex_wait(&word_, w, kSleepSlice) == sys::WaitResult::timed_out &&
+        ++slept * kSleepSlice >= kDeadOwnerPoll) {
+      slept = 0;
       const auto owner = static_cast<std::int32_t>(w & ~kWaiters);
       // The CAS only succeeds if the very same dead owner still holds the word, so two waiters
       // that both noticed the death cannot both take over.

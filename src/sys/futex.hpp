@@ -22,6 +22,20 @@ inline int futex_wake_all(const std::atomic<std::uint32_t>* word) noexcept {
   return futex_wake(word, 0x7fffffff);
 }
 
+// Asymmetric memory barriers between processes (membarrier(2), GLOBAL_EXPEDITED).
+//
+// A process that calls membarrier_register() and gets true may skip the StoreLoad fence of a
+// Dekker-style "publish, then look for sleepers" protocol: a would-be sleeper calls
+// membarrier_global() after announcing itself and before re-checking, which makes every
+// registered process that is running at that moment execute a full barrier (a process that is
+// not running has one at its next context switch). Either the publisher then sees the sleeper, or
+// the sleeper sees what was published. Registration is per process; call it again in a child.
+// Returns false where the kernel lacks it or a sandbox forbids it (then keep the fence).
+// Never throws; registering may block briefly (an RCU grace period if the process has threads).
+bool membarrier_register() noexcept;
+// Issues the barrier. False if it could not be issued (the caller must then not rely on it).
+bool membarrier_global() noexcept;
+
 // Brief busy-wait hint for spin-then-sleep loops.
 inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
 

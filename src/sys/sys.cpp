@@ -2,6 +2,7 @@
 // talks to the kernel (with proc.cpp).
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -123,6 +124,32 @@ WaitResult futex_wait(const std::atomic<std::uint32_t>* word, std::uint32_t expe
                      tsp, nullptr, 0);
   if (r == -1 && errno == ETIMEDOUT) return WaitResult::timed_out;
   return WaitResult::woken;  // woken, EAGAIN (value changed) or EINTR: the caller re-checks
+}
+
+namespace {
+long membarrier_call(int cmd) noexcept { return ::syscall(SYS_membarrier, cmd, 0, 0); }
+// -1 unknown, 0 no, 1 yes: whether this kernel offers GLOBAL_EXPEDITED (asked once).
+std::atomic<int> g_membarrier_supported{-1};
+bool membarrier_supported() noexcept {
+  int s = g_membarrier_supported.load(std::memory_order_relaxed);
+  if (s < 0) {
+    const long q = membarrier_call(MEMBARRIER_CMD_QUERY);
+    const bool ok = q > 0 && (q & MEMBARRIER_CMD_GLOBAL_EXPEDITED) != 0 &&
+                    (q & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) != 0;
+    s = ok ? 1 : 0;
+    g_membarrier_supported.store(s, std::memory_order_relaxed);
+  }
+  return s == 1;
+}
+}  // namespace
+
+bool membarrier_register() noexcept {
+  return membarrier_supported() &&
+         membarrier_call(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0;
+}
+
+bool membarrier_global() noexcept {
+  return membarrier_supported() && membarrier_call(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0;
 }
 
 int futex_wake(const std::atomic<std::uint32_t>* word, int n) noexcept {
