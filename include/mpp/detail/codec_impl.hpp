@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <compare>
 #include <iterator>
 #include <map>
 #include <optional>
@@ -582,10 +583,11 @@ void decode_run(Reader& r, E* data, std::size_t n) {
 }
 
 // Reads consecutive E objects out of (possibly unaligned) bytes, memcpy by memcpy: the compiler
-// turns the element loop of vector::assign into a block copy.
+// turns the element loop of vector::assign into a block copy. Random access, so that assign()
+// learns the length by a subtraction instead of walking the range once more before copying.
 template <class E>
 struct BytesAs {
-  using iterator_category = std::forward_iterator_tag;
+  using iterator_category = std::random_access_iterator_tag;
   using value_type = E;
   using difference_type = std::ptrdiff_t;
   using pointer = const E*;
@@ -596,6 +598,7 @@ struct BytesAs {
     std::memcpy(&e, p, sizeof(E));
     return e;
   }
+  E operator[](difference_type i) const noexcept { return *(*this + i); }
   BytesAs& operator++() noexcept {
     p += sizeof(E);
     return *this;
@@ -605,7 +608,28 @@ struct BytesAs {
     p += sizeof(E);
     return old;
   }
-  bool operator==(const BytesAs& o) const noexcept { return p == o.p; }
+  BytesAs& operator--() noexcept {
+    p -= sizeof(E);
+    return *this;
+  }
+  BytesAs operator--(int) noexcept {
+    BytesAs old = *this;
+    p -= sizeof(E);
+    return old;
+  }
+  BytesAs& operator+=(difference_type n) noexcept {
+    p += n * static_cast<difference_type>(sizeof(E));
+    return *this;
+  }
+  BytesAs& operator-=(difference_type n) noexcept { return *this += -n; }
+  friend BytesAs operator+(BytesAs a, difference_type n) noexcept { return a += n; }
+  friend BytesAs operator+(difference_type n, BytesAs a) noexcept { return a += n; }
+  friend BytesAs operator-(BytesAs a, difference_type n) noexcept { return a -= n; }
+  friend difference_type operator-(const BytesAs& a, const BytesAs& b) noexcept {
+    return (a.p - b.p) / static_cast<difference_type>(sizeof(E));
+  }
+  friend bool operator==(const BytesAs& a, const BytesAs& b) noexcept { return a.p == b.p; }
+  friend auto operator<=>(const BytesAs& a, const BytesAs& b) noexcept { return a.p <=> b.p; }
 };
 
 template <class S>
@@ -708,7 +732,14 @@ struct Codec<T, Kind::kVector> {
       // assign() from an iterator allocates and copies in one pass; resize() would first
       // zero the whole block (a second pass over memory that decode then overwrites).
       r.need(n * sizeof(E));
-      v.assign(BytesAs<E>{r.p}, BytesAs<E>{r.p + n * sizeof(E)});
+      if constexpr (std::is_same_v<E, std::byte> || std::is_same_v<E, char> ||
+                    std::is_same_v<E, unsigned char>) {
+        // Types that may alias any bytes: a pointer range, which assign() copies with memmove.
+        const auto* first = reinterpret_cast<const E*>(r.p);
+        v.assign(first, first + n);
+      } else {
+        v.assign(BytesAs<E>{r.p}, BytesAs<E>{r.p + n * sizeof(E)});
+      }
       r.p += n * sizeof(E);
       if constexpr (has_bool<E>()) {
         for (const auto& e : v) check_bools(e);
