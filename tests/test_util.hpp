@@ -6,8 +6,8 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
-#include <time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>

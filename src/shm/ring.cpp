@@ -149,35 +149,24 @@ bool Ring::may_fit(std::size_t rec) const noexcept {
 // its position. Correctness needs a store-load barrier between the two (Dekker, pairing with the
 // read-modify-write in sleep_unless). In the C++ model a seq_cst read-modify-write on the
 // waiters count gives it: either ours is ordered after the sleeper's increment (we see it), or
-// before it (the sleeper synchronizes with us and sees our position). On x86, right after a lock
-// release (a locked exchange, itself a full barrier) a plain load is enough, which saves a
-// locked instruction per item on the hot path.
-static std::uint32_t load_waiters(std::atomic<std::uint32_t>& waiters, bool after_unlock) noexcept {
+// before it (the sleeper synchronizes with us and sees our position). Two cheaper cases (see
+// WakerFence): on x86, right after a lock release that was a locked exchange (itself a full
+// barrier); and when the sleepers issue membarrier, which supplies the barrier for us. In both
+// only the compiler must keep the load after the publishing stores.
+static std::uint32_t load_waiters(std::atomic<std::uint32_t>& waiters, WakerFence f) noexcept {
+  bool plain_load = f == WakerFence::sleepers_membarrier;
 #if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
-  if (after_unlock) {
+  plain_load = plain_load || f == WakerFence::after_locked_op;
+#endif
+  if (plain_load) {
     std::atomic_signal_fence(std::memory_order_seq_cst);
     return waiters.load(std::memory_order_relaxed);
   }
-#else
-  (void)after_unlock;
-#endif
   return waiters.fetch_add(0, std::memory_order_seq_cst);
 }
 
-void Ring::wake_data(std::uint64_t items, bool after_unlock) noexcept {
-  if (load_waiters(h_->data_waiters, after_unlock) == 0) return;
-  wake_data_sleepers(items);
-}
-
-void Ring::wake_data_fenceless(std::uint64_t items) noexcept {
-  // Only the compiler must keep the load after the publishing stores; the processor's reordering
-  // is covered by the sleeper's membarrier (see put_publish_unlock).
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  if (h_->data_waiters.load(std::memory_order_relaxed) == 0) return;
-  wake_data_sleepers(items);
-}
-
-void Ring::wake_data_sleepers(std::uint64_t items) noexcept {
+void Ring::wake_data(std::uint64_t items, WakerFence f) noexcept {
+  if (load_waiters(h_->data_waiters, f) == 0) return;
   // One wake-up per sleep: sleepers re-arm before each sleep, so a put() after the wake-up (while
   // the woken consumer is still being scheduled) does not pay for another futex_wake.
   if (h_->data_armed.exchange(0, std::memory_order_acq_rel) == 0) return;
@@ -186,8 +175,8 @@ void Ring::wake_data_sleepers(std::uint64_t items) noexcept {
   sys::futex_wake(&h_->data_seq, items >= 0x7fffffff ? 0x7fffffff : static_cast<int>(items));
 }
 
-void Ring::wake_space(bool after_unlock) noexcept {
-  if (load_waiters(h_->space_waiters, after_unlock) == 0) return;
+void Ring::wake_space(WakerFence f) noexcept {
+  if (load_waiters(h_->space_waiters, f) == 0) return;
   // Hysteresis: wake sleeping producers only once a good share of the ring (or of maxsize) is
   // free. Waking them for every freed item would cost a futex_wake per get() while they sleep
   // and a sleep/wake round trip per put(); this way they come back to a batch of free room.
@@ -332,7 +321,7 @@ bool Ring::task_done() noexcept {
     if (h_->done_count.compare_exchange_weak(done, done + 1, std::memory_order_acq_rel)) break;
   }
   if (done + 1 == put_count()) {
-    if (load_waiters(h_->join_waiters, false) != 0) {
+    if (load_waiters(h_->join_waiters, WakerFence::needed) != 0) {
       h_->join_seq.fetch_add(1, std::memory_order_seq_cst);
       sys::futex_wake_all(&h_->join_seq);
     }

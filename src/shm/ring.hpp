@@ -169,6 +169,13 @@ static_assert(sizeof(RingHeader) <= kHeaderBytes,
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
               "64-bit positions must be lock-free atomics to be shared between processes");
 
+// What orders a waker's "publish, then read the waiters count" (see load_waiters in ring.cpp).
+enum class WakerFence : unsigned char {
+  needed,               // nothing yet: the read must be a seq_cst read-modify-write
+  after_locked_op,      // right after a locked exchange (a full barrier on x86)
+  sleepers_membarrier,  // sleepers issue membarrier before re-checking (fenceless put path)
+};
+
 enum class WaitStatus {
   ready,      // the condition may hold now: retry under the lock
   timed_out,  // the deadline passed
@@ -237,7 +244,7 @@ class Ring {
     if (n == 0) return;
     h_->prod.publish(t.tail, t.count);
     t.start_count = t.count;
-    wake_data(n, false);
+    wake_data(n, WakerFence::needed);
   }
   // Releases the producer lock; whatever was reserved but not published is abandoned.
   void put_unlock() noexcept { h_->prod_lock.unlock(); }
@@ -254,11 +261,12 @@ class Ring {
     if (n != 0) h_->prod.publish(t.tail, t.count);
     if (fenceless) {
       h_->prod_lock.unlock_plain();
-      if (n != 0) wake_data_fenceless(n);
-      return;
+    } else {
+      h_->prod_lock.unlock();
     }
-    h_->prod_lock.unlock();
-    if (n != 0) wake_data(n, true);
+    if (n != 0) {
+      wake_data(n, fenceless ? WakerFence::sleepers_membarrier : WakerFence::after_locked_op);
+    }
   }
   // Waits (lock not held) until a record of `payload` bytes may fit, the ring is closed, or the
   // deadline passes.
@@ -293,7 +301,7 @@ class Ring {
     if (t.head == t.start_head) return;
     h_->cons.publish(t.head, t.count, t.rec_end);
     t.start_head = t.head;
-    wake_space(false);
+    wake_space(WakerFence::needed);
   }
   void get_unlock() noexcept { h_->cons_lock.unlock(); }
   template <class Txn>
@@ -301,7 +309,7 @@ class Ring {
     const bool moved = t.head != t.start_head;
     if (moved) h_->cons.publish(t.head, t.count, t.rec_end);
     h_->cons_lock.unlock();
-    if (moved) wake_space(true);
+    if (moved) wake_space(WakerFence::after_locked_op);
   }
   // Waits (lock not held) until an item may be available. `self_may_put`: the caller's process
   // has put to this ring or may still do so from another thread (then it never reports orphaned).
@@ -353,10 +361,8 @@ class Ring {
  private:
   Ring(RingHeader* h, std::byte* data, std::size_t cap) noexcept
       : h_(h), data_(data), cap_(cap), mask_(cap - 1) {}
-  void wake_data(std::uint64_t items, bool after_unlock) noexcept;
-  void wake_data_fenceless(std::uint64_t items) noexcept;
-  void wake_data_sleepers(std::uint64_t items) noexcept;
-  void wake_space(bool after_unlock) noexcept;
+  void wake_data(std::uint64_t items, WakerFence f) noexcept;
+  void wake_space(WakerFence f) noexcept;
   [[nodiscard]] bool has_data() const noexcept {
     return h_->prod.pos.load(std::memory_order_acquire) !=
            h_->cons.pos.load(std::memory_order_acquire);

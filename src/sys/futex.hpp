@@ -33,7 +33,9 @@ inline int futex_wake_all(const std::atomic<std::uint32_t>* word) noexcept {
 // Returns false where the kernel lacks it or a sandbox forbids it (then keep the fence).
 // Never throws; registering may block briefly (an RCU grace period if the process has threads).
 bool membarrier_register() noexcept;
-// Issues the barrier. False if it could not be issued (the caller must then not rely on it).
+// Issues the barrier. True when every registered process is ordered: the barrier was issued, or
+// the kernel offers none (then no process can have registered). False if a registered process
+// may exist and the barrier failed: the caller must not rely on it then.
 bool membarrier_global() noexcept;
 
 // Brief busy-wait hint for spin-then-sleep loops.

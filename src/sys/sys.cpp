@@ -144,12 +144,12 @@ bool membarrier_supported() noexcept {
 }  // namespace
 
 bool membarrier_register() noexcept {
-  return membarrier_supported() &&
-         membarrier_call(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0;
+  return membarrier_supported() && membarrier_call(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0;
 }
 
 bool membarrier_global() noexcept {
-  return membarrier_supported() && membarrier_call(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0;
+  // Unsupported: no process can have registered, so there is nobody whose fence is missing.
+  return !membarrier_supported() || membarrier_call(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0;
 }
 
 int futex_wake(const std::atomic<std::uint32_t>* word, int n) noexcept {

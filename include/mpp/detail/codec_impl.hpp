@@ -10,10 +10,10 @@
 
 #include <array>
 #include <chrono>
+#include <compare>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <compare>
 #include <iterator>
 #include <map>
 #include <optional>
