@@ -681,17 +681,26 @@ struct StringVector {
   }
   static void decode(Reader& r, V& v, std::size_t n) {
     v.reserve(n);
+    // The cursor lives in a register: through `r` every element's position would be stored and
+    // reloaded, putting a store-to-load round trip on the chain from one length to the next
+    // (that chain was most of the decoding time).
+    const std::byte* p = r.p;
+    const std::byte* const end = r.end;
     for (std::size_t i = 0; i < n; ++i) {
-      const std::size_t len = r.count(1);
-      const char* p = reinterpret_cast<const char*>(r.p);
-      if (len < 16 && r.remaining() >= 15) {
-        // A constant-length construction inlines to two moves; resize() then only shortens.
-        v.emplace_back(p, 15).resize(len);
-      } else {
-        v.emplace_back(p, len);
+      std::size_t len = 0;
+      if (end - p >= 16 && (len = static_cast<std::size_t>(*p)) < 16) {
+        // A one-byte length and a constant-length construction, which inlines to two moves;
+        // resize() then only shortens. The 15 bytes read are inside the input (end - p >= 16).
+        v.emplace_back(reinterpret_cast<const char*>(p + 1), 15).resize(len);
+        p += 1 + len;
+      } else {  // near the end of the input, or a long string: the checked path
+        r.p = p;
+        const std::size_t long_len = r.count(1);
+        v.emplace_back(reinterpret_cast<const char*>(r.p), long_len);
+        p = r.p + long_len;
       }
-      r.p += len;
     }
+    r.p = p;
   }
 };
 
