@@ -438,7 +438,9 @@ struct Codec {
 // default constructor).
 template <class T>
 T decode_value(Reader& r) {
-  if constexpr (std::is_default_constructible_v<T>) {
+  if constexpr (requires { Codec<T>::make(r); }) {
+    return Codec<T>::make(r);
+  } else if constexpr (std::is_default_constructible_v<T>) {
     T v{};
     Codec<T>::decode(r, v);
     return v;
@@ -510,6 +512,23 @@ struct Codec<T, Kind::kString> {
       if (n != 0) std::memcpy(v.data(), r.p, n * sizeof(C));
     }
     r.p += n * sizeof(C);
+  }
+  // A fresh std::string (a queue item, a map key): built directly, and a short one with a
+  // constant-length construction that inlines to two moves, instead of assign()'s memcpy call.
+  static T make(Reader& r) requires std::is_same_v<T, std::string> {
+    const std::size_t n = r.count(1);
+    const char* p = reinterpret_cast<const char*>(r.p);
+    const bool short_one = n < 16 && r.remaining() >= 15;  // the 15 bytes read are in the input
+    r.p += n;
+    if (short_one) return make_short(p, n);
+    return T(p, n);
+  }
+
+ private:
+  static T make_short(const char* p, std::size_t n) {
+    T v(p, 15);
+    v.resize(n);
+    return v;
   }
 };
 
