@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <fstream>
 #include <numeric>
 #include <string>
@@ -252,6 +253,43 @@ TEST(Queue, ConsumersFallingAsleepAroundPutsAreWoken) {
     }
     EXPECT_EQ(sum, static_cast<std::uint64_t>(producers) * kPerProducer * (kPerProducer - 1) / 2);
     EXPECT_LE(lost, 1u) << "sleeps that missed their wake-up, " << producers << " producer(s)";
+  }
+}
+
+// The mirror image: a producer asleep for space must be woken by the get() that frees enough of
+// it, including on the fenceless get path (consumer far behind: plain unlock, no fence), not be
+// left to its 100 ms slice. Each round the consumer frees just over a quarter of the ring (the
+// wake-up threshold) while staying far behind, then pauses longer than a slice: a missed
+// wake-up ends that sleep by its timeout, with the space free, and the producer counts it.
+TEST(Queue, ProducersFallingAsleepAroundGetsAreWoken) {
+  mpp::test::Watchdog dog(120s, "ProducersFallingAsleepAroundGetsAreWoken");
+  constexpr std::size_t kRing = 64 << 10;
+  for (std::size_t payload : {3000, 5000}) {
+    const std::size_t per_round = kRing / 4 / payload + 1;  // crosses the wake-up threshold
+    constexpr int kRounds = 8;
+    const std::size_t items = kRing / payload + per_round * kRounds;
+    mpp::Queue<std::string> q(mpp::QueueOptions{.capacity_bytes = kRing});
+    auto item = [payload](std::size_t i) {
+      return std::string(payload, static_cast<char>('a' + i % 26));
+    };
+    mpp::Process producer([q, items, item]() mutable {
+      const std::uint64_t before = mpp::shm::Ring::late_space_wakeups();
+      for (std::size_t i = 0; i < items; ++i) q.put(item(i));
+      const std::uint64_t lost = mpp::shm::Ring::late_space_wakeups() - before;
+      std::_Exit(static_cast<int>(std::min<std::uint64_t>(lost, 100)));
+    });
+    producer.start();
+    std::this_thread::sleep_for(50ms);  // the producer fills the ring and falls asleep
+    std::size_t got = 0;
+    for (int r = 0; r < kRounds; ++r) {
+      for (std::size_t k = 0; k < per_round; ++k, ++got) ASSERT_EQ(q.get(), item(got));
+      std::this_thread::sleep_for(150ms);  // longer than the producer's sleep slice
+    }
+    for (; got < items; ++got) ASSERT_EQ(q.get(), item(got));
+    producer.join();
+    // The exit status is the number of sleeps that missed their wake-up.
+    EXPECT_GE(producer.exitcode().value_or(-1), 0);
+    EXPECT_LE(producer.exitcode().value_or(-1), 1) << "payload " << payload;
   }
 }
 

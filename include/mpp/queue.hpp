@@ -49,8 +49,11 @@
 // Throughput: put()/get() take a producer or consumer lock per item, with no syscall when nobody
 // sleeps. A put() costs one locked instruction: it releases the lock with a plain store and looks
 // for sleeping consumers without a fence, because a consumer about to sleep issues membarrier(2)
-// instead (Linux >= 4.16; elsewhere the fenced protocol is used). Each process registers for that
-// once, on its first put(). put_many()/get_many() amortize that: put_many packs up to 64 KiB
+// instead (Linux >= 4.16; elsewhere the fenced protocol is used). get() does the same while the
+// consumer is behind (more than 4 KiB of items waiting), and keeps its locked unlock once it has
+// caught up (so that a consumer on an empty queue does not poll the producer's lines item by
+// item); a producer about to sleep for space issues the membarrier. Each process registers for
+// that once, on its first put() or get(). put_many()/get_many() amortize that: put_many packs up to 64 KiB
 // of items into one record per lock hold, get_many takes up to `max` items per lock hold; items
 // put with put_many can be taken with get() and vice versa.
 #pragma once

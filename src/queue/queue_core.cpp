@@ -52,10 +52,10 @@ struct QueueCore::Impl {
   std::atomic<bool> has_put{false};
   // Adaptive spin budget of this process's consumers (see Ring::wait_data).
   std::atomic<int> get_spin{64};
-  // put() may take Ring's fenceless path: -1 not asked yet, 0 no, 1 yes (this process is
-  // registered for membarrier). Per process: a child registers again on its first put().
+  // put() and get() may take Ring's fenceless paths: -1 not asked yet, 0 no, 1 yes (this process
+  // is registered for membarrier). Per process: a child registers again on its first put/get.
   std::atomic<int> fenceless{-1};
-  bool put_fenceless() noexcept {
+  bool may_skip_fences() noexcept {
     int f = fenceless.load(std::memory_order_relaxed);
     if (f < 0) {
 #if defined(__SANITIZE_THREAD__)
@@ -120,7 +120,7 @@ bool QueueCore::put(std::size_t size, const void* item, EncodeFn encode, QueueWa
         ring.put_unlock();  // the reservation is abandoned: nothing was published
         throw;
       }
-      ring.put_publish_unlock(t, impl_->put_fenceless());
+      ring.put_publish_unlock(t, impl_->may_skip_fences());
       impl_->has_put.store(true, std::memory_order_relaxed);
       return true;
     }
@@ -285,7 +285,7 @@ std::size_t QueueCore::get(std::size_t max, void* sink, DecodeFn decode, QueueWa
       ring.get_publish_unlock(t);
       throw;
     }
-    ring.get_publish_unlock(t);
+    ring.get_publish_unlock(t, impl_->may_skip_fences());
     if (n != 0) return n;
     if (was_closed) throw QueueClosed("get() on a closed and empty queue");
     if (orphaned) {

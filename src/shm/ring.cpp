@@ -27,6 +27,7 @@ constexpr int kPollGap = 1;
 using Clock = std::chrono::steady_clock;
 
 std::atomic<std::uint64_t> g_late_data_wakeups{0};
+std::atomic<std::uint64_t> g_late_space_wakeups{0};
 
 // How long the next sleep may last; nullopt when the deadline has passed.
 std::optional<std::chrono::nanoseconds> next_slice(const Deadline& d) noexcept {
@@ -213,14 +214,26 @@ WaitStatus Ring::wait_space(std::size_t payload, const Deadline& d) noexcept {
     auto need = h_->space_need.load(std::memory_order_relaxed);
     while (need < rec && !h_->space_need.compare_exchange_weak(need, rec)) {
     }
-    sleep_unless(h_->space_seq, h_->space_waiters, *slice, ready);
+    const bool expired = sleep_unless(h_->space_seq, h_->space_waiters, *slice, ready,
+                                      /*wakers_may_be_fenceless=*/true);
     if (closed()) return WaitStatus::closed;
-    if (may_fit(rec)) return WaitStatus::ready;
+    if (may_fit(rec)) {
+      // wake_space's threshold (without maxsize, whose threshold is counted in items).
+      const std::uint64_t free_bytes = cap_ - (h_->prod.pos.load(std::memory_order_acquire) -
+                                               h_->cons.pos.load(std::memory_order_acquire));
+      if (expired && h_->maxsize == 0 && free_bytes >= std::max<std::uint64_t>(cap_ / 4, rec)) {
+        g_late_space_wakeups.fetch_add(1, std::memory_order_relaxed);
+      }
+      return WaitStatus::ready;
+    }
   }
 }
 
 std::uint64_t Ring::late_data_wakeups() noexcept {
   return g_late_data_wakeups.load(std::memory_order_relaxed);
+}
+std::uint64_t Ring::late_space_wakeups() noexcept {
+  return g_late_space_wakeups.load(std::memory_order_relaxed);
 }
 
 WaitStatus Ring::wait_data(const Deadline& d, std::int32_t self, bool self_may_put,
