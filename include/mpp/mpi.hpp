@@ -71,6 +71,7 @@
 #include "mpp/codec.hpp"
 #include "mpp/detail/mpi_batch.hpp"
 #include "mpp/detail/mpi_core.hpp"
+#include "mpp/detail/results.hpp"
 #include "mpp/errors.hpp"
 #include "mpp/pool.hpp"  // mpp::task_seed(), which works inside MPI tasks too
 
@@ -100,140 +101,44 @@ inline constexpr Fn<F> fn{};
 [[nodiscard]] int rank();
 [[nodiscard]] int size();
 
-// The outcome of map_async/starmap_async/apply_async: the interface of mpp::AsyncResult<T>.
-// Move-only; get() hands the value over once (a second get() throws std::logic_error).
+namespace detail {
+// How the shared result handles (mpp/detail/results.hpp) drive the MPI engine.
+struct MpiResults {
+  using Engine = detail::Engine;
+  template <class T>
+  using ResultBatch = detail::ResultBatch<T>;
+  template <class R>
+  using StreamBatch = detail::StreamBatch<R>;
+  static void poll(Engine& e) { engine_poll(e); }
+  static bool wait(Engine& e, const std::function<bool()>& done,
+                   std::chrono::steady_clock::time_point deadline) {
+    return engine_wait(e, done, deadline);
+  }
+  // The input range threw, or the call was cancelled.
+  static std::exception_ptr& final_error(Batch& b) noexcept { return b.input_error; }
+  static void release(Engine&) noexcept {}  // the ranks outlive every call
+  static constexpr const char* kTimeout = "mpp::mpi::Pool result not ready within the timeout";
+};
+}  // namespace detail
+
+// The outcome of map_async/starmap_async/apply_async: mpp::AsyncResult<T>'s interface and
+// contract (mpp/detail/results.hpp). Move-only; get() hands the value over once (a second get()
+// throws std::logic_error).
 template <class T>
-class [[nodiscard]] AsyncResult {
+class [[nodiscard]] AsyncResult : public mpp::detail::BasicAsyncResult<T, detail::MpiResults> {
  public:
-  AsyncResult(std::shared_ptr<detail::Engine> engine, std::shared_ptr<detail::ResultBatch<T>> b)
-      : engine_(std::move(engine)), batch_(std::move(b)) {}
-  AsyncResult(AsyncResult&&) noexcept = default;
-  AsyncResult& operator=(AsyncResult&&) noexcept = default;
-  ~AsyncResult() {
-    if (batch_ && !batch_->finished()) batch_->abandoned = true;
-  }
-
-  // Blocks until done; returns the value or rethrows the first error (RemoteError, WorkerLost,
-  // SerializationError, or what the input range threw).
-  T get() {
-    wait();
-    return batch_->take();
-  }
-  // Same, but throws mpp::TimeoutError if not done within `timeout` (the work goes on).
-  template <class Rep, class Period>
-  T get(std::chrono::duration<Rep, Period> timeout) {
-    if (!wait(timeout)) throw TimeoutError("mpp::mpi::Pool result not ready within the timeout");
-    return batch_->take();
-  }
-  // Blocks until done. Never throws for the task's errors.
-  void wait() { (void)wait_until(std::chrono::steady_clock::time_point::max()); }
-  // Blocks at most `timeout`; true if done.
-  template <class Rep, class Period>
-  bool wait(std::chrono::duration<Rep, Period> timeout) {
-    return wait_until(std::chrono::steady_clock::now() +
-                      std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout));
-  }
-  // Does not block.
-  [[nodiscard]] bool ready() const {
-    detail::engine_poll(*engine_);
-    return batch_->finished();
-  }
-  // Does not block; std::logic_error if not ready.
-  [[nodiscard]] bool successful() const {
-    if (!ready()) throw std::logic_error("successful() called on a result that is not ready");
-    return !batch_->has_error();
-  }
-
- private:
-  bool wait_until(std::chrono::steady_clock::time_point deadline) {
-    auto* b = batch_.get();
-    return detail::engine_wait(
-        *engine_, [b] { return b->finished(); }, deadline);
-  }
-
-  std::shared_ptr<detail::Engine> engine_;
-  std::shared_ptr<detail::ResultBatch<T>> batch_;
+  using mpp::detail::BasicAsyncResult<T, detail::MpiResults>::BasicAsyncResult;
 };
 
-// The lazy input range returned by imap/imap_unordered (the interface of mpp::ImapRange<R>).
+// The lazy input range returned by imap/imap_unordered (mpp::ImapRange<R>'s interface).
 // Advancing blocks for the next result; a failed position rethrows its error when dereferenced
 // (RemoteError, WorkerLost, or, as one last position, what the input range threw), and
 // iteration may go on after it. Dropping the range abandons the rest (results still out are
 // discarded).
 template <class R>
-class [[nodiscard]] ImapRange {
+class [[nodiscard]] ImapRange : public mpp::detail::BasicImapRange<R, detail::MpiResults> {
  public:
-  ImapRange(std::shared_ptr<detail::Engine> engine, std::shared_ptr<detail::StreamBatch<R>> b)
-      : engine_(std::move(engine)), batch_(std::move(b)) {}
-  ImapRange(ImapRange&&) noexcept = default;
-  ImapRange& operator=(ImapRange&&) noexcept = default;
-  ~ImapRange() {
-    if (batch_ && !batch_->at_end()) {
-      batch_->abandoned = true;
-      batch_->exhausted = true;
-    }
-  }
-
-  class iterator {
-   public:
-    using value_type = R;
-    using difference_type = std::ptrdiff_t;
-    iterator() = default;
-    explicit iterator(ImapRange* r) : r_(r) {}
-    // Rethrows the position's error. Does not block.
-    R& operator*() const {
-      if (r_->error_) std::rethrow_exception(r_->error_);
-      return *r_->value_;
-    }
-    R* operator->() const { return &**this; }
-    // Blocks until the next result is there. Never throws the tasks' errors.
-    iterator& operator++() {
-      r_->advance();
-      return *this;
-    }
-    void operator++(int) { ++*this; }
-    friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.done(); }
-
-   private:
-    [[nodiscard]] bool done() const noexcept { return r_ == nullptr || r_->ended_; }
-    ImapRange* r_ = nullptr;
-  };
-
-  // Blocks for the first result.
-  iterator begin() {
-    if (!started_) {
-      started_ = true;
-      advance();
-    }
-    return iterator(this);
-  }
-  std::default_sentinel_t end() const noexcept { return {}; }
-
- private:
-  void advance() {
-    value_.reset();
-    error_ = nullptr;
-    auto* b = batch_.get();
-    detail::engine_wait(*engine_, [b] { return b->has_next() || b->at_end(); });
-    if (b->has_next()) {
-      auto item = b->next();
-      error_ = std::move(item.error);
-      value_ = std::move(item.value);
-      return;
-    }
-    if (b->input_error) {
-      error_ = std::exchange(b->input_error, nullptr);  // one last, failed position
-      return;
-    }
-    ended_ = true;
-  }
-
-  std::shared_ptr<detail::Engine> engine_;
-  std::shared_ptr<detail::StreamBatch<R>> batch_;
-  std::optional<R> value_;
-  std::exception_ptr error_;
-  bool started_ = false;
-  bool ended_ = false;
+  using mpp::detail::BasicImapRange<R, detail::MpiResults>::BasicImapRange;
 };
 
 class Pool {

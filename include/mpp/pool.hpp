@@ -73,6 +73,7 @@
 
 #include "mpp/detail/pool_codec.hpp"
 #include "mpp/detail/pool_engine.hpp"
+#include "mpp/detail/results.hpp"
 #include "mpp/errors.hpp"
 
 namespace mpp {
@@ -529,68 +530,36 @@ std::int64_t range_size(Range& r) {
 
 }  // namespace detail
 
-// The outcome of map_async/apply_async. Move-only; get() hands the value over once (a second
-// get() throws std::logic_error). Waiting on it drives the pool (see "Threads" above).
+namespace detail {
+// How the shared result handles (detail/results.hpp) drive this pool's engine.
+struct LocalResults {
+  using Engine = detail::Engine;
+  template <class T>
+  using ResultBatch = detail::ResultBatch<T>;
+  template <class R>
+  using StreamBatch = detail::StreamBatch<R>;
+  static void poll(Engine& e) { engine_poll(e); }
+  static bool wait(Engine& e, const std::function<bool()>& done,
+                   std::chrono::steady_clock::time_point deadline) {
+    return engine_wait(e, done, deadline);
+  }
+  // The input range threw, or the pool was terminated.
+  static std::exception_ptr& final_error(Batch& b) noexcept { return b.batch_error; }
+  static void release(Engine& e) {
+    engine_close(e);
+    engine_join(e);
+  }
+  static constexpr const char* kTimeout = "pool result not ready within the timeout";
+};
+}  // namespace detail
+
+// The outcome of map_async/apply_async (detail/results.hpp has the whole contract). Move-only;
+// get() hands the value over once (a second get() throws std::logic_error). Waiting on it drives
+// the pool (see "Threads" above).
 template <class T>
-class [[nodiscard]] AsyncResult {
+class [[nodiscard]] AsyncResult : public detail::BasicAsyncResult<T, detail::LocalResults> {
  public:
-  AsyncResult(std::shared_ptr<detail::Engine> engine, std::shared_ptr<detail::ResultBatch<T>> b,
-              bool own_engine)
-      : engine_(std::move(engine)), batch_(std::move(b)), own_engine_(own_engine) {}
-  AsyncResult(AsyncResult&&) noexcept = default;
-  AsyncResult& operator=(AsyncResult&&) noexcept = default;
-  ~AsyncResult() {
-    if (batch_ && !batch_->finished()) batch_->abandoned = true;
-  }
-
-  // Blocks until the task(s) finished; returns the value or rethrows the first error
-  // (RemoteError, WorkerLost, SerializationError, or what the input range threw).
-  T get() {
-    wait();
-    return batch_->take();
-  }
-  // Same, but throws mpp::TimeoutError if not finished within `timeout` (the work goes on).
-  template <class Rep, class Period>
-  T get(std::chrono::duration<Rep, Period> timeout) {
-    if (!wait(timeout)) throw TimeoutError("pool result not ready within the timeout");
-    return batch_->take();
-  }
-  // Blocks until finished. Never throws for the task's errors.
-  void wait() { (void)wait_until(std::chrono::steady_clock::time_point::max()); }
-  // Blocks at most `timeout`; true if finished.
-  template <class Rep, class Period>
-  bool wait(std::chrono::duration<Rep, Period> timeout) {
-    return wait_until(std::chrono::steady_clock::now() +
-                      std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout));
-  }
-  // Non-blocking.
-  [[nodiscard]] bool ready() const {
-    detail::engine_poll(*engine_);
-    return batch_->finished();
-  }
-  // Non-blocking; std::logic_error if not ready.
-  [[nodiscard]] bool successful() const {
-    if (!ready()) throw std::logic_error("successful() called on a result that is not ready");
-    return !batch_->has_error();
-  }
-
- private:
-  bool wait_until(std::chrono::steady_clock::time_point deadline) {
-    auto* b = batch_.get();
-    const bool done = detail::engine_wait(
-        *engine_, [b] { return b->finished(); }, deadline);
-    if (done && own_engine_) {
-      // The workers forked for this call are no longer needed: reap them now.
-      detail::engine_close(*engine_);
-      detail::engine_join(*engine_);
-      own_engine_ = false;
-    }
-    return done;
-  }
-
-  std::shared_ptr<detail::Engine> engine_;
-  std::shared_ptr<detail::ResultBatch<T>> batch_;
-  bool own_engine_ = false;
+  using detail::BasicAsyncResult<T, detail::LocalResults>::BasicAsyncResult;
 };
 
 // The lazy range returned by imap/imap_unordered: an input range of R. Advancing blocks for the
@@ -598,87 +567,9 @@ class [[nodiscard]] AsyncResult {
 // when dereferenced; iteration can go on past it (`++it`), like calling next() again in Python.
 // Dropping the range abandons the rest: workers finish what they hold, those results are dropped.
 template <class R>
-class [[nodiscard]] ImapRange {
+class [[nodiscard]] ImapRange : public detail::BasicImapRange<R, detail::LocalResults> {
  public:
-  ImapRange(std::shared_ptr<detail::Engine> engine, std::shared_ptr<detail::StreamBatch<R>> b,
-            bool own_engine)
-      : engine_(std::move(engine)), batch_(std::move(b)), own_engine_(own_engine) {}
-  ImapRange(ImapRange&&) noexcept = default;
-  ImapRange& operator=(ImapRange&&) noexcept = default;
-  ~ImapRange() {
-    if (batch_ && !batch_->at_end()) {
-      batch_->abandoned = true;
-      batch_->exhausted = true;
-    }
-  }
-
-  class iterator {
-   public:
-    using value_type = R;
-    using difference_type = std::ptrdiff_t;
-    iterator() = default;
-    explicit iterator(ImapRange* r) : r_(r) {}
-    // Rethrows the position's error (RemoteError, WorkerLost, what the input range threw).
-    R& operator*() const {
-      if (r_->error_) std::rethrow_exception(r_->error_);
-      return *r_->value_;
-    }
-    R* operator->() const { return &**this; }
-    // Blocks until the next result is there.
-    iterator& operator++() {
-      r_->advance();
-      return *this;
-    }
-    void operator++(int) { ++*this; }
-    friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.done(); }
-
-   private:
-    bool done() const { return r_ == nullptr || r_->ended_; }
-    ImapRange* r_ = nullptr;
-  };
-
-  // Blocks for the first result.
-  iterator begin() {
-    if (!started_) {
-      started_ = true;
-      advance();
-    }
-    return iterator(this);
-  }
-  std::default_sentinel_t end() const noexcept { return {}; }
-
- private:
-  void advance() {
-    value_.reset();
-    error_ = nullptr;
-    auto* b = batch_.get();
-    detail::engine_wait(*engine_, [b] { return b->has_next() || b->at_end() || b->abandoned; });
-    if (b->has_next()) {
-      auto item = b->next();
-      error_ = std::move(item.error);
-      value_ = std::move(item.value);
-      return;
-    }
-    if (own_engine_) {
-      detail::engine_close(*engine_);
-      detail::engine_join(*engine_);
-      own_engine_ = false;
-    }
-    if (b->batch_error) {
-      // The input range threw here (or the pool was terminated): one last, failed position.
-      error_ = std::exchange(b->batch_error, nullptr);
-      return;
-    }
-    ended_ = true;
-  }
-
-  std::shared_ptr<detail::Engine> engine_;
-  std::shared_ptr<detail::StreamBatch<R>> batch_;
-  std::optional<R> value_;
-  std::exception_ptr error_;
-  bool started_ = false;
-  bool ended_ = false;
-  bool own_engine_ = false;
+  using detail::BasicImapRange<R, detail::LocalResults>::BasicImapRange;
 };
 
 class Pool {

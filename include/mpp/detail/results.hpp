@@ -1,0 +1,182 @@
+// mpp/detail/results.hpp: the caller's side of a pool call, one implementation for mpp::Pool and
+// mpp::mpi::Pool: the handle of map_async/apply_async (mpp::AsyncResult, mpp::mpi::AsyncResult)
+// and the lazy range of imap/imap_unordered (mpp::ImapRange, mpp::mpi::ImapRange).
+//
+// A backend describes itself with a traits struct B:
+//   B::Engine, B::ResultBatch<T>, B::StreamBatch<R>   its engine and batch types
+//   B::poll(Engine&)                                  progress without blocking
+//   B::wait(Engine&, done, deadline) -> bool          pump until done() or the deadline
+//   B::final_error(batch) -> std::exception_ptr&      what ended the input early (it threw, or
+//                                                     the call was cancelled)
+//   B::release(Engine&)                               reap an engine forked for this call only
+//   B::kTimeout                                       the text of get(timeout)'s TimeoutError
+//
+// Lifetime: the handles share ownership of the engine and the batch, so they stay valid after the
+// pool object is gone. Dropping one marks its batch abandoned (results still out are discarded).
+// Threads: a handle is used by one thread at a time, like the pool that made it.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <exception>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <utility>
+
+#include "mpp/errors.hpp"
+
+namespace mpp::detail {
+
+template <class T, class B>
+class BasicAsyncResult {
+ public:
+  BasicAsyncResult(std::shared_ptr<typename B::Engine> engine,
+                   std::shared_ptr<typename B::template ResultBatch<T>> b, bool own_engine = false)
+      : engine_(std::move(engine)), batch_(std::move(b)), own_engine_(own_engine) {}
+  BasicAsyncResult(BasicAsyncResult&&) noexcept = default;
+  BasicAsyncResult& operator=(BasicAsyncResult&&) noexcept = default;
+  ~BasicAsyncResult() {
+    if (batch_ && !batch_->finished()) batch_->abandoned = true;
+  }
+
+  // Blocks until the task(s) finished; returns the value or rethrows the first error by input
+  // index (RemoteError, WorkerLost, SerializationError, or what the input range threw). The value
+  // is handed over once: a second get() throws std::logic_error.
+  T get() {
+    wait();
+    return batch_->take();
+  }
+  // Same, but throws mpp::TimeoutError if not finished within `timeout` (the work goes on).
+  template <class Rep, class Period>
+  T get(std::chrono::duration<Rep, Period> timeout) {
+    if (!wait(timeout)) throw TimeoutError(B::kTimeout);
+    return batch_->take();
+  }
+  // Blocks until finished. Never throws for the task's errors.
+  void wait() { (void)wait_until(std::chrono::steady_clock::time_point::max()); }
+  // Blocks at most `timeout`; true if finished.
+  template <class Rep, class Period>
+  bool wait(std::chrono::duration<Rep, Period> timeout) {
+    return wait_until(std::chrono::steady_clock::now() +
+                      std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout));
+  }
+  // Does not block.
+  [[nodiscard]] bool ready() const {
+    B::poll(*engine_);
+    return batch_->finished();
+  }
+  // Does not block; std::logic_error if not ready.
+  [[nodiscard]] bool successful() const {
+    if (!ready()) throw std::logic_error("successful() called on a result that is not ready");
+    return !batch_->has_error();
+  }
+
+ private:
+  bool wait_until(std::chrono::steady_clock::time_point deadline) {
+    auto* b = batch_.get();
+    const bool done = B::wait(
+        *engine_, [b] { return b->finished(); }, deadline);
+    if (done && own_engine_) {
+      // The workers forked for this call are no longer needed: reap them now.
+      B::release(*engine_);
+      own_engine_ = false;
+    }
+    return done;
+  }
+
+  std::shared_ptr<typename B::Engine> engine_;
+  std::shared_ptr<typename B::template ResultBatch<T>> batch_;
+  bool own_engine_ = false;
+};
+
+// An input range of R. Advancing blocks for the next result. A position whose task failed (or
+// where the input range threw: one last position) rethrows that error when dereferenced;
+// iteration can go on past it (`++it`), like calling next() again in Python.
+template <class R, class B>
+class BasicImapRange {
+ public:
+  BasicImapRange(std::shared_ptr<typename B::Engine> engine,
+                 std::shared_ptr<typename B::template StreamBatch<R>> b, bool own_engine = false)
+      : engine_(std::move(engine)), batch_(std::move(b)), own_engine_(own_engine) {}
+  BasicImapRange(BasicImapRange&&) noexcept = default;
+  BasicImapRange& operator=(BasicImapRange&&) noexcept = default;
+  ~BasicImapRange() {
+    if (batch_ && !batch_->at_end()) {
+      batch_->abandoned = true;
+      batch_->exhausted = true;
+    }
+  }
+
+  class iterator {
+   public:
+    using value_type = R;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    explicit iterator(BasicImapRange* r) : r_(r) {}
+    // Rethrows the position's error (RemoteError, WorkerLost, what the input range threw). Does
+    // not block.
+    R& operator*() const {
+      if (r_->error_) std::rethrow_exception(r_->error_);
+      return *r_->value_;
+    }
+    R* operator->() const { return &**this; }
+    // Blocks until the next result is there. Never throws the tasks' errors.
+    iterator& operator++() {
+      r_->advance();
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.done(); }
+
+   private:
+    [[nodiscard]] bool done() const noexcept { return r_ == nullptr || r_->ended_; }
+    BasicImapRange* r_ = nullptr;
+  };
+
+  // Blocks for the first result.
+  iterator begin() {
+    if (!started_) {
+      started_ = true;
+      advance();
+    }
+    return iterator(this);
+  }
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+ private:
+  void advance() {
+    value_.reset();
+    error_ = nullptr;
+    auto* b = batch_.get();
+    (void)B::wait(
+        *engine_, [b] { return b->has_next() || b->at_end() || b->abandoned; },
+        std::chrono::steady_clock::time_point::max());
+    if (b->has_next()) {
+      auto item = b->next();
+      error_ = std::move(item.error);
+      value_ = std::move(item.value);
+      return;
+    }
+    if (own_engine_) {
+      B::release(*engine_);
+      own_engine_ = false;
+    }
+    if (auto& e = B::final_error(*b)) {
+      error_ = std::exchange(e, nullptr);  // one last, failed position
+      return;
+    }
+    ended_ = true;
+  }
+
+  std::shared_ptr<typename B::Engine> engine_;
+  std::shared_ptr<typename B::template StreamBatch<R>> batch_;
+  std::optional<R> value_;
+  std::exception_ptr error_;
+  bool started_ = false;
+  bool ended_ = false;
+  bool own_engine_ = false;
+};
+
+}  // namespace mpp::detail
