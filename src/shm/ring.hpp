@@ -32,7 +32,8 @@
 // one load, no syscall. Producers registered for membarrier skip even that fence (and release
 // their lock with a plain store): a consumer about to sleep calls sys::membarrier_global() after
 // registering and before re-checking, which orders the producers' stores for it (see
-// put_publish_unlock). Sleeps are sliced (kWaitSlice) so that a lost wake-up (a waiter killed
+// put_publish_unlock). Consumers do the same while they are behind, and then a producer about to
+// sleep for space issues the membarrier (see get_publish_unlock). Sleeps are sliced (kWaitSlice) so that a lost wake-up (a waiter killed
 // after being chosen) costs at most one slice, and so consumers can notice that every process
 // that could put has died.
 #pragma once
