@@ -33,9 +33,9 @@
 // their lock with a plain store): a consumer about to sleep calls sys::membarrier_global() after
 // registering and before re-checking, which orders the producers' stores for it (see
 // put_publish_unlock). Consumers do the same while they are behind, and then a producer about to
-// sleep for space issues the membarrier (see get_publish_unlock). Sleeps are sliced (kWaitSlice) so that a lost wake-up (a waiter killed
-// after being chosen) costs at most one slice, and so consumers can notice that every process
-// that could put has died.
+// sleep for space issues the membarrier (see get_publish_unlock). Sleeps are sliced (kWaitSlice) so
+// that a lost wake-up (a waiter killed after being chosen) costs at most one slice, and so
+// consumers can notice that every process that could put has died.
 #pragma once
 
 #include <atomic>
