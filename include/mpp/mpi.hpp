@@ -109,13 +109,6 @@ struct MpiResults {
   using ResultBatch = detail::ResultBatch<T>;
   template <class R>
   using StreamBatch = detail::StreamBatch<R>;
-  static void poll(Engine& e) { engine_poll(e); }
-  static bool wait(Engine& e, const std::function<bool()>& done,
-                   std::chrono::steady_clock::time_point deadline) {
-    return engine_wait(e, done, deadline);
-  }
-  // The input range threw, or the call was cancelled.
-  static std::exception_ptr& final_error(Batch& b) noexcept { return b.input_error; }
   static void release(Engine&) noexcept {}  // the ranks outlive every call
   static constexpr const char* kTimeout = "mpp::mpi::Pool result not ready within the timeout";
 };

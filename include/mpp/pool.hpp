@@ -528,9 +528,6 @@ std::int64_t range_size(Range& r) {
   }
 }
 
-}  // namespace detail
-
-namespace detail {
 // How the shared result handles (detail/results.hpp) drive this pool's engine.
 struct LocalResults {
   using Engine = detail::Engine;
@@ -538,13 +535,6 @@ struct LocalResults {
   using ResultBatch = detail::ResultBatch<T>;
   template <class R>
   using StreamBatch = detail::StreamBatch<R>;
-  static void poll(Engine& e) { engine_poll(e); }
-  static bool wait(Engine& e, const std::function<bool()>& done,
-                   std::chrono::steady_clock::time_point deadline) {
-    return engine_wait(e, done, deadline);
-  }
-  // The input range threw, or the pool was terminated.
-  static std::exception_ptr& final_error(Batch& b) noexcept { return b.batch_error; }
   static void release(Engine& e) {
     engine_close(e);
     engine_join(e);

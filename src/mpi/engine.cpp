@@ -489,7 +489,7 @@ bool Engine::dispatch(bool may_block) {
         }
         send(*w, std::move(c));
       } catch (...) {
-        b.input_error = std::current_exception();
+        b.batch_error = std::current_exception();
         b.exhausted = true;
         any = true;
       }
@@ -651,7 +651,7 @@ void Engine::cancel(Batch& b, const std::exception_ptr& error) noexcept {
   }
   for (auto& c : retry) drop(c);
   // Items never produced have no index to fail: the call as a whole fails with `error`.
-  if (!b.exhausted && !b.input_error) b.input_error = error;
+  if (!b.exhausted && !b.batch_error) b.batch_error = error;
   b.exhausted = true;
 }
 

@@ -191,13 +191,13 @@ class CollectBatch final : public ResultBatch<Out> {
   }
 
   [[nodiscard]] bool has_error() const noexcept override {
-    return this->input_error != nullptr || !errors_.empty();
+    return this->batch_error != nullptr || !errors_.empty();
   }
 
   Out take() override {
     if (taken_) throw std::logic_error("mpp::mpi::Pool result already retrieved");
     taken_ = true;
-    if (this->input_error) std::rethrow_exception(this->input_error);
+    if (this->batch_error) std::rethrow_exception(this->batch_error);
     if (!errors_.empty()) std::rethrow_exception(errors_.begin()->second);
     if constexpr (std::is_void_v<Out>) {
       return;

@@ -97,7 +97,7 @@ class Batch {
   std::size_t in_flight = 0;       // chunks sent whose results are not in yet
   bool exhausted = false;          // no more chunks will be produced
   bool abandoned = false;          // the caller is gone: results are dropped
-  std::exception_ptr input_error;  // what the input range threw
+  std::exception_ptr batch_error;  // what ended it early: the input range threw, or cancelled
   std::uint64_t id = 0;            // names the call in the messages
   const char* name = nullptr;      // the callable, for reports
 };

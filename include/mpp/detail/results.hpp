@@ -4,12 +4,12 @@
 //
 // A backend describes itself with a traits struct B:
 //   B::Engine, B::ResultBatch<T>, B::StreamBatch<R>   its engine and batch types
-//   B::poll(Engine&)                                  progress without blocking
-//   B::wait(Engine&, done, deadline) -> bool          pump until done() or the deadline
-//   B::final_error(batch) -> std::exception_ptr&      what ended the input early (it threw, or
-//                                                     the call was cancelled)
 //   B::release(Engine&)                               reap an engine forked for this call only
 //   B::kTimeout                                       the text of get(timeout)'s TimeoutError
+// Its engine's namespace provides, found by argument-dependent lookup, engine_poll(Engine&)
+// (progress without blocking) and engine_wait(Engine&, done[, deadline]) (pump until done() or
+// the deadline). Its batches have finished(), `abandoned`, `exhausted` and `batch_error` (what
+// ended the input early: it threw, or the call was cancelled).
 //
 // Lifetime: the handles share ownership of the engine and the batch, so they stay valid after the
 // pool object is gone. Dropping one marks its batch abandoned (results still out are discarded).
@@ -64,7 +64,7 @@ class BasicAsyncResult {
   }
   // Does not block.
   [[nodiscard]] bool ready() const {
-    B::poll(*engine_);
+    engine_poll(*engine_);
     return batch_->finished();
   }
   // Does not block; std::logic_error if not ready.
@@ -76,7 +76,7 @@ class BasicAsyncResult {
  private:
   bool wait_until(std::chrono::steady_clock::time_point deadline) {
     auto* b = batch_.get();
-    const bool done = B::wait(
+    const bool done = engine_wait(
         *engine_, [b] { return b->finished(); }, deadline);
     if (done && own_engine_) {
       // The workers forked for this call are no longer needed: reap them now.
@@ -150,9 +150,7 @@ class BasicImapRange {
     value_.reset();
     error_ = nullptr;
     auto* b = batch_.get();
-    (void)B::wait(
-        *engine_, [b] { return b->has_next() || b->at_end() || b->abandoned; },
-        std::chrono::steady_clock::time_point::max());
+    engine_wait(*engine_, [b] { return b->has_next() || b->at_end() || b->abandoned; });
     if (b->has_next()) {
       auto item = b->next();
       error_ = std::move(item.error);
@@ -163,8 +161,8 @@ class BasicImapRange {
       B::release(*engine_);
       own_engine_ = false;
     }
-    if (auto& e = B::final_error(*b)) {
-      error_ = std::exchange(e, nullptr);  // one last, failed position
+    if (b->batch_error) {
+      error_ = std::exchange(b->batch_error, nullptr);  // one last, failed position
       return;
     }
     ended_ = true;
