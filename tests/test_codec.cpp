@@ -3,6 +3,7 @@
 // on the largest allocation they cause, and compile-fail cases for types that cannot travel.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -371,6 +372,19 @@ void check_round_trip(const T& v, bool check_prefixes) {
   buf.resize(n);
   ASSERT_EQ(buf, codec::encode(v));
 
+  // try_encode_to: the same bytes when the span has room (exactly n bytes included), nothing
+  // when it is short; ASan checks that neither writes outside the span.
+  Bytes roomy(n + 40, std::byte{0xEE});
+  ASSERT_EQ(codec::try_encode_to(std::span(roomy), v), std::optional<std::size_t>(n));
+  ASSERT_TRUE(std::equal(buf.begin(), buf.end(), roomy.begin()));
+  Bytes exact(n);
+  ASSERT_EQ(codec::try_encode_to(std::span(exact), v), std::optional<std::size_t>(n));
+  ASSERT_EQ(exact, buf);
+  for (std::size_t cut = check_prefixes ? 0 : (n > 0 ? n - 1 : n); cut < n; ++cut) {
+    Bytes small(cut);
+    ASSERT_FALSE(codec::try_encode_to(std::span(small), v).has_value()) << cut << " of " << n;
+  }
+
   T back = codec::decode<T>(buf);
   ASSERT_TRUE(same(back, v));
   // Canonical: re-encoding gives the same bytes, except that unordered containers may iterate
@@ -464,6 +478,30 @@ TEST(Codec, LargeValuesRoundTrip) {
   std::string big(3'000'000, '\0');
   for (auto& c : big) c = static_cast<char>(rng());
   check_round_trip(big, false);
+}
+
+// The one-pass encoder of a vector of strings checks room string by string: every buffer size
+// around the long strings and the last 16 (where 16-byte moves stop being possible) either
+// holds the exact encoding or is declined.
+TEST(Codec, TryEncodeToFitsOrDeclinesAtEverySize) {
+  Rng rng(7);
+  std::vector<std::string> words;
+  for (std::size_t len : {3, 0, 15, 16, 17, 1, 127, 128, 300, 5, 14, 0, 2, 70'000, 4}) {
+    words.push_back(std::string(len, static_cast<char>('a' + words.size())));
+  }
+  for (int i = 0; i < 40; ++i) words.push_back(gen<std::string>(rng, 20));
+  const Bytes want = codec::encode(words);
+  for (std::size_t size = 0; size <= want.size() + 20; ++size) {
+    if (size > 400 && size + 400 < want.size()) size = want.size() - 400;  // skip the long run
+    Bytes out(size, std::byte{0xEE});
+    const std::optional<std::size_t> n = codec::try_encode_to(std::span(out), words);
+    if (size < want.size()) {
+      ASSERT_FALSE(n.has_value()) << "size " << size;
+    } else {
+      ASSERT_EQ(n, std::optional<std::size_t>(want.size())) << "size " << size;
+      ASSERT_TRUE(std::equal(want.begin(), want.end(), out.begin())) << "size " << size;
+    }
+  }
 }
 
 TEST(Codec, ErrorsCrossProcesses) {

@@ -140,6 +140,10 @@ template <class T>
 void append_encoded(ByteBuffer& out, const T& v) {
   if constexpr (kRaw<T>) {
     std::memcpy(out.extend(sizeof(T)), &v, sizeof(T));
+  } else if (const std::optional<std::size_t> n = pool_codec::try_encode_to(out.spare(), v)) {
+    // The buffer is reused from chunk to chunk, so its capacity usually suffices: one pass over
+    // a vector of strings instead of encoded_size's and encode_to's two.
+    out.commit(*n);
   } else {
     pool_codec::encode_to(out.extend(pool_codec::encoded_size(v)), v);
   }

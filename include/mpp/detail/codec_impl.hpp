@@ -698,6 +698,27 @@ struct StringVector {
     }
     return out;
   }
+  // encode() without the size() pass: writes while it fits in [out, end) and returns the new
+  // end, or nullptr once it does not (then bytes up to `end` may have been written). Reading the
+  // strings once instead of twice is what makes this faster: at 10^6 words the size() pass alone
+  // streams 32 MB of string objects.
+  static std::byte* encode_bounded(std::byte* out, std::byte* const end, const V& v) noexcept {
+    if (static_cast<std::size_t>(end - out) < varint_size(v.size())) return nullptr;
+    out = put_varint(out, v.size());
+    for (const auto& s : v) {
+      const std::size_t len = s.size();
+      if (len < 16 && s.capacity() >= 15 && end - out >= 17) {
+        *out = static_cast<std::byte>(len);
+        std::memcpy(out + 1, s.data(), 16);  // the overshoot lies inside [out, end)
+        out += 1 + len;
+      } else {
+        if (static_cast<std::size_t>(end - out) < varint_size(len) + len) return nullptr;
+        out = put_varint(out, len);
+        out = put_bytes(out, s.data(), len);
+      }
+    }
+    return out;
+  }
   static void decode(Reader& r, V& v, std::size_t n) {
     v.reserve(n);
     // The cursor lives in a register: through `r` every element's position would be stored and
@@ -722,6 +743,13 @@ struct StringVector {
     r.p = p;
   }
 };
+
+// A std::vector of narrow strings: the one type with a one-pass bounded encoder
+// (StringVector::encode_bounded, used by try_encode_to).
+template <class T>
+inline constexpr bool kIsStringVector = false;
+template <class S, class A>
+inline constexpr bool kIsStringVector<std::vector<S, A>> = kIsNarrowString<S>;
 
 template <class T>
 struct Codec<T, Kind::kVector> {

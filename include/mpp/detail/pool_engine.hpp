@@ -74,6 +74,12 @@ class ByteBuffer {
     size_ += n;
     return p;
   }
+  // The uninitialized bytes between size() and the capacity, for a writer that learns how many
+  // it used afterwards (codec::try_encode_to); commit(n) then grows the size by those n.
+  [[nodiscard]] std::span<std::byte> spare() noexcept {
+    return {data_.get() + size_, cap_ - size_};
+  }
+  void commit(std::size_t n) noexcept { size_ += n; }
   void append(const void* p, std::size_t n) {
     if (n != 0) std::memcpy(extend(n), p, n);
   }
