@@ -193,8 +193,7 @@ int main(int argc, char** argv) {
   // Zero-copy receive: views into the (shared-memory) buffer instead of owning strings.
   std::vector<std::byte> wbuf(enc);
   const double w_view = median_seconds(reps, [&] {
-    const std::size_t n = mpp::codec::encoded_size(words);
-    mpp::codec::encode_to(wbuf.data(), words);
+    const std::size_t n = *mpp::codec::try_encode_to(std::span(wbuf), words);  // sized: fits
     auto views = mpp::codec::decode<std::vector<std::string_view>>(
         std::span<const std::byte>(wbuf.data(), n));
     g_sink = g_sink + views.size();

@@ -659,13 +659,26 @@ inline constexpr bool kIsNarrowString<std::basic_string<char, Tr, A>> = true;
 // std::vector<std::string> is the wiki's workload (lists of words): its strings are mostly
 // shorter than 16 bytes, so the loops below copy them with fixed 16-byte moves instead of one
 // variable-length memcpy call each.
+//
+// A large vector's string objects (32 bytes each: 32 MB for 10^6 words) are usually not in the
+// cache, and the loops are bound by how fast they stream: each loop asks for the string objects
+// kAhead elements ahead (4 KiB) with a prefetch, which the hardware's own stream prefetch does
+// not reach far enough to cover on this VM. Measured per 10^6 words, cold: the one-pass encode
+// 3.2-3.7 -> 2.0-2.5 ms, decode (prefetching the output for writing) 3.5-3.6 -> 3.2 ms.
 template <class V>
 struct StringVector {
+  static constexpr std::size_t kAhead = 128;
+
+  static void prefetch_read(const V& v, std::size_t i) noexcept {
+    if (i + kAhead < v.size()) __builtin_prefetch(v.data() + i + kAhead, 0);
+  }
+
   static std::size_t size(const V& v) noexcept {
     std::size_t bytes = 0, long_ones = 0;
-    for (const auto& s : v) {
-      bytes += s.size();
-      long_ones += s.size() >= 0x80;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      prefetch_read(v, i);
+      bytes += v[i].size();
+      long_ones += v[i].size() >= 0x80;
     }
     std::size_t n = varint_size(v.size()) + bytes + v.size();
     if (long_ones != 0) {
@@ -681,6 +694,7 @@ struct StringVector {
     // follow: each writes at least one byte, so the overshoot is overwritten before the end.
     // Reading 16 bytes from data() is inside the string's buffer once capacity() >= 15.
     for (; i + 16 < n; ++i) {
+      prefetch_read(v, i);
       const auto& s = v[i];
       const std::size_t len = s.size();
       if (len < 16 && s.capacity() >= 15) {
@@ -705,7 +719,9 @@ struct StringVector {
   static std::byte* encode_bounded(std::byte* out, std::byte* const end, const V& v) noexcept {
     if (static_cast<std::size_t>(end - out) < varint_size(v.size())) return nullptr;
     out = put_varint(out, v.size());
-    for (const auto& s : v) {
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      prefetch_read(v, i);
+      const auto& s = v[i];
       const std::size_t len = s.size();
       if (len < 16 && s.capacity() >= 15 && end - out >= 17) {
         *out = static_cast<std::byte>(len);
@@ -727,6 +743,8 @@ struct StringVector {
     const std::byte* p = r.p;
     const std::byte* const end = r.end;
     for (std::size_t i = 0; i < n; ++i) {
+      // For writing: the reserved storage the element kAhead places on will be built in.
+      if (i + kAhead < n) __builtin_prefetch(v.data() + i + kAhead, 1);
       std::size_t len = 0;
       if (end - p >= 16 && (len = static_cast<std::size_t>(*p)) < 16) {
         // A one-byte length and a constant-length construction, which inlines to two moves;
