@@ -664,7 +664,7 @@ inline constexpr bool kIsNarrowString<std::basic_string<char, Tr, A>> = true;
 // cache, and the loops are bound by how fast they stream: each loop asks for the string objects
 // kAhead elements ahead (4 KiB) with a prefetch, which the hardware's own stream prefetch does
 // not reach far enough to cover on this VM. Measured per 10^6 words, cold: the one-pass encode
-// 3.2-3.7 -> 2.0-2.5 ms, decode (prefetching the output for writing) 3.5-3.6 -> 3.2 ms.
+// 2.3-2.7 -> 1.5-1.8 ms, decode (prefetching the output for writing) 3.3-3.8 -> 3.1-3.6 ms.
 template <class V>
 struct StringVector {
   static constexpr std::size_t kAhead = 128;
@@ -740,7 +740,7 @@ struct StringVector {
     // provably never exceeds (the __builtin_unreachable below removes the reallocating branch,
     // the one call its address would escape through): the compiler then knows the characters'
     // stores cannot alias its end pointer and keeps that pointer in a register instead of storing
-    // and reloading it around every element (10^6 words: 3.2 -> 2.7 ms).
+    // and reloading it around every element (10^6 words: 3.1-3.2 -> 2.35-2.7 ms).
     V built(v.get_allocator());
     built.reserve(n);
     // The cursor lives in a register: through `r` every element's position would be stored and
