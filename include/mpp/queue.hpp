@@ -56,6 +56,10 @@
 // that once, on its first put() or get(). put_many()/get_many() amortize that: put_many packs up to
 // 64 KiB of items into one record per lock hold, get_many takes up to `max` items per lock hold;
 // items put with put_many can be taken with get() and vice versa.
+// Many producers on many cores: all producers share the one producer lock, so item-by-item put()
+// from several processes that run in parallel does not scale; on a 16-core machine 8-32 producers
+// together moved ~2 M small items/s, less than one producer alone (~9 M/s; bench/README.md, "16
+// cores"). Producers there should batch with put_many.
 #pragma once
 
 #include <chrono>
