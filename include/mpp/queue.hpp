@@ -59,7 +59,8 @@
 // Many producers on many cores: all producers share the one producer lock, so item-by-item put()
 // from several processes that run in parallel does not scale; on a 16-core machine 8-32 producers
 // together moved ~2 M small items/s, less than one producer alone (~9 M/s; bench/README.md, "16
-// cores"). Producers there should batch with put_many.
+// cores"). Producers there should batch with put_many: 1,000 words per call moved 21.5 M words/s
+// from 32 producers on that machine.
 #pragma once
 
 #include <chrono>
