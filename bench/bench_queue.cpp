@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstring>
@@ -19,6 +20,7 @@
 #include <mpp/queue.hpp>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bench_util.hpp"
@@ -337,6 +339,49 @@ double mpp_wiki(int procs, long words) {
   });
 }
 
+// The wiki's words from `procs` producers x `words` each into one consumer: put() per word, or
+// put_many() of 1,000 words with the consumer taking get_many(4096). Seconds.
+double mpp_words(int procs, long words, bool batched) {
+  return bench::seconds([&] {
+    mpp::Queue<std::string> q;
+    std::vector<mpp::Process> ps;
+    for (int i = 0; i < procs; ++i) {
+      ps.emplace_back([q, words, i, batched]() mutable {
+        std::mt19937_64 rng(std::random_device{}() ^ static_cast<std::uint64_t>(i));
+        auto pick = [&](std::string_view s) {
+          return s[std::uniform_int_distribution<std::size_t>(0, s.size() - 1)(rng)];
+        };
+        std::vector<std::string> batch;
+        for (long k = 0; k < words; ++k) {
+          std::string w{pick("bdvl"), pick("aoi"), pick("pkl")};
+          if (!batched) {
+            q.put(w);
+            continue;
+          }
+          batch.push_back(std::move(w));
+          if (batch.size() == 1000) {
+            (void)q.put_many(batch);
+            batch.clear();
+          }
+        }
+        if (!batch.empty()) (void)q.put_many(batch);
+      });
+      ps.back().start();
+    }
+    const auto total = static_cast<std::size_t>(procs * words);
+    std::vector<std::string> results;
+    results.reserve(total);
+    while (results.size() < total) {
+      if (batched) {
+        (void)q.get_many(results, 4096);
+      } else {
+        results.push_back(q.get());
+      }
+    }
+    for (auto& p : ps) p.join();
+  });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -425,5 +470,23 @@ int main(int argc, char** argv) {
   double pyw = bench::python_peer("queue_peer.py", "wiki 2 " + std::to_string(50'000 / g_scale));
   bench::print_ratio_line("mpp vs Python mp.Queue (Python: 2 x 50,000)", bench::median(w) / 1e6,
                           pyw > 0 ? pyw / 1e6 : -1, "Mw/s", false);
+
+  // Every producer takes the one producer lock per put(): on a machine where many producers run
+  // at once this is where the Queue stops scaling (bench/README.md, "16 cores"); put_many takes
+  // the lock once per 1,000 words.
+  const long per = 500'000 / g_scale;
+  const int max_procs = std::min(32, 2 * static_cast<int>(std::thread::hardware_concurrency()));
+  std::printf("\nproducer scaling: P producers x %ld words -> 1 consumer; M words/s\n", per);
+  for (int procs = 1; procs <= max_procs; procs *= 2) {
+    std::vector<double> one, many;
+    for (int i = 0; i < 3; ++i) {
+      one.push_back(static_cast<double>(procs * per) / mpp_words(procs, per, false));
+      many.push_back(static_cast<double>(procs * per) / mpp_words(procs, per, true));
+    }
+    char what[64];
+    std::snprintf(what, sizeof what, "P=%d: put_many/get_many vs put/get", procs);
+    bench::print_ratio_line(what, bench::median(many) / 1e6, bench::median(one) / 1e6, "Mw/s",
+                            false);
+  }
   return 0;
 }
