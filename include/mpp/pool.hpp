@@ -234,9 +234,6 @@ void setup_batch(Batch& b, F& f) {
   }
 }
 
-template <class R>
-using stored_t = std::conditional_t<std::is_default_constructible_v<R>, R, std::optional<R>>;
-
 // Produces chunks from a range. `Src` is a reference type (the caller's range, alive for the
 // call) or an owned range.
 template <class Src, class In>
@@ -298,7 +295,7 @@ class CollectBatch final : public ResultBatch<Out> {
     first_index = next_;
     const std::uint32_t n = source_.produce(payload, this->chunksize);
     next_ += n;
-    if constexpr (!std::is_void_v<R>) values_.resize(static_cast<std::size_t>(next_));
+    results_.resize(next_);
     return n;
   }
 
@@ -307,7 +304,7 @@ class CollectBatch final : public ResultBatch<Out> {
       if constexpr (kRaw<R>) {
         if (d.nerrors == 0 && d.skipped.empty() && d.results.size() == d.count * sizeof(R)) {
           // The common case for numbers: the whole chunk is one copy.
-          std::memcpy(values_.data() + d.first_index, d.results.data(), d.results.size());
+          std::memcpy(results_.values().data() + d.first_index, d.results.data(), d.results.size());
           return;
         }
       }
@@ -321,71 +318,39 @@ class CollectBatch final : public ResultBatch<Out> {
           continue;
         }
         if (f < failures.size() && failures[f].pos == i) {
-          set_error(idx, std::make_exception_ptr(RemoteError(std::move(failures[f].type_name),
-                                                             std::move(failures[f].message), d.pid,
-                                                             idx)));
+          results_.set_error(idx, std::make_exception_ptr(
+                                      RemoteError(std::move(failures[f].type_name),
+                                                  std::move(failures[f].message), d.pid, idx)));
           ++f;
           continue;
         }
         if constexpr (!std::is_void_v<R>) {
-          values_[static_cast<std::size_t>(idx)] = decode_one<R>(in);
+          results_.values()[static_cast<std::size_t>(idx)] = decode_one<R>(in);
         }
       }
     } catch (...) {
       // Malformed results (or no memory): fail the whole chunk's items with that error.
       auto e = std::current_exception();
       for (std::uint32_t i = 0; i < d.count; ++i) {
-        set_error(d.first_index + static_cast<std::int64_t>(i), e);
+        results_.set_error(d.first_index + static_cast<std::int64_t>(i), e);
       }
     }
   }
 
   void fail(std::int64_t index, std::exception_ptr error) noexcept override {
-    set_error(index, std::move(error));
+    results_.set_error(index, std::move(error));
   }
 
   [[nodiscard]] bool has_error() const noexcept override {
-    return this->batch_error != nullptr || !errors_.empty();
+    return this->batch_error != nullptr || results_.has_error();
   }
 
-  Out take() override {
-    if (taken_) throw std::logic_error("pool result already retrieved");
-    taken_ = true;
-    if (this->batch_error) std::rethrow_exception(this->batch_error);
-    if (!errors_.empty()) std::rethrow_exception(errors_.begin()->second);
-    if constexpr (std::is_void_v<Out>) {
-      return;
-    } else if constexpr (std::is_same_v<Out, std::vector<R>>) {
-      if constexpr (std::is_same_v<stored_t<R>, R>) {
-        return std::move(values_);
-      } else {
-        Out out;
-        out.reserve(values_.size());
-        for (auto& v : values_) out.push_back(std::move(*v));
-        return out;
-      }
-    } else {
-      if constexpr (std::is_same_v<stored_t<R>, R>) {
-        return std::move(values_.at(0));
-      } else {
-        return std::move(*values_.at(0));
-      }
-    }
-  }
+  Out take() override { return results_.take(this->batch_error, "pool result already retrieved"); }
 
  private:
-  void set_error(std::int64_t idx, std::exception_ptr e) noexcept {
-    try {
-      errors_.emplace(idx, std::move(e));  // keeps the first error of an index
-    } catch (...) {
-    }
-  }
-
   RangeSource<Src, In> source_;
   std::int64_t next_ = 0;
-  std::conditional_t<std::is_void_v<R>, int, std::vector<stored_t<R>>> values_{};
-  std::map<std::int64_t, std::exception_ptr> errors_;
-  bool taken_ = false;
+  CollectedResults<R, Out> results_;
 };
 
 // imap / imap_unordered: results are buffered until the caller takes them; at most `window`

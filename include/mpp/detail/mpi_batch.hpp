@@ -23,6 +23,7 @@
 
 #include "mpp/codec.hpp"
 #include "mpp/detail/mpi_core.hpp"
+#include "mpp/detail/results.hpp"
 #include "mpp/errors.hpp"
 
 namespace mpp::mpi::detail {
@@ -144,9 +145,6 @@ class ResultBatch : public Batch {
   [[nodiscard]] virtual bool has_error() const noexcept = 0;
 };
 
-template <class R>
-using stored_t = std::conditional_t<std::is_default_constructible_v<R>, R, std::optional<R>>;
-
 // map, map_async, starmap, apply_async: all results are kept until the call completes.
 // Out is std::vector<R> (map), R (apply) or void.
 template <class In, class R, class Src, class Out>
@@ -159,7 +157,7 @@ class CollectBatch final : public ResultBatch<Out> {
     first_index = next_;
     const std::uint32_t n = source_.produce(payload, this->chunksize);
     next_ += n;
-    if constexpr (!std::is_void_v<R>) values_.resize(static_cast<std::size_t>(next_));
+    results_.resize(next_);
     return n;
   }
 
@@ -169,16 +167,17 @@ class CollectBatch final : public ResultBatch<Out> {
     for (std::uint32_t i = 0; i < d.count; ++i) {
       const std::int64_t idx = d.first_index + static_cast<std::int64_t>(i);
       if (f < d.failures.size() && d.failures[f].first == i) {
-        set_error(idx, d.failures[f++].second);
+        results_.set_error(idx, d.failures[f++].second);
         continue;
       }
       if constexpr (!std::is_void_v<R>) {
         try {
-          values_[static_cast<std::size_t>(idx)] = codec::decode_prefix<R>(in);
+          results_.values()[static_cast<std::size_t>(idx)] = codec::decode_prefix<R>(in);
         } catch (...) {
           // The following results cannot be located either: fail the rest of the chunk.
           for (std::uint32_t j = i; j < d.count; ++j) {
-            set_error(d.first_index + static_cast<std::int64_t>(j), std::current_exception());
+            results_.set_error(d.first_index + static_cast<std::int64_t>(j),
+                               std::current_exception());
           }
           return;
         }
@@ -187,49 +186,21 @@ class CollectBatch final : public ResultBatch<Out> {
   }
 
   void fail(std::int64_t index, std::exception_ptr error) noexcept override {
-    set_error(index, std::move(error));
+    results_.set_error(index, std::move(error));
   }
 
   [[nodiscard]] bool has_error() const noexcept override {
-    return this->batch_error != nullptr || !errors_.empty();
+    return this->batch_error != nullptr || results_.has_error();
   }
 
   Out take() override {
-    if (taken_) throw std::logic_error("mpp::mpi::Pool result already retrieved");
-    taken_ = true;
-    if (this->batch_error) std::rethrow_exception(this->batch_error);
-    if (!errors_.empty()) std::rethrow_exception(errors_.begin()->second);
-    if constexpr (std::is_void_v<Out>) {
-      return;
-    } else if constexpr (std::is_same_v<Out, std::vector<R>>) {
-      if constexpr (std::is_same_v<stored_t<R>, R>) {
-        return std::move(values_);
-      } else {
-        Out out;
-        out.reserve(values_.size());
-        for (auto& v : values_) out.push_back(std::move(*v));
-        return out;
-      }
-    } else if constexpr (std::is_same_v<stored_t<R>, R>) {
-      return std::move(values_.at(0));
-    } else {
-      return std::move(*values_.at(0));
-    }
+    return results_.take(this->batch_error, "mpp::mpi::Pool result already retrieved");
   }
 
  private:
-  void set_error(std::int64_t idx, std::exception_ptr e) noexcept {
-    try {
-      errors_.emplace(idx, std::move(e));  // the first outcome of an index wins
-    } catch (...) {
-    }
-  }
-
   RangeSource<Src, In> source_;
   std::int64_t next_ = 0;
-  std::conditional_t<std::is_void_v<R>, int, std::vector<stored_t<R>>> values_{};
-  std::map<std::int64_t, std::exception_ptr> errors_;
-  bool taken_ = false;
+  mpp::detail::CollectedResults<R, Out> results_;
 };
 
 // imap / imap_unordered: results wait until the caller takes them; at most `window` items are

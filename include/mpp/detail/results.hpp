@@ -1,6 +1,7 @@
 // mpp/detail/results.hpp: the caller's side of a pool call, one implementation for mpp::Pool and
-// mpp::mpi::Pool: the handle of map_async/apply_async (mpp::AsyncResult, mpp::mpi::AsyncResult)
-// and the lazy range of imap/imap_unordered (mpp::ImapRange, mpp::mpi::ImapRange).
+// mpp::mpi::Pool: the handle of map_async/apply_async (mpp::AsyncResult, mpp::mpi::AsyncResult),
+// the lazy range of imap/imap_unordered (mpp::ImapRange, mpp::mpi::ImapRange), and the store in
+// which a map/apply call collects its outcomes (CollectedResults, used by both backends' batches).
 //
 // A backend describes itself with a traits struct B:
 //   B::Engine, B::ResultBatch<T>, B::StreamBatch<R>   its engine and batch types
@@ -18,12 +19,16 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
+#include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "mpp/errors.hpp"
 
@@ -175,6 +180,64 @@ class BasicImapRange {
   bool started_ = false;
   bool ended_ = false;
   bool own_engine_ = false;
+};
+
+// A result slot: R itself, or std::optional<R> when R has no default constructor.
+template <class R>
+using stored_t = std::conditional_t<std::is_default_constructible_v<R>, R, std::optional<R>>;
+
+// What a map/apply call has collected, by input index, until it completes: one slot per input
+// produced so far (none when R is void) and the errors, the first outcome of an index winning.
+// Out is std::vector<R> (map), R (apply) or void. Not thread-safe (the batch's owner uses it).
+template <class R, class Out>
+class CollectedResults {
+ public:
+  // Makes room for inputs [0, n). Throws std::bad_alloc.
+  void resize(std::int64_t n) {
+    if constexpr (!std::is_void_v<R>) values_.resize(static_cast<std::size_t>(n));
+  }
+  // The slots, for a backend's delivery to fill (R not void).
+  [[nodiscard]] std::vector<stored_t<R>>& values() noexcept requires(!std::is_void_v<R>) {
+    return values_;
+  }
+  // Records that input `idx` failed, unless it already has an error. Never throws (a failure to
+  // record one under memory exhaustion leaves the index without it).
+  void set_error(std::int64_t idx, std::exception_ptr e) noexcept {
+    try {
+      errors_.emplace(idx, std::move(e));
+    } catch (...) {
+    }
+  }
+  [[nodiscard]] bool has_error() const noexcept { return !errors_.empty(); }
+  // Moves the outcome out, or rethrows `batch_error` (what ended the input early) or else the
+  // error of the lowest failed index. Once: a second call throws std::logic_error(`again`).
+  Out take(const std::exception_ptr& batch_error, const char* again) {
+    if (taken_) throw std::logic_error(again);
+    taken_ = true;
+    if (batch_error) std::rethrow_exception(batch_error);
+    if (!errors_.empty()) std::rethrow_exception(errors_.begin()->second);
+    if constexpr (std::is_void_v<Out>) {
+      return;
+    } else if constexpr (std::is_same_v<Out, std::vector<R>>) {
+      if constexpr (std::is_same_v<stored_t<R>, R>) {
+        return std::move(values_);
+      } else {
+        Out out;
+        out.reserve(values_.size());
+        for (auto& v : values_) out.push_back(std::move(*v));
+        return out;
+      }
+    } else if constexpr (std::is_same_v<stored_t<R>, R>) {
+      return std::move(values_.at(0));
+    } else {
+      return std::move(*values_.at(0));
+    }
+  }
+
+ private:
+  std::conditional_t<std::is_void_v<R>, int, std::vector<stored_t<R>>> values_{};
+  std::map<std::int64_t, std::exception_ptr> errors_;
+  bool taken_ = false;
 };
 
 }  // namespace mpp::detail
