@@ -318,29 +318,8 @@ double futex_pingpong(long n) {
 
 // ---- the wiki's snippet -------------------------------------------------------------------------
 
-double mpp_wiki(int procs, long words) {
-  return bench::seconds([&] {
-    mpp::Queue<std::string> q;
-    std::vector<mpp::Process> ps;
-    for (int i = 0; i < procs; ++i) {
-      ps.emplace_back([q, words, i]() mutable {
-        std::mt19937_64 rng(std::random_device{}() ^ static_cast<std::uint64_t>(i));
-        auto pick = [&](std::string_view s) {
-          return s[std::uniform_int_distribution<std::size_t>(0, s.size() - 1)(rng)];
-        };
-        for (long k = 0; k < words; ++k) q.put(std::string{pick("bdvl"), pick("aoi"), pick("pkl")});
-      });
-      ps.back().start();
-    }
-    std::vector<std::string> results;
-    results.reserve(static_cast<std::size_t>(procs * words));
-    while (results.size() < static_cast<std::size_t>(procs * words)) results.push_back(q.get());
-    for (auto& p : ps) p.join();
-  });
-}
-
-// The wiki's words from `procs` producers x `words` each into one consumer: put() per word, or
-// put_many() of 1,000 words with the consumer taking get_many(4096). Seconds.
+// The wiki's snippet: `procs` producers x `words` each into one consumer, put() per word (as the
+// wiki does), or put_many() of 1,000 words with the consumer taking get_many(4096). Seconds.
 double mpp_words(int procs, long words, bool batched) {
   return bench::seconds([&] {
     mpp::Queue<std::string> q;
@@ -466,7 +445,8 @@ int main(int argc, char** argv) {
   const long words = 1'000'000 / g_scale;
   std::printf("\nthe wiki's Queue snippet, 2 producers x %ld words; M words/s\n", words);
   std::vector<double> w;
-  for (int i = 0; i < 3; ++i) w.push_back(2.0 * static_cast<double>(words) / mpp_wiki(2, words));
+  for (int i = 0; i < 3; ++i)
+    w.push_back(2.0 * static_cast<double>(words) / mpp_words(2, words, false));
   double pyw = bench::python_peer("queue_peer.py", "wiki 2 " + std::to_string(50'000 / g_scale));
   bench::print_ratio_line("mpp vs Python mp.Queue (Python: 2 x 50,000)", bench::median(w) / 1e6,
                           pyw > 0 ? pyw / 1e6 : -1, "Mw/s", false);
