@@ -402,6 +402,185 @@ INSTANTIATE_TEST_SUITE_P(Mixes, QueueStress,
                                            std::make_tuple(8u, 8u, std::size_t{1 << 20}, 1),
                                            std::make_tuple(8u, 2u, std::size_t{512}, 0)));
 
+// ---- producer lanes (src/shm/ring_set.hpp) -----------------------------------------------------
+
+class QueueLanes : public ::testing::TestWithParam<unsigned> {};
+
+// Each producing process puts to its own lane while lanes last (64 per queue), then to the main
+// ring: either way its items arrive in the order it put them, whatever the mix of put, put_many
+// and timed put, and whatever the consumer's mix of get and get_many.
+TEST_P(QueueLanes, EachProducersItemsArriveInItsOrder) {
+  const unsigned producers = GetParam();
+  mpp::test::Watchdog dog(120s, "EachProducersItemsArriveInItsOrder");
+  NoLeaks leaks;
+  const std::uint32_t per = producers > 16 ? 300 : 5000;
+  // A small ring too, so that producers block for space and lanes wrap and recycle.
+  for (std::size_t capacity : {std::size_t{4096}, std::size_t{1} << 20}) {
+    mpp::Queue<std::uint64_t> q(mpp::QueueOptions{.capacity_bytes = capacity});
+    std::vector<mpp::Process> ps;
+    for (unsigned p = 0; p < producers; ++p) {
+      ps.emplace_back([q, p, per]() mutable {
+        std::vector<std::uint64_t> batch;
+        for (std::uint32_t s = 0; s < per; ++s) {
+          const std::uint64_t item = (std::uint64_t{p} << 32) | s;
+          switch ((s / 7 + p) % 3) {
+            case 0:
+              q.put(item);
+              break;
+            case 1:
+              while (!q.put(item, 1ms)) {
+              }
+              break;
+            default:
+              batch.push_back(item);
+              if (batch.size() == 6) {
+                q.put_many(batch);
+                batch.clear();
+              }
+          }
+          if (s % 7 == 6 && !batch.empty()) {
+            q.put_many(batch);
+            batch.clear();
+          }
+        }
+        if (!batch.empty()) q.put_many(batch);
+      });
+    }
+    for (auto& p : ps) p.start();
+    std::vector<std::int64_t> next(producers, 0);
+    std::size_t got = 0, out_of_order = 0, garbage = 0;
+    std::vector<std::uint64_t> many;
+    while (got < std::size_t{producers} * per) {
+      many.clear();
+      if (got % 3 == 0) {
+        q.get_many(many, 50);
+      } else {
+        many.push_back(q.get());
+      }
+      for (std::uint64_t v : many) {
+        const auto p = static_cast<std::size_t>(v >> 32);
+        const auto s = static_cast<std::int64_t>(v & 0xffffffffu);
+        ++got;
+        // (No ASSERT here: returning early would leave producers blocked on a full queue.)
+        if (p >= producers) {
+          ++garbage;
+          continue;
+        }
+        out_of_order += s != next[p];
+        next[p] = s + 1;
+      }
+    }
+    EXPECT_EQ(garbage, 0u) << "capacity " << capacity;
+    EXPECT_EQ(out_of_order, 0u) << "capacity " << capacity;
+    for (auto& p : ps) {
+      p.join();
+      EXPECT_EQ(p.exitcode(), 0);
+    }
+    EXPECT_TRUE(q.empty());
+    EXPECT_FALSE(q.try_get().has_value());
+  }
+  leaks.check();
+}
+
+// 70 producers alive at once: more than there are lanes, so some share the main ring.
+INSTANTIATE_TEST_SUITE_P(Producers, QueueLanes, ::testing::Values(1u, 3u, 8u, 70u));
+
+TEST(QueueLanesBudget, ProducersRunningAheadHoldAboutOneCapacityTogether) {
+  mpp::test::Watchdog dog(60s, "ProducersRunningAheadHoldAboutOneCapacityTogether");
+  // Nobody consumes while three producers fill the queue one after the other: the first may fill
+  // its whole lane (as a lone producer fills a ring), the others then hold only what a lane may
+  // always hold (1 MiB), not a capacity each.
+  constexpr std::size_t kCap = 4 << 20;
+  constexpr std::size_t kItem = 16;  // record bytes of one 8-byte item
+  mpp::Queue<std::uint64_t> q(mpp::QueueOptions{.capacity_bytes = kCap});
+  SharedCounters put(3);
+  for (int k = 0; k < 3; ++k) {
+    mpp::Process p([q, k, &put]() mutable {
+      std::uint64_t n = 0;
+      while (q.try_put(n)) ++n;
+      put[static_cast<std::size_t>(k)].store(n);
+    });
+    p.start();
+    p.join();
+    ASSERT_EQ(p.exitcode(), 0);
+  }
+  EXPECT_EQ(put[0].load(), kCap / kItem);
+  for (std::size_t k : {1u, 2u}) {
+    EXPECT_GT(put[k].load(), 0u);
+    EXPECT_LE(put[k].load() * kItem, std::size_t{1} << 20);
+  }
+  EXPECT_EQ(q.size(), put[0].load() + put[1].load() + put[2].load());
+  // Drained, the queue takes a whole capacity from one producer again.
+  std::uint64_t total = 0;
+  while (q.try_get()) ++total;
+  EXPECT_EQ(total, put[0].load() + put[1].load() + put[2].load());
+  mpp::Process again([q, &put]() mutable {
+    std::uint64_t n = 0;
+    while (q.try_put(n)) ++n;
+    put[0].store(n);
+  });
+  again.start();
+  again.join();
+  EXPECT_EQ(put[0].load(), kCap / kItem);
+}
+
+TEST(QueueLanesClose, CloseLosesNoItemThatPutAccepted) {
+  mpp::test::Watchdog dog(120s, "CloseLosesNoItemThatPutAccepted");
+  NoLeaks leaks;
+  // close() lands while producers are in the middle of put()/put_many() on their lanes: every
+  // item a put accepted (returned normally) must still come out, and then get() must throw.
+  for (int round = 0; round < 6; ++round) {
+    constexpr unsigned kProducers = 4;
+    // Items of ~16 KiB: each put holds its lane's lock for microseconds while copying, so close()
+    // often lands in the middle of one.
+    mpp::Queue<std::string> q(mpp::QueueOptions{.capacity_bytes = 1 << 20});
+    SharedCounters accepted(kProducers);
+    std::vector<mpp::Process> ps;
+    for (unsigned p = 0; p < kProducers; ++p) {
+      ps.emplace_back([q, p, &accepted]() mutable {
+        const std::string item(16000 + p, 'x');
+        std::vector<std::string> batch(3, item);
+        try {
+          for (std::uint64_t i = 0;; ++i) {
+            if ((i + p) % 2 == 0) {
+              q.put(item);
+              accepted[p].fetch_add(1);
+            } else {
+              accepted[p].fetch_add(q.put_many(batch));
+            }
+          }
+        } catch (const mpp::QueueClosed&) {
+        }
+      });
+    }
+    for (auto& p : ps) p.start();
+    std::uint64_t got = 0;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(5 + 7 * round);
+    while (std::chrono::steady_clock::now() < until) {
+      if (q.get(1ms)) ++got;
+    }
+    q.close();
+    try {
+      for (;;) {
+        (void)q.get();
+        ++got;
+      }
+    } catch (const mpp::QueueClosed&) {
+    }
+    for (auto& p : ps) {
+      p.join();
+      EXPECT_EQ(p.exitcode(), 0);
+    }
+    std::uint64_t total = 0;
+    for (unsigned p = 0; p < kProducers; ++p) total += accepted[p].load();
+    // put_many may have put part of a batch before it saw the close; those items count as got
+    // but not as accepted, so got may exceed total by less than one batch per producer.
+    EXPECT_GE(got, total) << "round " << round;
+    EXPECT_LE(got, total + kProducers * 3) << "round " << round;
+  }
+  leaks.check();
+}
+
 TEST(QueueFaults, ProducerKilledMidPutNeverTearsAndQueueKeepsWorking) {
   mpp::test::Watchdog dog(150s, "ProducerKilledMidPut");
   NoLeaks leaks;
@@ -431,12 +610,17 @@ TEST(QueueFaults, ProducerKilledMidPutNeverTearsAndQueueKeepsWorking) {
       ASSERT_EQ(s->size(), kBig);
       EXPECT_EQ(s->find_first_not_of((*s)[0]), std::string::npos);
     }
-    // The producer lock it held is taken over; the queue works for everyone else.
+    // The queue works for everyone else (this process puts to its own lane, so nothing waits for
+    // the dead producer's lock here).
     q.put("after");
     q.put(std::string(1000, 'z'));
     EXPECT_EQ(q.get(), "after");
     EXPECT_EQ(q.get(), std::string(1000, 'z'));
     EXPECT_TRUE(q.empty());
+    // close() must wait out every put in progress, so it takes the dead producer's lane lock over.
+    q.close();
+    EXPECT_THROW(q.put("late"), mpp::QueueClosed);
+    EXPECT_THROW((void)q.get(), mpp::QueueClosed);
   }
   // At least one kill must have hit a put() in progress, or this test tested nothing.
   EXPECT_GE(mpp::shm::RingLock::takeovers() - takeovers_before, 1u);

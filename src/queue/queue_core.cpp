@@ -8,6 +8,7 @@
 #include "mpp/detail/fork_hooks.hpp"
 #include "mpp/errors.hpp"
 #include "shm/ring.hpp"
+#include "shm/ring_set.hpp"
 #include "sys/futex.hpp"
 #include "sys/mem.hpp"
 #include "sys/proc.hpp"
@@ -25,6 +26,9 @@ constexpr std::size_t kWarmBytes = 256 * 1024;
 // Batches publish (and free space / wake the other side) at least this often, so a long
 // put_many or get_many keeps the other side busy instead of stalling it until the end.
 constexpr std::size_t kPublishEvery = 256;
+// A consumer moves on to the next ring with items after taking this many from one (with get(),
+// item by item), so that one fast producer's lane cannot starve the others.
+constexpr std::size_t kFairTurn = 256;
 
 shm::Deadline to_deadline(const QueueWait& w) noexcept {
   switch (w.kind) {
@@ -44,10 +48,17 @@ shm::Deadline to_deadline(const QueueWait& w) noexcept {
 
 struct QueueCore::Impl {
   sys::Mapping mapping;
-  shm::Ring ring;
+  sys::Mapping lanes_mapping;  // address space only (see map_anonymous_shared_sparse)
+  shm::RingSet rings;
   // Per process (reset in every child by the fork hook).
   std::int32_t pid = 0;
   int slot = -1;
+  // Which ring this process puts to (see RingSet::producer).
+  std::atomic<int> producer{shm::RingSet::kUnchosen};
+  // Consumers of this process: the ring to look at first, and how many items were taken from it
+  // in a row (races between threads only shift the turn).
+  std::atomic<std::size_t> cur{0};
+  std::atomic<std::size_t> streak{0};
   // This process has put an item: it then never concludes that "nobody can put any more".
   std::atomic<bool> has_put{false};
   // Adaptive spin budget of this process's consumers (see Ring::wait_data).
@@ -72,7 +83,9 @@ struct QueueCore::Impl {
   static void on_fork_child(void* self) noexcept {
     auto* impl = static_cast<Impl*>(self);
     impl->pid = sys::self_pid();
-    impl->slot = impl->ring.attach(impl->pid, /*is_child=*/true);
+    impl->slot = impl->rings.main().attach(impl->pid, /*is_child=*/true);
+    // The parent's lane stays the parent's: a child claims its own on its first put.
+    impl->producer.store(shm::RingSet::kUnchosen, std::memory_order_relaxed);
     impl->has_put.store(false, std::memory_order_relaxed);
     impl->fenceless.store(-1, std::memory_order_relaxed);
   }
@@ -83,23 +96,36 @@ QueueCore::QueueCore(std::size_t maxsize, std::size_t capacity_bytes) : impl_(ne
   if (cap == 0) throw std::invalid_argument("queue capacity_bytes larger than 2 GiB");
   const std::size_t bytes = shm::Ring::mapping_bytes(cap);
   impl_->mapping = sys::map_anonymous_shared(bytes, /*prefault=*/cap <= kPrefaultWhole);
-  impl_->ring = shm::Ring::create(impl_->mapping.data(), cap, maxsize);
+  const shm::Ring main = shm::Ring::create(impl_->mapping.data(), cap, maxsize);
   if (cap > kPrefaultWhole) {
     std::memset(impl_->mapping.bytes() + shm::kHeaderBytes, 0, std::min(cap, kWarmBytes));
   }
+  // Producer lanes: not for maxsize queues (their count must be exact), and a queue without
+  // them (the reservation refused, e.g. under strict overcommit) still works, on one ring.
+  std::size_t lanes = maxsize == 0 ? shm::RingSet::lanes_for(cap) : 0;
+  if (lanes != 0) {
+    try {
+      impl_->lanes_mapping = sys::map_anonymous_shared_sparse(lanes * bytes);
+    } catch (const std::system_error&) {
+      lanes = 0;
+    }
+  }
+  impl_->rings = shm::RingSet(main, impl_->lanes_mapping.bytes(), lanes);
   impl_->pid = sys::self_pid();
-  impl_->slot = impl_->ring.attach(impl_->pid, /*is_child=*/false);
+  impl_->slot = impl_->rings.main().attach(impl_->pid, /*is_child=*/false);
   impl_->hook = register_fork_child_hook(&Impl::on_fork_child, impl_.get());
 }
 
 QueueCore::~QueueCore() {
   unregister_fork_child_hook(impl_->hook);
-  // A process that dropped its last handle can no longer put: consumers waiting on it should not.
-  impl_->ring.detach(impl_->slot, impl_->pid);
+  // A process that dropped its last handle can no longer put: consumers waiting on it should not,
+  // and its lane (whose items stay queued) is free for another process.
+  impl_->rings.release(impl_->producer, impl_->pid);
+  impl_->rings.main().detach(impl_->slot, impl_->pid);
 }
 
 bool QueueCore::put(std::size_t size, const void* item, EncodeFn encode, QueueWait wait) {
-  shm::Ring& ring = impl_->ring;
+  shm::Ring& ring = impl_->rings.producer(impl_->producer, impl_->pid);
   if (size > ring.max_payload()) {
     throw std::invalid_argument("queue item larger than half of the queue's capacity_bytes");
   }
@@ -158,7 +184,7 @@ void store(QueueCore::GetBatch& g, const shm::Ring::GetTxn& t) noexcept {
 }  // namespace
 
 QueueCore::Room QueueCore::batch_open(PutBatch& b, std::size_t min_bytes) {
-  shm::Ring& ring = impl_->ring;
+  shm::Ring& ring = impl_->rings.producer(impl_->producer, impl_->pid);
   if (min_bytes > ring.max_payload()) {
     batch_close(b);
     throw std::invalid_argument("queue item larger than half of the queue's capacity_bytes");
@@ -169,6 +195,7 @@ QueueCore::Room QueueCore::batch_open(PutBatch& b, std::size_t min_bytes) {
       ring.put_lock(t, impl_->pid);
       store(b, t);
       b.locked = true;
+      b.ring = &ring;
       if (ring.closed()) {
         batch_close(b);
         throw_put_closed();
@@ -189,10 +216,11 @@ QueueCore::Room QueueCore::batch_open(PutBatch& b, std::size_t min_bytes) {
 void QueueCore::batch_commit(PutBatch& b, std::byte* data, std::size_t used,
                              std::size_t items) noexcept {
   shm::Ring::PutTxn t = txn_of(b);
-  impl_->ring.commit_batch(t, data, used, items);
+  auto& ring = *static_cast<shm::Ring*>(b.ring);
+  ring.commit_batch(t, data, used, items);
   MPP_FAILPOINT("queue.put_many.before_publish");
   // Publish every record at once (they are at most kMaxBatchBytes): consumers start early.
-  impl_->ring.put_publish(t);
+  ring.put_publish(t);
   store(b, t);
   impl_->has_put.store(true, std::memory_order_relaxed);
 }
@@ -200,26 +228,40 @@ void QueueCore::batch_commit(PutBatch& b, std::byte* data, std::size_t used,
 void QueueCore::batch_close(PutBatch& b) noexcept {
   if (!b.locked) return;
   shm::Ring::PutTxn t = txn_of(b);
-  impl_->ring.put_publish_unlock(t);
+  static_cast<shm::Ring*>(b.ring)->put_publish_unlock(t);
   store(b, t);
   b.locked = false;
 }
 
+namespace {
+// The ring after `i` among `n`.
+std::size_t next_ring(std::size_t i, std::size_t n) noexcept { return i + 1 >= n ? 0 : i + 1; }
+}  // namespace
+
 bool QueueCore::get_open(GetBatch& g, QueueWait wait) {
-  shm::Ring& ring = impl_->ring;
+  shm::RingSet& rs = impl_->rings;
   const shm::Deadline deadline = to_deadline(wait);
   bool orphaned = false;
   for (;;) {
-    const bool was_closed = ring.closed();  // see get()
-    shm::Ring::GetTxn t;
-    ring.get_lock(t, impl_->pid);
-    if (ring.has_item(t)) {
-      store(g, t);
-      g.taken = 0;
-      g.locked = true;
-      return true;
+    const bool was_closed = rs.sealed();  // see get()
+    const std::size_t n = rs.rings();
+    std::size_t i = impl_->cur.load(std::memory_order_relaxed);
+    if (i >= n) i = 0;
+    for (std::size_t v = 0; v < n; ++v, i = next_ring(i, n)) {
+      shm::Ring& ring = rs.ring(i);
+      if (v != 0 && !ring.has_data()) continue;
+      shm::Ring::GetTxn t;
+      ring.get_lock(t, impl_->pid);
+      if (ring.has_item(t)) {
+        store(g, t);
+        g.taken = 0;
+        g.ring = i;
+        g.visited = v + 1;
+        g.locked = true;
+        return true;
+      }
+      ring.get_publish_unlock(t);
     }
-    ring.get_publish_unlock(t);
     if (was_closed) throw QueueClosed("get() on a closed and empty queue");
     if (orphaned) {
       // Only a get() that would otherwise wait forever is told: try_get/get(timeout) behave like
@@ -227,8 +269,8 @@ bool QueueCore::get_open(GetBatch& g, QueueWait wait) {
       if (wait.kind != QueueWait::Kind::forever) return false;
       throw QueueClosed("get() on an empty queue that every other process using it has left");
     }
-    switch (ring.wait_data(deadline, impl_->pid, impl_->has_put.load(std::memory_order_relaxed),
-                           &impl_->get_spin)) {
+    switch (rs.wait_data(deadline, impl_->pid, impl_->has_put.load(std::memory_order_relaxed),
+                         &impl_->get_spin)) {
       case shm::WaitStatus::timed_out:
         return false;
       case shm::WaitStatus::orphaned:
@@ -241,84 +283,141 @@ bool QueueCore::get_open(GetBatch& g, QueueWait wait) {
 }
 
 bool QueueCore::get_next(GetBatch& g, std::span<const std::byte>& bytes) noexcept {
+  shm::RingSet& rs = impl_->rings;
   // Publish only items the caller has finished with (all returned before this call): the one we
   // return now must stay unreused until it is decoded.
-  if (g.taken != 0 && g.taken % kPublishEvery == 0) impl_->ring.get_publish(g);
-  auto item = impl_->ring.next(g);
-  if (!item) return false;
-  ++g.taken;
-  bytes = *item;
-  return true;
+  if (g.taken != 0 && g.taken % kPublishEvery == 0) rs.ring(g.ring).get_publish(g);
+  for (;;) {
+    if (auto item = rs.ring(g.ring).next(g)) {
+      ++g.taken;
+      bytes = *item;
+      return true;
+    }
+    // This ring has run dry: go on to the next one with items, once around at most.
+    rs.ring(g.ring).get_publish_unlock(g);
+    g.locked = false;
+    const std::size_t n = rs.rings();
+    for (;;) {
+      if (g.visited >= n) return false;
+      ++g.visited;
+      g.ring = next_ring(g.ring, n);
+      shm::Ring& ring = rs.ring(g.ring);
+      if (!ring.has_data()) continue;
+      shm::Ring::GetTxn t;
+      ring.get_lock(t, impl_->pid);
+      store(g, t);
+      g.taken = 0;
+      g.locked = true;
+      break;
+    }
+  }
 }
 
 void QueueCore::get_close(GetBatch& g) noexcept {
   if (!g.locked) return;
   shm::Ring::GetTxn t = txn_of(g);
-  impl_->ring.get_publish_unlock(t);
+  impl_->rings.ring(g.ring).get_publish_unlock(t);
   store(g, t);
   g.locked = false;
+  // The next batch starts at the next ring: batches take turns between producers' lanes.
+  impl_->cur.store(next_ring(g.ring, impl_->rings.rings()), std::memory_order_relaxed);
 }
 
+namespace {
+// Up to `max` items of one ring into `sink`, under its consumer lock.
+std::size_t take(shm::Ring& ring, std::int32_t self, bool fenceless, std::size_t max, void* sink,
+                 QueueCore::DecodeFn decode) {
+  shm::Ring::GetTxn t;
+  ring.get_lock(t, self);
+  std::size_t n = 0;
+  MPP_FAILPOINT("queue.get.holding_lock");
+  try {
+    while (n < max) {
+      auto bytes = ring.next(t);
+      if (!bytes) break;
+      ++n;
+      // A failed decode still consumes its item (it would fail again for the next consumer).
+      decode(sink, *bytes);
+      MPP_FAILPOINT("queue.get.after_decode");  // item copied out, head not yet moved
+      if (n % kPublishEvery == 0) ring.get_publish(t);
+    }
+  } catch (...) {
+    ring.get_publish_unlock(t);
+    throw;
+  }
+  ring.get_publish_unlock(t, fenceless);
+  return n;
+}
+}  // namespace
+
 std::size_t QueueCore::get(std::size_t max, void* sink, DecodeFn decode, QueueWait wait) {
-  shm::Ring& ring = impl_->ring;
+  shm::RingSet& rs = impl_->rings;
   const shm::Deadline deadline = to_deadline(wait);
   bool orphaned = false;
-  shm::Ring::GetTxn t;
   for (;;) {
-    // Read before looking at the items: close() publishes after every last put, so "closed" seen
-    // first and "empty" seen second means empty for good.
-    const bool was_closed = ring.closed();
-    ring.get_lock(t, impl_->pid);
+    // Read before looking at the items: close() seals after every last put has published, so
+    // "sealed" seen first and "empty" seen second means empty for good.
+    const bool was_closed = rs.sealed();
+    const std::size_t n_rings = rs.rings();
+    std::size_t i = impl_->cur.load(std::memory_order_relaxed);
+    if (i >= n_rings) i = 0;
     std::size_t n = 0;
-    MPP_FAILPOINT("queue.get.holding_lock");
-    try {
-      while (n < max) {
-        auto bytes = ring.next(t);
-        if (!bytes) break;
-        ++n;
-        // A failed decode still consumes its item (it would fail again for the next consumer).
-        decode(sink, *bytes);
-        MPP_FAILPOINT("queue.get.after_decode");  // item copied out, head not yet moved
-        if (n % kPublishEvery == 0) ring.get_publish(t);
+    for (std::size_t v = 0; v < n_rings; ++v) {
+      shm::Ring& ring = rs.ring(i);
+      // The ring that had items last time is tried under its lock straight away (its cached
+      // tail often answers without touching the producer's line); others only if they look
+      // non-empty.
+      if (v == 0 || ring.has_data()) {
+        n += take(ring, impl_->pid, impl_->may_skip_fences(), max - n, sink, decode);
+        if (n == max) break;
       }
-    } catch (...) {
-      ring.get_publish_unlock(t);
-      throw;
+      i = next_ring(i, n_rings);
     }
-    ring.get_publish_unlock(t, impl_->may_skip_fences());
-    if (n != 0) return n;
+    if (n != 0) {
+      if (n_rings > 1) {
+        const std::size_t streak = impl_->streak.load(std::memory_order_relaxed) + n;
+        if (streak >= kFairTurn) i = next_ring(i, n_rings);
+        impl_->streak.store(streak >= kFairTurn ? 0 : streak, std::memory_order_relaxed);
+        impl_->cur.store(i, std::memory_order_relaxed);
+      }
+      return n;
+    }
     if (was_closed) throw QueueClosed("get() on a closed and empty queue");
     if (orphaned) {
       if (wait.kind != QueueWait::Kind::forever) return 0;  // as in get_open
       throw QueueClosed("get() on an empty queue that every other process using it has left");
     }
-    switch (ring.wait_data(deadline, impl_->pid, impl_->has_put.load(std::memory_order_relaxed),
-                           &impl_->get_spin)) {
+    switch (rs.wait_data(deadline, impl_->pid, impl_->has_put.load(std::memory_order_relaxed),
+                         &impl_->get_spin)) {
       case shm::WaitStatus::timed_out:
         return 0;
       case shm::WaitStatus::orphaned:
-        orphaned = true;  // one more look under the lock, then QueueClosed
+        orphaned = true;  // one more look under the locks, then QueueClosed
         break;
       default:
         break;
     }
   }
 }
-
-void QueueCore::close() noexcept { impl_->ring.close(impl_->pid); }
-bool QueueCore::closed() const noexcept { return impl_->ring.closed(); }
-bool QueueCore::empty() const noexcept { return impl_->ring.size() == 0; }
-bool QueueCore::full() const noexcept { return impl_->ring.full(); }
-std::size_t QueueCore::size() const noexcept { return impl_->ring.size(); }
-std::size_t QueueCore::max_item_bytes() const noexcept { return impl_->ring.max_payload(); }
-std::size_t QueueCore::capacity_bytes() const noexcept { return impl_->ring.capacity(); }
+void QueueCore::close() noexcept { impl_->rings.close(impl_->pid); }
+bool QueueCore::closed() const noexcept { return impl_->rings.closed(); }
+bool QueueCore::empty() const noexcept { return impl_->rings.size() == 0; }
+bool QueueCore::full() const noexcept {
+  // The ring this process puts to (or would, for one that has not put yet: the main ring).
+  const int c = impl_->producer.load(std::memory_order_acquire);
+  if (c >= 0) return impl_->rings.ring(static_cast<std::size_t>(c) + 1).full();
+  return impl_->rings.main().full();
+}
+std::size_t QueueCore::size() const noexcept { return impl_->rings.size(); }
+std::size_t QueueCore::max_item_bytes() const noexcept { return impl_->rings.main().max_payload(); }
+std::size_t QueueCore::capacity_bytes() const noexcept { return impl_->rings.main().capacity(); }
 
 void QueueCore::task_done() {
-  if (!impl_->ring.task_done()) {
+  if (!impl_->rings.task_done()) {
     throw std::logic_error("task_done() called more times than items were put");
   }
 }
-bool QueueCore::join(QueueWait wait) { return impl_->ring.join(to_deadline(wait)); }
-std::uint64_t QueueCore::unfinished() const noexcept { return impl_->ring.unfinished(); }
+bool QueueCore::join(QueueWait wait) { return impl_->rings.join(to_deadline(wait)); }
+std::uint64_t QueueCore::unfinished() const noexcept { return impl_->rings.unfinished(); }
 
 }  // namespace mpp::detail

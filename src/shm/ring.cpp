@@ -72,7 +72,77 @@ Ring Ring::create(void* memory, std::size_t capacity, std::size_t maxsize) noexc
   h->capacity = capacity;
   h->maxsize = maxsize;
   h->recycle_at = kRecycleMin;
-  return Ring(h, static_cast<std::byte*>(memory) + kHeaderBytes, capacity);
+  return Ring(h, static_cast<std::byte*>(memory) + kHeaderBytes, capacity, h);
+}
+
+Ring Ring::lane(std::byte* lanes, std::size_t index, std::size_t capacity, std::size_t hold,
+                const Ring& main) noexcept {
+  // Zero-filled memory is an empty ring whose recycle_at (0) lets the first recycling check run
+  // as soon as the producer passes kRecycleMin, and whose budget_until (0) makes the first put
+  // ask for the budget; magic, capacity and maxsize (0) are never read from a lane's header.
+  std::byte* memory = lanes + index * mapping_bytes(capacity);
+  Ring r(reinterpret_cast<RingHeader*>(memory), memory + kHeaderBytes, capacity, main.h_);
+  r.hold_ = std::max<std::size_t>(1, std::min(hold, capacity));
+  r.early_from_ = r.hold_;
+  r.lanes_ = lanes;
+  return r;
+}
+
+std::uint64_t Ring::held(const RingHeader& h, std::uint64_t tail) noexcept {
+  const std::uint64_t head = h.cons.pos.load(std::memory_order_acquire);
+  if (tail == 0) tail = h.prod.pos.load(std::memory_order_acquire);
+  std::uint64_t used = tail - head;
+  // Racy reads are fine: this feeds a budget, not a safety check.
+  const std::uint64_t at = h.early_skip_at.load(std::memory_order_relaxed);
+  const std::uint64_t len = h.early_skip_len.load(std::memory_order_relaxed);
+  if (at >= head && at < tail && len <= used) used -= len;
+  return used;
+}
+
+std::uint64_t Ring::lanes_held() const noexcept {
+  const std::size_t used =
+      std::min<std::size_t>(n_->lanes_used.load(std::memory_order_acquire), kMaxLanes);
+  const std::size_t stride = mapping_bytes(cap_);
+  std::uint64_t total = 0;
+  for (std::size_t i = 0; i < used; ++i) {
+    total += held(*reinterpret_cast<const RingHeader*>(lanes_ + i * stride));
+  }
+  return total;
+}
+
+bool Ring::grant(std::uint64_t tail, std::uint64_t rec) noexcept {
+  RingHeader& h = *h_;
+  const std::uint64_t mine = held(h, tail);
+  if (mine + rec <= hold_) {
+    // Within what a lane may always hold: nothing to ask until it may hold more.
+    h.budget_until = tail + (hold_ - mine);
+    return true;
+  }
+  // lanes_held() counts this lane up to its published tail, which may be behind `tail` by the
+  // records of a batch not yet published: add the difference.
+  const std::uint64_t published = held(h);
+  const std::uint64_t unpublished = mine > published ? mine - published : 0;
+  if (lanes_held() + unpublished + rec > cap_) return false;
+  h.budget_until = tail + rec + kBudgetStep;
+  return true;
+}
+
+std::size_t Ring::early_wrap(std::uint64_t tail, std::size_t off, std::size_t rec) noexcept {
+  RingHeader& h = *h_;
+  const std::uint64_t head = h.cons.pos.load(std::memory_order_acquire);
+  h.head_cache = head;
+  // The next lap's first `rec` bytes must be free: consumers are past this lap's start + rec.
+  if (head < tail - off + rec) {
+    h.wrap_check_at = tail + kBudgetStep;
+    return 0;
+  }
+  h.early_skip_at.store(tail, std::memory_order_relaxed);
+  h.early_skip_len.store(cap_ - off, std::memory_order_relaxed);
+  return cap_ - off;
+}
+
+std::uint64_t Ring::wake_free(std::uint64_t need) const noexcept {
+  return std::max<std::uint64_t>(cap_ / 4, need);
 }
 
 std::byte* Ring::open_batch(PutTxn& t, std::size_t min_payload, std::size_t& room,
@@ -88,14 +158,21 @@ std::byte* Ring::open_batch(PutTxn& t, std::size_t min_payload, std::size_t& roo
   }
   const std::size_t min_rec = record_bytes(min_payload);
   std::size_t off = t.tail & mask_;
-  if (off + min_rec <= cap_ && off >= kRecycleMin && t.tail >= h.recycle_at) {
+  if (skip_before(off, min_rec) == 0 && off >= kRecycleMin && t.tail >= h.recycle_at) {
     h.recycle_at = t.tail + kRecycleMin / 4;
     if (h.cons.pos.load(std::memory_order_acquire) == t.tail) recycle(t, off);
   }
-  const std::size_t skip = off + min_rec > cap_ ? cap_ - off : 0;
+  std::size_t skip = skip_before(off, min_rec);
+  if (skip == 0 && off + min_rec > early_from_ && min_rec <= early_from_ / 4 &&
+      t.tail >= h.wrap_check_at) {
+    skip = early_wrap(t.tail, off, min_rec);
+  }
   if (t.tail + skip + min_rec - h.head_cache > cap_) {
     h.head_cache = h.cons.pos.load(std::memory_order_acquire);
     if (t.tail + skip + min_rec - h.head_cache > cap_) return nullptr;
+  }
+  if (hold_ != 0 && t.tail + skip + min_rec > h.budget_until && !grant(t.tail + skip, min_rec)) {
+    return nullptr;
   }
   if (skip != 0) {
     RecordHeader sk{static_cast<std::uint32_t>(skip), kSkip};
@@ -104,7 +181,10 @@ std::byte* Ring::open_batch(PutTxn& t, std::size_t min_payload, std::size_t& roo
     off = 0;
   }
   const std::uint64_t free_bytes = cap_ - (t.tail - h.head_cache);
-  std::size_t bytes = std::min<std::uint64_t>(free_bytes, cap_ - off) - sizeof(RecordHeader);
+  std::uint64_t limit = std::min<std::uint64_t>(free_bytes, cap_ - off);
+  // A lane writes no further than its budget allows (grant() above made that at least min_rec).
+  if (hold_ != 0) limit = std::min<std::uint64_t>(limit, h.budget_until - t.tail);
+  std::size_t bytes = static_cast<std::size_t>(limit) - sizeof(RecordHeader);
   bytes = std::min({bytes, std::max(kMaxBatchBytes, min_payload), max_payload()});
   room = bytes & ~(kBatchItemAlign - 1);
   return data_ + off + sizeof(RecordHeader);
@@ -132,18 +212,21 @@ void Ring::recycle(PutTxn& t, std::size_t& off) noexcept {
   h.cons_lock.unlock();
 }
 
-bool Ring::may_fit(std::size_t rec) const noexcept {
+bool Ring::may_fit(std::size_t rec) const noexcept { return room_for(rec) == Room::fits; }
+
+Ring::Room Ring::room_for(std::size_t rec) const noexcept {
   const RingHeader& h = *h_;
   const auto tail = h.prod.pos.load(std::memory_order_acquire);
   const auto head = h.cons.pos.load(std::memory_order_acquire);
   if (h.maxsize != 0) {
     const auto put = h.prod.count.load(std::memory_order_acquire);
     const auto got = h.cons.count.load(std::memory_order_acquire);
-    if (put - got >= h.maxsize) return false;
+    if (put - got >= h.maxsize) return Room::full;
   }
-  const std::size_t off = tail & mask_;
-  const std::uint64_t need = off + rec > cap_ ? (cap_ - off) + rec : rec;
-  return tail + need - head <= cap_;
+  const std::uint64_t need = skip_before(tail & mask_, rec) + rec;
+  if (tail + need - head > cap_) return Room::full;
+  if (hold_ == 0 || tail + need - head <= hold_ || lanes_held() + need <= cap_) return Room::fits;
+  return Room::over_budget;
 }
 
 // The waker side of the sequence-word protocol: reads a waiters count after the caller published
@@ -167,13 +250,13 @@ static std::uint32_t load_waiters(std::atomic<std::uint32_t>& waiters, WakerFenc
 }
 
 void Ring::wake_data(std::uint64_t items, WakerFence f) noexcept {
-  if (load_waiters(h_->data_waiters, f) == 0) return;
+  if (load_waiters(n_->data_waiters, f) == 0) return;
   // One wake-up per sleep: sleepers re-arm before each sleep, so a put() after the wake-up (while
   // the woken consumer is still being scheduled) does not pay for another futex_wake.
-  if (h_->data_armed.exchange(0, std::memory_order_acq_rel) == 0) return;
-  h_->data_seq.fetch_add(1, std::memory_order_seq_cst);
+  if (n_->data_armed.exchange(0, std::memory_order_acq_rel) == 0) return;
+  n_->data_seq.fetch_add(1, std::memory_order_seq_cst);
   // One item feeds one consumer; a batch may feed many.
-  sys::futex_wake(&h_->data_seq, items >= 0x7fffffff ? 0x7fffffff : static_cast<int>(items));
+  sys::futex_wake(&n_->data_seq, items >= 0x7fffffff ? 0x7fffffff : static_cast<int>(items));
 }
 
 void Ring::wake_space(WakerFence f) noexcept {
@@ -185,8 +268,7 @@ void Ring::wake_space(WakerFence f) noexcept {
   const auto tail = h_->prod.pos.load(std::memory_order_acquire);
   const auto head = h_->cons.pos.load(std::memory_order_acquire);
   const std::uint64_t free_bytes = cap_ - (tail - head);
-  const std::uint64_t need =
-      std::max<std::uint64_t>(cap_ / 4, h_->space_need.load(std::memory_order_relaxed));
+  const std::uint64_t need = wake_free(h_->space_need.load(std::memory_order_relaxed));
   if (free_bytes < need) return;
   if (h_->maxsize != 0) {
     const std::uint64_t low = h_->maxsize - std::max<std::uint64_t>(1, h_->maxsize / 4);
@@ -211,8 +293,12 @@ WaitStatus Ring::wait_space(std::size_t payload, const Deadline& d) noexcept {
   for (;;) {
     auto slice = next_slice(d);
     if (!slice) return WaitStatus::timed_out;
+    // What consumers must free before waking us: room for the record, or, for a lane held back
+    // by the lane budget, most of its own bytes (a lane may always hold hold_ bytes; other lanes
+    // draining only shortens the wait by up to a slice).
+    const std::uint64_t want = room_for(rec) == Room::over_budget ? cap_ - hold_ + hold_ / 4 : rec;
     auto need = h_->space_need.load(std::memory_order_relaxed);
-    while (need < rec && !h_->space_need.compare_exchange_weak(need, rec)) {
+    while (need < want && !h_->space_need.compare_exchange_weak(need, want)) {
     }
     const bool expired = sleep_unless(h_->space_seq, h_->space_waiters, *slice, ready,
                                       /*wakers_may_be_fenceless=*/true);
@@ -221,7 +307,7 @@ WaitStatus Ring::wait_space(std::size_t payload, const Deadline& d) noexcept {
       // wake_space's threshold (without maxsize, whose threshold is counted in items).
       const std::uint64_t free_bytes = cap_ - (h_->prod.pos.load(std::memory_order_acquire) -
                                                h_->cons.pos.load(std::memory_order_acquire));
-      if (expired && h_->maxsize == 0 && free_bytes >= std::max<std::uint64_t>(cap_ / 4, rec)) {
+      if (expired && h_->maxsize == 0 && free_bytes >= wake_free(want)) {
         g_late_space_wakeups.fetch_add(1, std::memory_order_relaxed);
       }
       return WaitStatus::ready;
@@ -237,7 +323,11 @@ std::uint64_t Ring::late_space_wakeups() noexcept {
 }
 
 WaitStatus Ring::wait_data(const Deadline& d, std::int32_t self, bool self_may_put,
-                           std::atomic<int>* spin) noexcept {
+                           std::atomic<int>* spin, bool (*any_data)(const void*),
+                           const void* ctx) noexcept {
+  auto has_data = [&] { return any_data != nullptr ? any_data(ctx) : this->has_data(); };
+  // Sealed, not just closing: until then a put that passed its check may still publish.
+  auto closed = [&] { return sealed(); };
   auto ready = [&] { return closed() || has_data(); };
   // Adaptive spin (per process and queue, like glibc's adaptive mutexes): a wait that was
   // answered while spinning doubles the next budget, one that had to sleep halves it. Streaming
@@ -257,8 +347,8 @@ WaitStatus Ring::wait_data(const Deadline& d, std::int32_t self, bool self_may_p
   for (;;) {
     auto slice = next_slice(d);
     if (!slice) return WaitStatus::timed_out;
-    h_->data_armed.store(1, std::memory_order_relaxed);
-    const bool expired = sleep_unless(h_->data_seq, h_->data_waiters, *slice, ready,
+    n_->data_armed.store(1, std::memory_order_relaxed);
+    const bool expired = sleep_unless(n_->data_seq, n_->data_waiters, *slice, ready,
                                       /*wakers_may_be_fenceless=*/true);
     if (has_data()) {
       if (expired) g_late_data_wakeups.fetch_add(1, std::memory_order_relaxed);
@@ -274,7 +364,7 @@ WaitStatus Ring::wait_data(const Deadline& d, std::int32_t self, bool self_may_p
 
 void Ring::close(std::int32_t self) noexcept {
   if (h_->prod_lock.lock(self) == RingLockResult::owner_died) h_->prod.recover();
-  h_->closed.store(1, std::memory_order_release);
+  h_->closed.store(kSealed, std::memory_order_release);
   h_->prod_lock.unlock();
   h_->data_seq.fetch_add(1, std::memory_order_seq_cst);
   sys::futex_wake_all(&h_->data_seq);
@@ -327,13 +417,16 @@ bool Ring::others_all_dead(std::int32_t self) noexcept {
   return true;
 }
 
-bool Ring::task_done() noexcept {
+bool Ring::task_done(std::uint64_t put_total) noexcept {
+  // One snapshot of put_total is enough: every item the caller got was counted before it, so a
+  // legitimate call always has done + 1 <= put_total, and "the last one" means done + 1 equals
+  // the current total, which the snapshot then equals too (totals only grow).
   auto done = h_->done_count.load(std::memory_order_relaxed);
   for (;;) {
-    if (done >= put_count()) return false;
+    if (done >= put_total) return false;
     if (h_->done_count.compare_exchange_weak(done, done + 1, std::memory_order_acq_rel)) break;
   }
-  if (done + 1 == put_count()) {
+  if (done + 1 == put_total) {
     if (load_waiters(h_->join_waiters, WakerFence::needed) != 0) {
       h_->join_seq.fetch_add(1, std::memory_order_seq_cst);
       sys::futex_wake_all(&h_->join_seq);
@@ -342,8 +435,9 @@ bool Ring::task_done() noexcept {
   return true;
 }
 
-bool Ring::join(const Deadline& d) noexcept {
-  auto ready = [&] { return unfinished() == 0; };
+bool Ring::join(const Deadline& d, std::uint64_t (*unfinished_fn)(const void*),
+                const void* ctx) noexcept {
+  auto ready = [&] { return (unfinished_fn != nullptr ? unfinished_fn(ctx) : unfinished()) == 0; };
   for (;;) {
     if (ready()) return true;
     auto slice = next_slice(d);

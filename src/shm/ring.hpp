@@ -57,6 +57,8 @@ inline constexpr std::size_t kMaxCapacity = std::size_t{1} << 31;
 // Offset from which a producer considers jumping back to offset 0 (see "recycling" above).
 inline constexpr std::size_t kRecycleMin = 64 * 1024;
 inline constexpr std::size_t kMaxAttached = 1024;  // pid slots of processes attached to a ring
+// Most producer lanes a queue has (see src/shm/ring_set.hpp).
+inline constexpr std::size_t kMaxLanes = 64;
 // Published bytes not yet taken above which a consumer releases its lock with a plain store (see
 // Ring::get_publish_unlock): 4 KiB is a few hundred small items, far from caught up.
 inline constexpr std::size_t kPlainUnlockBacklog = 4096;
@@ -141,10 +143,17 @@ struct RingHeader {
   // Producer side: the lock and the lock holder's private caches share a line that consumers
   // never read; the published cursor gets its own line (consumers poll it).
   alignas(128) RingLock prod_lock;
-  std::uint64_t head_cache;  // a lower bound of cons.pos, refreshed when space seems short
-  std::uint64_t got_cache;   // a lower bound of cons.count, for maxsize
-  std::uint64_t recycle_at;  // next tail at which a jump back to offset 0 is considered
+  std::uint64_t head_cache;     // a lower bound of cons.pos, refreshed when space seems short
+  std::uint64_t got_cache;      // a lower bound of cons.count, for maxsize
+  std::uint64_t recycle_at;     // next tail at which a jump back to offset 0 is considered
+  std::uint64_t budget_until;   // lanes: tail up to which the lane budget allows writing
+  std::uint64_t wrap_check_at;  // lanes: next tail at which an early wrap is considered
   alignas(128) Cursor prod;
+  // Lanes: the last early-wrap skip record (Ring::reserve), which the lane budget does not count
+  // as held bytes. At most one is in flight: a lane wraps early only once consumers are past the
+  // start of the current lap.
+  std::atomic<std::uint64_t> early_skip_at;
+  std::atomic<std::uint64_t> early_skip_len;
   // Consumer side, same split.
   alignas(128) RingLock cons_lock;
   std::uint64_t tail_cache;  // a lower bound of prod.pos
@@ -158,6 +167,8 @@ struct RingHeader {
   std::atomic<std::uint64_t> space_need;  // largest record a sleeping producer waits to fit
                                           // (0: no wake-up requested since the last one)
   // Rarely written state.
+  // 0 open; kClosing: put() refuses (RingSet::close is making sure no put is still publishing);
+  // kSealed: closed, and every put that did not refuse has published.
   alignas(128) std::atomic<std::uint32_t> closed;
   std::atomic<std::uint32_t> shared;          // a second process has attached
   std::atomic<std::uint32_t> table_overflow;  // a process could not be recorded in `attached`
@@ -165,7 +176,13 @@ struct RingHeader {
   std::atomic<std::uint32_t> join_waiters;
   std::atomic<std::uint64_t> done_count;                         // JoinableQueue: task_done() calls
   alignas(64) std::atomic<std::int32_t> attached[kMaxAttached];  // pids, 0 = free slot
+  // Producer lanes (main ring only; see ring_set.hpp): how many lanes were ever claimed (lanes
+  // [0, lanes_used) may hold items) and each lane's owner pid (0 = free).
+  alignas(64) std::atomic<std::uint32_t> lanes_used;
+  std::atomic<std::int32_t> lane_owner[kMaxLanes];
 };
+inline constexpr std::uint32_t kClosing = 1;
+inline constexpr std::uint32_t kSealed = 2;
 
 inline constexpr std::size_t kHeaderBytes = 8192;
 static_assert(sizeof(RingHeader) <= kHeaderBytes,
@@ -199,6 +216,15 @@ class Ring {
   static std::size_t normalize_capacity(std::size_t requested) noexcept;
   // Initializes a ring in zero-filled memory of mapping_bytes(capacity) bytes, aligned to 64.
   static Ring create(void* memory, std::size_t capacity, std::size_t maxsize) noexcept;
+  // Producer lane `index` (see ring_set.hpp) of the lanes at `lanes` (mapping_bytes(capacity)
+  // bytes apart, zero-filled): zero is a valid empty ring, so nothing is written and untouched
+  // lanes cost no memory. `main` provides the closed flag and the consumers' wake-up words, which
+  // all rings of a queue share, and the count of lanes in use.
+  // The lane budget: a lane may always hold `hold` bytes; beyond that, only while all lanes
+  // together hold at most `capacity` bytes (so that many producers running ahead of their
+  // consumers do not each fill a whole ring). A lone producer can still fill its whole lane.
+  static Ring lane(std::byte* lanes, std::size_t index, std::size_t capacity, std::size_t hold,
+                   const Ring& main) noexcept;
 
   [[nodiscard]] RingHeader* header() const noexcept { return h_; }
   [[nodiscard]] std::size_t capacity() const noexcept { return cap_; }
@@ -334,9 +360,11 @@ class Ring {
   // Waits (lock not held) until an item may be available. `self_may_put`: the caller's process
   // has put to this ring or may still do so from another thread (then it never reports orphaned).
   // `spin`: the caller's adaptive spin budget (polls before sleeping), updated here; nullptr for
-  // a fixed budget.
+  // a fixed budget. `any_data(ctx)`, when given, replaces this ring's has_data() (a queue with
+  // lanes waits for any of its rings; they all wake this ring's data_seq).
   WaitStatus wait_data(const Deadline& d, std::int32_t self, bool self_may_put,
-                       std::atomic<int>* spin = nullptr) noexcept;
+                       std::atomic<int>* spin = nullptr, bool (*any_data)(const void*) = nullptr,
+                       const void* ctx = nullptr) noexcept;
   // How many of this process's sleeps in wait_data() lasted a whole slice without a wake-up
   // while an item was already there when it ended (a lost wake-up; tests, diagnostics).
   static std::uint64_t late_data_wakeups() noexcept;
@@ -345,11 +373,21 @@ class Ring {
   static std::uint64_t late_space_wakeups() noexcept;
 
   // ---- state -----------------------------------------------------------------------------------
-  // Marks the ring closed (after taking the producer lock, so no put publishes after it) and
-  // wakes every waiter.
+  // Marks the ring closed and sealed (after taking the producer lock, so no put publishes after
+  // it) and wakes every waiter. (A queue with lanes closes through RingSet::close.)
   void close(std::int32_t self) noexcept;
+  // Puts must refuse (closing or closed).
   [[nodiscard]] bool closed() const noexcept {
-    return h_->closed.load(std::memory_order_acquire) != 0;
+    return n_->closed.load(std::memory_order_acquire) != 0;
+  }
+  // Closed, and every put that did not refuse has published: "closed and empty" is final.
+  [[nodiscard]] bool sealed() const noexcept {
+    return n_->closed.load(std::memory_order_acquire) == kSealed;
+  }
+  // Something published and not yet taken (no lock; a hint under concurrency).
+  [[nodiscard]] bool has_data() const noexcept {
+    return h_->prod.pos.load(std::memory_order_acquire) !=
+           h_->cons.pos.load(std::memory_order_acquire);
   }
   // Items held now (approximate under concurrency, never negative).
   [[nodiscard]] std::size_t size() const noexcept {
@@ -371,35 +409,65 @@ class Ring {
   // trustworthy and some child ever attached).
   [[nodiscard]] bool others_all_dead(std::int32_t self) noexcept;
 
-  // ---- JoinableQueue accounting --------------------------------------------------------------
-  // False when it would exceed the number of items put (nothing is changed then).
-  bool task_done() noexcept;
-  // Waits until every item put so far has been marked done; false on timeout.
-  bool join(const Deadline& d) noexcept;
-  [[nodiscard]] std::uint64_t unfinished() const noexcept {
-    const auto done = h_->done_count.load(std::memory_order_acquire);
-    return put_count() - done;
+  // ---- JoinableQueue accounting (main ring) --------------------------------------------------
+  // False when it would exceed `put_total`, the items put to the queue (read after the caller's
+  // get() returned; nothing is changed then). Wakes join() when it was the last.
+  bool task_done(std::uint64_t put_total) noexcept;
+  bool task_done() noexcept { return task_done(put_count()); }
+  // Waits until every item put so far has been marked done (`unfinished(ctx)` == 0, or this
+  // ring's count when null); false on timeout.
+  bool join(const Deadline& d, std::uint64_t (*unfinished)(const void*) = nullptr,
+            const void* ctx = nullptr) noexcept;
+  [[nodiscard]] std::uint64_t done_count() const noexcept {
+    return h_->done_count.load(std::memory_order_acquire);
   }
+  [[nodiscard]] std::uint64_t unfinished() const noexcept { return put_count() - done_count(); }
 
  private:
-  Ring(RingHeader* h, std::byte* data, std::size_t cap) noexcept
-      : h_(h), data_(data), cap_(cap), mask_(cap - 1) {}
+  Ring(RingHeader* h, std::byte* data, std::size_t cap, RingHeader* n) noexcept
+      : h_(h), n_(n), data_(data), cap_(cap), mask_(cap - 1) {}
   void wake_data(std::uint64_t items, WakerFence f) noexcept;
   void wake_space(WakerFence f) noexcept;
-  [[nodiscard]] bool has_data() const noexcept {
-    return h_->prod.pos.load(std::memory_order_acquire) !=
-           h_->cons.pos.load(std::memory_order_acquire);
-  }
   [[nodiscard]] bool may_fit(std::size_t rec) const noexcept;
+  enum class Room : unsigned char { fits, full, over_budget };
+  [[nodiscard]] Room room_for(std::size_t rec) const noexcept;
+  // Bytes a record of `rec` bytes starting at offset `off` must skip first (0: it goes at off).
+  [[nodiscard]] std::size_t skip_before(std::size_t off, std::size_t rec) const noexcept {
+    return off + rec > cap_ ? cap_ - off : 0;
+  }
+  // Lanes: under the producer lock, whether the lane budget lets the producer write `rec` more
+  // bytes at `tail` (extends h.budget_until when it does). Slow path: runs about once per
+  // `hold_` bytes written while the lane is short, once per kBudgetStep beyond that.
+  bool grant(std::uint64_t tail, std::uint64_t rec) noexcept;
+  // Lanes: under the producer lock, for a record of `rec` bytes (at most hold_/4) at offset `off`
+  // that would pass offset hold_: the bytes to skip to start the next lap now (0: go on here).
+  // Wrapping early keeps a lane whose consumers trail by less than hold_ within its first hold_
+  // bytes instead of walking through (and faulting in) its whole capacity. Larger records never
+  // wrap early: the skipped bytes count as used until consumers pass them, so the lap after an
+  // early wrap has only the room consumers have freed at its start.
+  std::size_t early_wrap(std::uint64_t tail, std::size_t off, std::size_t rec) noexcept;
+  // Bytes lane `h` holds, up to `tail` (its published tail when 0), early-wrap skip excluded.
+  static std::uint64_t held(const RingHeader& h, std::uint64_t tail = 0) noexcept;
+  // Bytes all lanes hold now (a sum over the lanes in use).
+  [[nodiscard]] std::uint64_t lanes_held() const noexcept;
+  // Free bytes at which consumers wake a producer sleeping for space (hysteresis).
+  [[nodiscard]] std::uint64_t wake_free(std::uint64_t need) const noexcept;
   // Under the producer lock, with the ring seen empty at t.tail: moves both positions to the
   // start of the next lap (offset 0), if no consumer is busy. Updates `off`.
   void recycle(PutTxn& t, std::size_t& off) noexcept;
 
   RingHeader* h_ = nullptr;
+  RingHeader* n_ = nullptr;  // the queue's main ring header: closed flag, consumers' wake-ups
   std::byte* data_ = nullptr;
   std::size_t cap_ = 0;
   std::size_t mask_ = 0;
+  // Lanes only (see lane()); hold_ == 0 for a main ring.
+  std::size_t hold_ = 0;
+  std::size_t early_from_ = ~std::size_t{0};  // hold_ for a lane: offset past which it may wrap
+  std::byte* lanes_ = nullptr;
 };
+// Lanes beyond their `hold` re-check the lane budget once per this many bytes.
+inline constexpr std::size_t kBudgetStep = 64 * 1024;
 
 inline std::byte* Ring::reserve(PutTxn& t, std::size_t payload) noexcept {
   const std::size_t rec = record_bytes(payload);
@@ -409,18 +477,20 @@ inline std::byte* Ring::reserve(PutTxn& t, std::size_t payload) noexcept {
     if (t.count - h.got_cache >= h.maxsize) return nullptr;
   }
   std::size_t off = t.tail & mask_;
-  std::size_t skip = 0;
-  if (off + rec > cap_) {
-    skip = cap_ - off;
-  } else if (off >= kRecycleMin && t.tail >= h.recycle_at) {
+  std::size_t skip = skip_before(off, rec);
+  if (skip == 0 && off >= kRecycleMin && t.tail >= h.recycle_at) {
     h.recycle_at = t.tail + kRecycleMin / 4;
     if (h.cons.pos.load(std::memory_order_acquire) == t.tail) recycle(t, off);
+  }
+  if (skip == 0 && off + rec > early_from_ && rec <= early_from_ / 4 && t.tail >= h.wrap_check_at) {
+    skip = early_wrap(t.tail, off, rec);
   }
   const std::uint64_t need = skip + rec;
   if (t.tail + need - h.head_cache > cap_) {
     h.head_cache = h.cons.pos.load(std::memory_order_acquire);
     if (t.tail + need - h.head_cache > cap_) return nullptr;
   }
+  if (hold_ != 0 && t.tail + need > h.budget_until && !grant(t.tail + skip, rec)) return nullptr;
   if (skip != 0) {
     RecordHeader sk{static_cast<std::uint32_t>(skip), kSkip};
     std::memcpy(data_ + off, &sk, sizeof sk);

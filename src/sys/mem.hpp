@@ -36,6 +36,11 @@ class Mapping {
 // page now (MAP_POPULATE) so the hot path never takes a first-touch fault. Throws system_error
 // ("cannot map shared memory").
 [[nodiscard]] Mapping map_anonymous_shared(std::size_t size, bool prefault = false);
+// Anonymous shared memory reserved as address space only (MAP_NORESERVE): pages are allocated
+// when first touched, and no swap is accounted up front, so large mostly untouched regions (a
+// queue's producer lanes) cost nothing. Touching a page when memory has run out kills with
+// SIGBUS, as for any shmem; callers keep what they touch small. Throws like the above.
+[[nodiscard]] Mapping map_anonymous_shared_sparse(std::size_t size);
 
 // Maps `size` bytes of `fd` shared, read-write.
 [[nodiscard]] Mapping map_fd_shared(int fd, std::size_t size, bool prefault = false);

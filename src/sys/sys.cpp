@@ -196,6 +196,15 @@ Mapping map_anonymous_shared(std::size_t size, bool prefault) {
   return Mapping(p, size);
 }
 
+Mapping map_anonymous_shared_sparse(std::size_t size) {
+  size = round_to_pages(size);
+  if (int e = fault::take(fault::Op::mmap)) throw_errno(e, "cannot map shared memory");
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) throw_errno("cannot map shared memory");
+  return Mapping(p, size);
+}
+
 Mapping map_fd_shared(int fd, std::size_t size, bool prefault) {
   size = round_to_pages(size);
   if (int e = fault::take(fault::Op::mmap)) throw_errno(e, "cannot map shared memory");

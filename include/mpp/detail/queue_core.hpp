@@ -58,6 +58,7 @@ class QueueCore {
     std::uint64_t start_count = 0;
     std::int32_t self = 0;
     bool locked = false;
+    void* ring = nullptr;  // the ring whose producer lock the batch holds
   };
   struct Room {
     std::byte* data;        // where the batch's items go: [u32 length][bytes][pad to 4] each
@@ -84,6 +85,8 @@ class QueueCore {
     std::uint64_t start_head = 0;
     std::uint64_t rec_end = 0;
     std::size_t taken = 0;
+    std::size_t ring = 0;     // which of the queue's rings the lock is held on
+    std::size_t visited = 0;  // rings this batch has looked at
     bool locked = false;
   };
   // Blocks per `wait` until an item is queued; true with the consumer lock held (get_next then

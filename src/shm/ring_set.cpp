@@ -1,0 +1,150 @@
+#include "shm/ring_set.hpp"
+
+#include <algorithm>
+
+#include "sys/futex.hpp"
+#include "sys/proc.hpp"
+
+namespace mpp::shm {
+
+std::size_t RingSet::lanes_for(std::size_t capacity) noexcept {
+  return std::min(kMaxLanes, kLaneBudget / Ring::mapping_bytes(capacity));
+}
+
+RingSet::RingSet(Ring main, std::byte* lanes_memory, std::size_t lanes) noexcept : main_(main) {
+  lanes_.reserve(lanes);
+  for (std::size_t i = 0; i < lanes; ++i) {
+    lanes_.push_back(Ring::lane(lanes_memory, i, main_.capacity(), kLaneHold, main_));
+  }
+}
+
+Ring& RingSet::producer(std::atomic<int>& choice, std::int32_t self) noexcept {
+  int c = choice.load(std::memory_order_acquire);
+  while (c < 0 && c != kMainRing) {
+    if (c == kUnchosen && choice.compare_exchange_weak(c, kChoosing, std::memory_order_acq_rel)) {
+      c = claim(self);
+      choice.store(c, std::memory_order_release);
+      break;
+    }
+    // Another thread of this process is claiming: it takes a few loads and one CAS.
+    sys::cpu_relax();
+    c = choice.load(std::memory_order_acquire);
+  }
+  return c >= 0 ? lanes_[static_cast<std::size_t>(c)] : main_;
+}
+
+int RingSet::claim(std::int32_t self) noexcept {
+  RingHeader& h = *main_.header();
+  // With maxsize, the main ring's counters must see every item to refuse the one too many.
+  if (lanes_.empty() || h.maxsize != 0) return kMainRing;
+  for (std::size_t i = 0; i < lanes_.size(); ++i) {
+    std::int32_t owner = 0;
+    if (h.lane_owner[i].load(std::memory_order_relaxed) == 0 &&
+        h.lane_owner[i].compare_exchange_strong(owner, self, std::memory_order_seq_cst)) {
+      return mark_used(i);
+    }
+  }
+  // Every lane has an owner: take over one whose owner has died (a syscall or two per lane, once
+  // per process, only when the lanes have run out).
+  for (std::size_t i = 0; i < lanes_.size(); ++i) {
+    std::int32_t owner = h.lane_owner[i].load(std::memory_order_acquire);
+    if (owner != 0 && owner != self && !sys::process_alive(owner) &&
+        h.lane_owner[i].compare_exchange_strong(owner, self, std::memory_order_seq_cst)) {
+      return mark_used(i);
+    }
+  }
+  return kMainRing;
+}
+
+int RingSet::mark_used(std::size_t lane) noexcept {
+  RingHeader& h = *main_.header();
+  const auto want = static_cast<std::uint32_t>(lane + 1);
+  std::uint32_t used = h.lanes_used.load(std::memory_order_seq_cst);
+  while (used < want &&
+         !h.lanes_used.compare_exchange_weak(used, want, std::memory_order_seq_cst)) {
+  }
+  // Pairs with close(): it stores kClosing and then reads lanes_used, we did the reverse (seq_cst
+  // both). If close() did not see this lane, we see the queue closing here, and so does the
+  // put that follows (it re-reads the flag under the lane's lock).
+  (void)h.closed.load(std::memory_order_seq_cst);
+  return static_cast<int>(lane);
+}
+
+void RingSet::release(std::atomic<int>& choice, std::int32_t self) noexcept {
+  const int c = choice.exchange(kUnchosen, std::memory_order_acq_rel);
+  if (c < 0) return;
+  std::int32_t owner = self;
+  main_.header()->lane_owner[c].compare_exchange_strong(owner, 0, std::memory_order_acq_rel);
+}
+
+std::size_t RingSet::rings() const noexcept {
+  const std::size_t used = main_.header()->lanes_used.load(std::memory_order_acquire);
+  return 1 + std::min(used, lanes_.size());
+}
+
+bool RingSet::any_data() const noexcept {
+  if (main_.has_data()) return true;
+  const std::size_t n = rings();
+  for (std::size_t i = 1; i < n; ++i) {
+    if (lanes_[i - 1].has_data()) return true;
+  }
+  return false;
+}
+
+WaitStatus RingSet::wait_data(const Deadline& d, std::int32_t self, bool self_may_put,
+                              std::atomic<int>* spin) noexcept {
+  if (lanes_.empty()) return main_.wait_data(d, self, self_may_put, spin);
+  return main_.wait_data(
+      d, self, self_may_put, spin,
+      [](const void* set) { return static_cast<const RingSet*>(set)->any_data(); }, this);
+}
+
+void RingSet::close(std::int32_t self) noexcept {
+  RingHeader& h = *main_.header();
+  std::uint32_t state = 0;
+  if (!h.closed.compare_exchange_strong(state, kClosing, std::memory_order_seq_cst) &&
+      state == kSealed) {
+    return;
+  }
+  // Every put that read "open" holds its ring's producer lock until it has published: taking each
+  // lock once waits those out. Lanes claimed after this read see kClosing (see mark_used).
+  const std::size_t n = rings();
+  for (std::size_t i = 1; i < n; ++i) {
+    RingHeader& lane = *lanes_[i - 1].header();
+    if (lane.prod_lock.lock(self) == RingLockResult::owner_died) lane.prod.recover();
+    lane.prod_lock.unlock();
+  }
+  if (h.prod_lock.lock(self) == RingLockResult::owner_died) h.prod.recover();
+  h.closed.store(kSealed, std::memory_order_seq_cst);
+  h.prod_lock.unlock();
+  h.data_seq.fetch_add(1, std::memory_order_seq_cst);
+  sys::futex_wake_all(&h.data_seq);
+  for (std::size_t i = 0; i < n; ++i) {
+    RingHeader& r = *ring(i).header();
+    r.space_seq.fetch_add(1, std::memory_order_seq_cst);
+    sys::futex_wake_all(&r.space_seq);
+  }
+  h.join_seq.fetch_add(1, std::memory_order_seq_cst);
+  sys::futex_wake_all(&h.join_seq);
+}
+
+std::size_t RingSet::size() const noexcept {
+  std::size_t total = main_.size();
+  const std::size_t n = rings();
+  for (std::size_t i = 1; i < n; ++i) total += lanes_[i - 1].size();
+  return total;
+}
+
+std::uint64_t RingSet::put_count() const noexcept {
+  std::uint64_t total = main_.put_count();
+  const std::size_t n = rings();
+  for (std::size_t i = 1; i < n; ++i) total += lanes_[i - 1].put_count();
+  return total;
+}
+
+bool RingSet::join(const Deadline& d) noexcept {
+  return main_.join(
+      d, [](const void* set) { return static_cast<const RingSet*>(set)->unfinished(); }, this);
+}
+
+}  // namespace mpp::shm

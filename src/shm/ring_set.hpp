@@ -1,0 +1,101 @@
+// A queue's rings: one main ring plus up to kMaxLanes producer lanes, so that producers in
+// different processes do not serialize on one producer lock. Memory + futex only (plus the
+// liveness probe of sys::process_alive when every lane is taken), so it runs under ThreadSanitizer
+// with threads standing in for processes (each passes its own id as `self`).
+//
+// Lanes: each is a whole Ring (src/shm/ring.hpp) of the queue's capacity, in a second mapping
+// reserved as address space only (untouched lanes cost nothing; a lane whose consumers keep up
+// recycles its first pages). The lane budget (Ring::lane) keeps producers that run ahead from
+// holding much more than one capacity together: a lane may always hold kLaneHold bytes, more
+// only while all lanes together hold at most the capacity. A process claims a free lane
+// on its first put (owner pid in the main header's lane_owner[]) and then puts only there, under
+// the lane's own producer lock, which only its threads take. A process that finds no free lane
+// (and no lane whose owner has died), and every process of a queue with maxsize (whose item count
+// must be exact across producers), puts to the main ring instead; the choice is made once per
+// process, so per-producer FIFO order holds. A lane is released when its process drops the queue
+// (the items stay and are taken in order) and taken over when its owner is found dead.
+//
+// Consumers take from any ring with items, each ring under its own consumer lock; all rings wake
+// the main ring's data_seq, so a consumer with nothing to take sleeps once for all of them.
+// Items from different producer processes have no defined order between them.
+//
+// Closing: close() first marks the queue closing (puts refuse), then takes and releases the
+// producer lock of every lane that was ever used and of the main ring, which waits out every put
+// that passed its check, then seals it. Consumers treat "sealed and empty" as final. A lane
+// claimed concurrently with close() is covered by seq_cst ordering: either close() sees it in
+// lanes_used, or its claimer sees the queue closing.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "shm/ring.hpp"
+
+namespace mpp::shm {
+
+class RingSet {
+ public:
+  // Per-process producer choice (RingSet::producer): not chosen yet, being chosen by another
+  // thread, the main ring, or a lane index >= 0.
+  static constexpr int kUnchosen = -1;
+  static constexpr int kMainRing = -2;
+  static constexpr int kChoosing = -3;
+  // Bytes a lane may always hold; beyond that only while all lanes together hold at most the
+  // queue's capacity (see Ring::lane).
+  static constexpr std::size_t kLaneHold = 1 << 20;
+  // Address space all lanes of one queue may reserve together.
+  static constexpr std::size_t kLaneBudget = std::size_t{8} << 30;
+
+  RingSet() = default;
+  // How many lanes a queue of `capacity` ring bytes gets (0 .. kMaxLanes).
+  static std::size_t lanes_for(std::size_t capacity) noexcept;
+  // `main` was created by Ring::create; `lanes_memory` is zero-filled memory of
+  // lanes * Ring::mapping_bytes(capacity) bytes, 64-aligned (may be null when lanes is 0).
+  RingSet(Ring main, std::byte* lanes_memory, std::size_t lanes) noexcept;
+
+  [[nodiscard]] Ring& main() noexcept { return main_; }
+  [[nodiscard]] const Ring& main() const noexcept { return main_; }
+  [[nodiscard]] std::size_t lane_slots() const noexcept { return lanes_.size(); }
+
+  // ---- producers -------------------------------------------------------------------------------
+  // The ring this process puts to: its lane, claimed on the first call (`choice` is the
+  // process's state, reset to kUnchosen in a forked child), or the main ring.
+  Ring& producer(std::atomic<int>& choice, std::int32_t self) noexcept;
+  // Gives this process's lane back (its items stay queued). Call when the process drops the queue.
+  void release(std::atomic<int>& choice, std::int32_t self) noexcept;
+
+  // ---- consumers -------------------------------------------------------------------------------
+  // Rings that may hold items now: ring(0) is the main ring, ring(i) lane i-1.
+  [[nodiscard]] std::size_t rings() const noexcept;
+  [[nodiscard]] Ring& ring(std::size_t i) noexcept { return i == 0 ? main_ : lanes_[i - 1]; }
+  [[nodiscard]] bool any_data() const noexcept;
+  // Waits until some ring may have an item (see Ring::wait_data).
+  WaitStatus wait_data(const Deadline& d, std::int32_t self, bool self_may_put,
+                       std::atomic<int>* spin) noexcept;
+
+  // ---- state -----------------------------------------------------------------------------------
+  void close(std::int32_t self) noexcept;
+  [[nodiscard]] bool closed() const noexcept { return main_.closed(); }
+  [[nodiscard]] bool sealed() const noexcept { return main_.sealed(); }
+  [[nodiscard]] std::size_t size() const noexcept;
+  [[nodiscard]] std::uint64_t put_count() const noexcept;
+
+  // ---- JoinableQueue ---------------------------------------------------------------------------
+  bool task_done() noexcept { return main_.task_done(put_count()); }
+  bool join(const Deadline& d) noexcept;
+  [[nodiscard]] std::uint64_t unfinished() const noexcept {
+    const std::uint64_t done = main_.done_count();  // first: the total read after it is larger
+    return put_count() - done;
+  }
+
+ private:
+  int claim(std::int32_t self) noexcept;
+  int mark_used(std::size_t lane) noexcept;
+
+  Ring main_;
+  std::vector<Ring> lanes_;
+};
+
+}  // namespace mpp::shm
