@@ -1,11 +1,20 @@
 // mpp/queue.hpp: Python's multiprocessing.Queue / JoinableQueue, over shared memory.
 //
-// What: a FIFO of items of type T (anything the codec can encode, see codec.hpp) that many
-// producer and many consumer processes share. Items are encoded straight into a ring of
-// variable-size records in one anonymous MAP_SHARED mapping created by the constructor (nothing
+// What: a queue of items of type T (anything the codec can encode, see codec.hpp) that many
+// producer and many consumer processes share. Items are encoded straight into rings of
+// variable-size records in anonymous MAP_SHARED mappings created by the constructor (nothing
 // appears in /dev/shm; the memory goes away with the last process that maps it). There is no
 // feeder thread: when put() returns, the item is in shared memory, so a process may exit (even
 // with _exit) or be joined right after putting. Each item is delivered whole to exactly one get().
+//
+// Order: FIFO per producing process: items one process put (from any of its threads, in the
+// order the puts returned) come out in that order. Items of different processes have no defined
+// order between them, even when one put() happened before the other (as with Python's Queue,
+// whose per-process feeder threads give no such order either). Reason: each producing process
+// gets a ring of its own, a "lane" (up to 64 per queue), so producers never wait for one another;
+// consumers take from the lanes in turn (a lane that keeps having items yields after 256 get()s
+// or one get_many()). Processes beyond the 64th, and every producer of a queue with maxsize, share
+// the queue's main ring.
 //
 // Lifetime and fork: a Queue is a handle; copies refer to the same queue (a shared_ptr to this
 // process's view of the mapping). Children forked after the queue was created (mpp::Process,
@@ -23,11 +32,18 @@
 // syscall unless someone sleeps.
 //
 // Sizes: QueueOptions::capacity_bytes is rounded up to a power of two (at least 64 bytes, at most
-// 2 GiB). Every item occupies its encoded size plus an 8-byte header, rounded up to 8 bytes. One
-// item may take at most half the ring: put() of a larger item throws std::invalid_argument (see
-// max_item_bytes()). maxsize counts items; 0 means only capacity_bytes bounds the queue. Rings
-// up to 1 MiB are prefaulted; larger ones touch only the first 256 KiB up front (the ring keeps
-// reusing its first pages while consumers keep up, so a 64 MiB default costs little).
+// 2 GiB): the size of the main ring and of each lane. Every item occupies its encoded size plus
+// an 8-byte header, rounded up to 8 bytes. One item may take at most half a ring: put() of a
+// larger item throws std::invalid_argument (see max_item_bytes()). maxsize counts items; 0 means
+// only capacity_bytes bounds the queue. What producers can have queued and not yet taken: a lone
+// producer fills its whole lane (capacity_bytes) before put() blocks; when several run ahead of
+// their consumers, each lane may hold 1 MiB, and more only while all lanes together hold at most
+// capacity_bytes (so the queue holds about max(capacity_bytes, 1 MiB x producers) plus the main
+// ring). The main ring, if up to 1 MiB, is prefaulted; a larger one touches only its first
+// 256 KiB up front. Lanes are reserved as address space only (MAP_NORESERVE, up to 8 GiB per
+// queue) and touched as used: a lane whose consumers keep up reuses its first pages, so the 64 MiB
+// default costs little. (Where the kernel refuses the reservation, e.g. strict overcommit, the
+// queue works on its main ring alone.)
 //
 // Faults (what is guaranteed when processes die):
 // - A producer killed in the middle of put() (even half-way through copying a huge item) never
@@ -46,8 +62,9 @@
 //   (e.g. a child that exec'd another program); when more than 1024 processes are attached at
 //   once, this detection is switched off for the queue (get() then just waits).
 //
-// Throughput: put()/get() take a producer or consumer lock per item, with no syscall when nobody
-// sleeps. A put() costs one locked instruction: it releases the lock with a plain store and looks
+// Throughput: put()/get() take a producer or consumer lock per item (a lane's producer lock is
+// only ever taken by its own process, and close()), with no syscall when nobody sleeps. A put()
+// costs one locked instruction: it releases the lock with a plain store and looks
 // for sleeping consumers without a fence, because a consumer about to sleep issues membarrier(2)
 // instead (Linux >= 4.16; elsewhere the fenced protocol is used). get() does the same while the
 // consumer is behind (more than 4 KiB of items waiting), and keeps its locked unlock once it has
@@ -56,11 +73,9 @@
 // that once, on its first put() or get(). put_many()/get_many() amortize that: put_many packs up to
 // 64 KiB of items into one record per lock hold, get_many takes up to `max` items per lock hold;
 // items put with put_many can be taken with get() and vice versa.
-// Many producers on many cores: all producers share the one producer lock, so item-by-item put()
-// from several processes that run in parallel does not scale; on a 16-core machine 8-32 producers
-// together moved ~2 M small items/s, less than one producer alone (~9 M/s; bench/README.md, "16
-// cores"). Producers there should batch with put_many: 1,000 words per call moved 21.5 M words/s
-// from 32 producers on that machine.
+// Many producers: with lanes, producers do not contend with one another; the single consumer
+// then sets the pace (bench/README.md, "Queue"). Batching with put_many/get_many still pays where
+// items are small: it saves the per-item lock and publish on both sides.
 #pragma once
 
 #include <chrono>
@@ -190,8 +205,9 @@ class Queue {
     core_->batch_close(batch);
     return n;
   }
-  // Appends to `out` between 1 and `max` items, taking the consumer lock once: blocks until at
-  // least one item is queued, then takes what is there, up to max. Returns the number appended.
+  // Appends to `out` between 1 and `max` items: blocks until at least one item is queued, then
+  // takes what is there, up to max, one lock hold per ring (lane) it takes from. Returns the
+  // number appended.
   // Throws like get() (items decoded before a SerializationError stay in `out`).
   std::size_t get_many(std::vector<T>& out, std::size_t max) {
     return get_many_impl(out, max, detail::QueueWait::forever());
@@ -209,12 +225,16 @@ class Queue {
 
   // No more puts, from any process: put() then throws QueueClosed; get() returns what is still
   // queued, then throws QueueClosed. Wakes every waiter. Idempotent; does not throw. (Unlike
-  // Python's close(), it closes the queue for everyone, not just this handle.)
+  // Python's close(), it closes the queue for everyone, not just this handle.) Blocks until every
+  // put() already past its "closed?" check has published (microseconds; ~50 ms per lane whose
+  // producer died inside put(), whose lock it then takes over), so that an item put() accepted is
+  // never lost to a get() that sees the queue closed and empty.
   void close() noexcept { core_->close(); }
   [[nodiscard]] bool closed() const noexcept { return core_->closed(); }
   // Approximate under concurrency, like Python's qsize()/empty()/full(); never block.
   [[nodiscard]] bool empty() const noexcept { return core_->empty(); }
-  // maxsize items are queued, or the ring has no room for even a 1-byte item.
+  // maxsize items are queued, or the ring this process puts to (its lane, else the main ring)
+  // has no room for even a 1-byte item.
   [[nodiscard]] bool full() const noexcept { return core_->full(); }
   [[nodiscard]] std::size_t size() const noexcept { return core_->size(); }
   // Largest encoded item put() accepts (half the ring minus the record header).

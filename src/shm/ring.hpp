@@ -18,6 +18,13 @@
 // of faulting in all of a 64 MiB ring (a first touch costs ~15-45 us per page here). An empty
 // ring loses no capacity by this.
 //
+// Lanes (a queue's per-producer rings, src/shm/ring_set.hpp) are Rings too, with three additions:
+// they share the main ring's closed flag and consumer wake-up words (n_), a lane budget limits
+// what a lane holds beyond kLaneHold bytes while other lanes hold a lot (grant(), checked about
+// once per hold or kBudgetStep bytes written), and small records wrap early, past offset hold,
+// when consumers are past the start of the current lap (early_wrap()), so that a lane with
+// trailing consumers stays within its first pages even when it is never quite empty.
+//
 // Producers serialise on prod_lock, consumers on cons_lock (RingLock: owner pid in the word, dead
 // owners taken over). A side publishes its work with one release store of its position after the
 // records are complete, so a producer killed mid-copy publishes nothing; its successor gets

@@ -1030,6 +1030,15 @@ std::vector<Case> build_cases(const Args& args) {
       c.b = 2;
       c.n = 200;
       out.push_back(c);
+      // With producer lanes, producer 0's lane lock is taken over by close() in the case process
+      // (unarmed): the double fault now happens on the consumer side. Consumer 0 dies holding a
+      // ring's consumer lock, the consumer that takes it over dies right after the takeover, and
+      // the others must recover again.
+      c.role = Role::consumer;
+      c.fp = "queue.get.holding_lock";
+      c.a = 2;
+      c.b = 4;
+      out.push_back(c);
     }
     for (Kind k : {Kind::queue, Kind::locks}) {
       Case c;
