@@ -256,6 +256,7 @@ bool QueueCore::get_open(GetBatch& g, QueueWait wait) {
         store(g, t);
         g.taken = 0;
         g.ring = i;
+        g.ring_ptr = &ring;
         g.visited = v + 1;
         g.locked = true;
         return true;
@@ -283,19 +284,20 @@ bool QueueCore::get_open(GetBatch& g, QueueWait wait) {
 }
 
 bool QueueCore::get_next(GetBatch& g, std::span<const std::byte>& bytes) noexcept {
-  shm::RingSet& rs = impl_->rings;
   // Publish only items the caller has finished with (all returned before this call): the one we
   // return now must stay unreused until it is decoded.
-  if (g.taken != 0 && g.taken % kPublishEvery == 0) rs.ring(g.ring).get_publish(g);
+  auto* current = static_cast<shm::Ring*>(g.ring_ptr);
+  if (g.taken != 0 && g.taken % kPublishEvery == 0) current->get_publish(g);
   for (;;) {
-    if (auto item = rs.ring(g.ring).next(g)) {
+    if (auto item = current->next(g)) {
       ++g.taken;
       bytes = *item;
       return true;
     }
     // This ring has run dry: go on to the next one with items, once around at most.
-    rs.ring(g.ring).get_publish_unlock(g);
+    current->get_publish_unlock(g);
     g.locked = false;
+    shm::RingSet& rs = impl_->rings;
     const std::size_t n = rs.rings();
     for (;;) {
       if (g.visited >= n) return false;
@@ -307,6 +309,7 @@ bool QueueCore::get_next(GetBatch& g, std::span<const std::byte>& bytes) noexcep
       ring.get_lock(t, impl_->pid);
       store(g, t);
       g.taken = 0;
+      g.ring_ptr = current = &ring;
       g.locked = true;
       break;
     }
@@ -316,7 +319,7 @@ bool QueueCore::get_next(GetBatch& g, std::span<const std::byte>& bytes) noexcep
 void QueueCore::get_close(GetBatch& g) noexcept {
   if (!g.locked) return;
   shm::Ring::GetTxn t = txn_of(g);
-  impl_->rings.ring(g.ring).get_publish_unlock(t);
+  static_cast<shm::Ring*>(g.ring_ptr)->get_publish_unlock(t);
   store(g, t);
   g.locked = false;
   // The next batch starts at the next ring: batches take turns between producers' lanes.

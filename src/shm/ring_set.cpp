@@ -18,7 +18,7 @@ RingSet::RingSet(Ring main, std::byte* lanes_memory, std::size_t lanes) noexcept
   }
 }
 
-Ring& RingSet::producer(std::atomic<int>& choice, std::int32_t self) noexcept {
+Ring& RingSet::choose(std::atomic<int>& choice, std::int32_t self) noexcept {
   int c = choice.load(std::memory_order_acquire);
   while (c < 0 && c != kMainRing) {
     if (c == kUnchosen && choice.compare_exchange_weak(c, kChoosing, std::memory_order_acq_rel)) {
@@ -75,11 +75,6 @@ void RingSet::release(std::atomic<int>& choice, std::int32_t self) noexcept {
   if (c < 0) return;
   std::int32_t owner = self;
   main_.header()->lane_owner[c].compare_exchange_strong(owner, 0, std::memory_order_acq_rel);
-}
-
-std::size_t RingSet::rings() const noexcept {
-  const std::size_t used = main_.header()->lanes_used.load(std::memory_order_acquire);
-  return 1 + std::min(used, lanes_.size());
 }
 
 bool RingSet::any_data() const noexcept {

@@ -62,13 +62,20 @@ class RingSet {
   // ---- producers -------------------------------------------------------------------------------
   // The ring this process puts to: its lane, claimed on the first call (`choice` is the
   // process's state, reset to kUnchosen in a forked child), or the main ring.
-  Ring& producer(std::atomic<int>& choice, std::int32_t self) noexcept;
+  Ring& producer(std::atomic<int>& choice, std::int32_t self) noexcept {
+    const int c = choice.load(std::memory_order_acquire);
+    if (c >= 0) return lanes_[static_cast<std::size_t>(c)];  // the per-put path: inline
+    return c == kMainRing ? main_ : choose(choice, self);
+  }
   // Gives this process's lane back (its items stay queued). Call when the process drops the queue.
   void release(std::atomic<int>& choice, std::int32_t self) noexcept;
 
   // ---- consumers -------------------------------------------------------------------------------
   // Rings that may hold items now: ring(0) is the main ring, ring(i) lane i-1.
-  [[nodiscard]] std::size_t rings() const noexcept;
+  [[nodiscard]] std::size_t rings() const noexcept {
+    const std::size_t used = main_.header()->lanes_used.load(std::memory_order_acquire);
+    return 1 + (used < lanes_.size() ? used : lanes_.size());
+  }
   [[nodiscard]] Ring& ring(std::size_t i) noexcept { return i == 0 ? main_ : lanes_[i - 1]; }
   [[nodiscard]] bool any_data() const noexcept;
   // Waits until some ring may have an item (see Ring::wait_data).
@@ -91,6 +98,7 @@ class RingSet {
   }
 
  private:
+  Ring& choose(std::atomic<int>& choice, std::int32_t self) noexcept;
   int claim(std::int32_t self) noexcept;
   int mark_used(std::size_t lane) noexcept;
 

@@ -85,8 +85,9 @@ class QueueCore {
     std::uint64_t start_head = 0;
     std::uint64_t rec_end = 0;
     std::size_t taken = 0;
-    std::size_t ring = 0;     // which of the queue's rings the lock is held on
-    std::size_t visited = 0;  // rings this batch has looked at
+    std::size_t ring = 0;      // which of the queue's rings the lock is held on
+    std::size_t visited = 0;   // rings this batch has looked at
+    void* ring_ptr = nullptr;  // that ring
     bool locked = false;
   };
   // Blocks per `wait` until an item is queued; true with the consumer lock held (get_next then
