@@ -1,7 +1,7 @@
 // A queue's rings: one main ring plus up to kMaxLanes producer lanes, so that producers in
 // different processes do not serialize on one producer lock. Memory + futex only (plus the
 // liveness probe of sys::process_alive when every lane is taken), so it runs under ThreadSanitizer
-// with threads standing in for processes (each passes its own id as `self`).
+// with threads standing in for processes (each with its own lane choice word, see producer()).
 //
 // Lanes: each is a whole Ring (src/shm/ring.hpp) of the queue's capacity, in a second mapping
 // reserved as address space only (untouched lanes cost nothing; a lane whose consumers keep up
@@ -47,6 +47,8 @@ class RingSet {
   static constexpr std::size_t kLaneHold = 1 << 20;
   // Address space all lanes of one queue may reserve together.
   static constexpr std::size_t kLaneBudget = std::size_t{8} << 30;
+  static_assert(kLaneHold / 4 >= kMaxBatchBytes + sizeof(RecordHeader),
+                "a full put_many record must be small enough to wrap early (Ring::early_wrap)");
 
   RingSet() = default;
   // How many lanes a queue of `capacity` ring bytes gets (0 .. kMaxLanes).
@@ -57,7 +59,6 @@ class RingSet {
 
   [[nodiscard]] Ring& main() noexcept { return main_; }
   [[nodiscard]] const Ring& main() const noexcept { return main_; }
-  [[nodiscard]] std::size_t lane_slots() const noexcept { return lanes_.size(); }
 
   // ---- producers -------------------------------------------------------------------------------
   // The ring this process puts to: its lane, claimed on the first call (`choice` is the
