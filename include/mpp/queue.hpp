@@ -234,7 +234,8 @@ class Queue {
   // Approximate under concurrency, like Python's qsize()/empty()/full(); never block.
   [[nodiscard]] bool empty() const noexcept { return core_->empty(); }
   // maxsize items are queued, or the ring this process puts to (its lane, else the main ring)
-  // has no room for even a 1-byte item.
+  // has no room for even a 1-byte item now (for a lane: or the lane budget holds it back), i.e.
+  // try_put() would fail.
   [[nodiscard]] bool full() const noexcept { return core_->full(); }
   [[nodiscard]] std::size_t size() const noexcept { return core_->size(); }
   // Largest encoded item put() accepts (half the ring minus the record header).

@@ -375,10 +375,8 @@ void Ring::close(std::int32_t self) noexcept {
 }
 
 bool Ring::full() const noexcept {
-  if (h_->maxsize != 0 && size() >= h_->maxsize) return true;
-  const auto tail = h_->prod.pos.load(std::memory_order_acquire);
-  const auto head = h_->cons.pos.load(std::memory_order_acquire);
-  return cap_ - (tail - head) < record_bytes(1);
+  // Whether a put of the smallest item would fail now (maxsize, room, or a lane's budget).
+  return room_for(record_bytes(1)) != Room::fits;
 }
 
 int Ring::attach(std::int32_t pid, bool is_child) noexcept {
