@@ -7,12 +7,11 @@
 
 #include <atomic>
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
 #include <thread>
 #include <tuple>
 #include <vector>
 
+#include "ring_items.hpp"
 #include "shm/ring_set.hpp"
 #include "sys/proc.hpp"
 
@@ -21,45 +20,10 @@ namespace {
 using mpp::shm::Deadline;
 using mpp::shm::Ring;
 using mpp::shm::RingSet;
-using mpp::shm::WaitStatus;
 
-struct Memory {
-  explicit Memory(std::size_t bytes)
-      : p(static_cast<std::byte*>(std::aligned_alloc(4096, (bytes + 4095) / 4096 * 4096))) {
-    std::memset(p, 0, bytes);
-  }
-  ~Memory() { std::free(p); }
-  Memory(const Memory&) = delete;
-  Memory& operator=(const Memory&) = delete;
-  std::byte* p;
-};
-
-// Payload: [producer u16][seq u32][filler derived from both], 6 to 70 bytes.
-std::size_t payload_size(unsigned producer, std::uint32_t seq) {
-  return 6 + (seq * 7u + producer * 13u) % 65;
-}
-std::byte filler(unsigned producer, std::uint32_t seq, std::size_t i) {
-  return static_cast<std::byte>((producer * 31u + seq * 17u + i) & 0xffu);
-}
-
-void put_one(Ring& ring, std::int32_t self, unsigned producer, std::uint32_t seq) {
-  const std::size_t size = payload_size(producer, seq);
-  for (;;) {
-    Ring::PutTxn t;
-    ring.put_lock(t, self);
-    ASSERT_FALSE(ring.closed());  // only the last producer closes
-    if (std::byte* out = ring.reserve(t, size)) {
-      const auto p16 = static_cast<std::uint16_t>(producer);
-      std::memcpy(out, &p16, 2);
-      std::memcpy(out + 2, &seq, 4);
-      for (std::size_t i = 6; i < size; ++i) out[i] = filler(producer, seq, i);
-      ring.put_publish_unlock(t);
-      return;
-    }
-    ring.put_unlock();
-    ASSERT_EQ(ring.wait_space(size, Deadline::forever()), WaitStatus::ready);
-  }
-}
+using mpp::test::Memory;
+// Records of 6 to 70 bytes.
+constexpr std::size_t kMaxPayload = 70;
 
 }  // namespace
 
@@ -82,7 +46,10 @@ TEST_P(RingSetStress, EveryRecordOnceIntactAndInProducerOrder) {
 
   auto produce = [&](unsigned p) {
     std::atomic<int> choice{RingSet::kUnchosen};  // this "process's" lane choice
-    for (std::uint32_t s = 0; s < per; ++s) put_one(set.producer(choice, self), self, p, s);
+    for (std::uint32_t s = 0; s < per; ++s) {
+      mpp::test::put_one(set.producer(choice, self), self, p, s,
+                         mpp::test::payload_size(p, s, kMaxPayload), /*polling=*/false);
+    }
     set.release(choice, self);  // the lane's items stay for the consumers
     if (producers_left.fetch_sub(1) == 1) set.close(self);
   };
@@ -97,20 +64,12 @@ TEST_P(RingSetStress, EveryRecordOnceIntactAndInProducerOrder) {
         ring.get_lock(t, self);
         while (auto b = ring.next(t)) {
           ++n;
-          std::uint16_t p16 = 0;
-          std::uint32_t seq = 0;
-          if (b->size() < 6) {
+          const auto item = mpp::test::read_item(*b, producers, per, kMaxPayload);
+          if (!item) {
             torn.fetch_add(1);
             continue;
           }
-          std::memcpy(&p16, b->data(), 2);
-          std::memcpy(&seq, b->data() + 2, 4);
-          bool ok = p16 < producers && seq < per && b->size() == payload_size(p16, seq);
-          for (std::size_t k = 6; ok && k < b->size(); ++k) ok = (*b)[k] == filler(p16, seq, k);
-          if (!ok) {
-            torn.fetch_add(1);
-            continue;
-          }
+          const auto [p16, seq] = *item;
           seen[std::size_t{p16} * per + seq].fetch_add(1);
           if (consumers == 1) {
             out_of_order.fetch_add(static_cast<std::int64_t>(seq) != next[p16]);

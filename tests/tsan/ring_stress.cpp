@@ -12,6 +12,7 @@
 #include <tuple>
 #include <vector>
 
+#include "ring_items.hpp"
 #include "shm/ring.hpp"
 #include "sys/proc.hpp"
 
@@ -19,53 +20,11 @@ namespace {
 
 using mpp::shm::Deadline;
 using mpp::shm::Ring;
-using mpp::shm::WaitStatus;
 
-struct Memory {
-  explicit Memory(std::size_t bytes)
-      : p(static_cast<std::byte*>(std::aligned_alloc(4096, (bytes + 4095) / 4096 * 4096))) {
-    std::memset(p, 0, bytes);
-  }
-  ~Memory() { std::free(p); }
-  std::byte* p;
-};
-
-// Payload: [producer u16][seq u32][length-6 filler bytes derived from both].
-std::size_t payload_size(unsigned producer, std::uint32_t seq, std::size_t max) {
-  return 6 + (seq * 7u + producer * 13u) % (max - 6 + 1);
-}
-std::byte filler(unsigned producer, std::uint32_t seq, std::size_t i) {
-  return static_cast<std::byte>((producer * 31u + seq * 17u + i) & 0xffu);
-}
-
-void put_one(Ring& ring, std::int32_t self, unsigned producer, std::uint32_t seq, std::size_t size,
-             bool polling) {
-  for (;;) {
-    Ring::PutTxn t;
-    ring.put_lock(t, self);
-    if (std::byte* out = ring.reserve(t, size)) {
-      const auto p16 = static_cast<std::uint16_t>(producer);
-      std::memcpy(out, &p16, 2);
-      std::memcpy(out + 2, &seq, 4);
-      for (std::size_t i = 6; i < size; ++i) out[i] = filler(producer, seq, i);
-      ring.put_publish_unlock(t);
-      return;
-    }
-    ring.put_unlock();
-    if (polling) {
-      std::this_thread::yield();
-    } else {
-      ASSERT_NE(ring.wait_space(size, Deadline::forever()), WaitStatus::closed);
-    }
-  }
-}
-
-void write_item(std::byte* out, unsigned producer, std::uint32_t seq, std::size_t size) {
-  const auto p16 = static_cast<std::uint16_t>(producer);
-  std::memcpy(out, &p16, 2);
-  std::memcpy(out + 2, &seq, 4);
-  for (std::size_t i = 6; i < size; ++i) out[i] = filler(producer, seq, i);
-}
+using mpp::test::Memory;
+using mpp::test::payload_size;
+using mpp::test::put_one;
+using mpp::test::write_item;
 
 // Puts items seq .. seq+count-1 as batch records (as Queue::put_many does); returns how many
 // it managed before the ring ran out of room (at least one: it waits for room for the first).
@@ -108,25 +67,13 @@ struct Tally {
 };
 
 void check_item(std::span<const std::byte> b, Tally& tally, unsigned producers, std::size_t max) {
-  std::uint16_t p16 = 0;
-  std::uint32_t seq = 0;
-  if (b.size() < 6) {
+  const auto item = mpp::test::read_item(b, producers, tally.per_producer, max);
+  if (!item) {
     tally.torn++;
     return;
   }
-  std::memcpy(&p16, b.data(), 2);
-  std::memcpy(&seq, b.data() + 2, 4);
-  if (p16 >= producers || seq >= tally.per_producer || b.size() != payload_size(p16, seq, max)) {
-    tally.torn++;
-    return;
-  }
-  for (std::size_t i = 6; i < b.size(); ++i) {
-    if (b[i] != filler(p16, seq, i)) {
-      tally.torn++;
-      return;
-    }
-  }
-  tally.seen[p16 * tally.per_producer + seq].fetch_add(1, std::memory_order_relaxed);
+  tally.seen[item->first * tally.per_producer + item->second].fetch_add(1,
+                                                                        std::memory_order_relaxed);
 }
 
 class RingStress
