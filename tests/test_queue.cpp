@@ -1,6 +1,7 @@
 // Tests of <mpp/queue.hpp>: Queue / JoinableQueue between processes.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -565,6 +566,43 @@ TEST(QueueLanesReuse, LanesOfExitedProducersAreTakenOver) {
   EXPECT_TRUE(q.empty());
   leaks.check();
 }
+
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)  // they reserve terabytes
+TEST(QueueLanesReserve, AnAddressSpaceLimitIsMostlyLeftToTheProgram) {
+  mpp::test::Watchdog dog(60s, "AnAddressSpaceLimitIsMostlyLeftToTheProgram");
+  // Lanes are reserved address space (up to 4 GiB for a default queue). Under ulimit -v a queue
+  // must take only a small share of the limit, so that a program with a few queues can still
+  // allocate most of what it was allowed.
+  mpp::Process child([] {
+    std::ifstream status("/proc/self/status");
+    std::string key;
+    std::size_t vm_kb = 0;
+    while (status >> key) {
+      if (key == "VmSize:") {
+        status >> vm_kb;
+        break;
+      }
+    }
+    if (vm_kb == 0) std::_Exit(3);
+    const rlim_t limit = (vm_kb << 10) + (rlim_t{10} << 30);
+    rlimit r{limit, limit};
+    if (setrlimit(RLIMIT_AS, &r) != 0) std::_Exit(4);
+    std::vector<mpp::Queue<int>> queues(3);
+    for (auto& q : queues) {
+      q.put(1);
+      if (q.get() != 1) std::_Exit(5);
+    }
+    // 3 x 4 GiB of lanes would leave less than 2 GiB of the 10 GiB for the program.
+    void* big = std::malloc(std::size_t{6} << 30);
+    if (big == nullptr) std::_Exit(6);
+    std::free(big);
+    std::_Exit(0);
+  });
+  child.start();
+  child.join();
+  EXPECT_EQ(child.exitcode(), 0);
+}
+#endif
 
 TEST(QueueLanesClose, CloseLosesNoItemThatPutAccepted) {
   mpp::test::Watchdog dog(120s, "CloseLosesNoItemThatPutAccepted");

@@ -42,8 +42,9 @@
 // ring). The main ring, if up to 1 MiB, is prefaulted; a larger one touches only its first
 // 256 KiB up front. Lanes are reserved as address space only (MAP_NORESERVE, up to 8 GiB per
 // queue) and touched as used: a lane whose consumers keep up reuses its first pages, so the 64 MiB
-// default costs little. (Where the kernel refuses the reservation, e.g. strict overcommit, the
-// queue works on its main ring alone.)
+// default costs little. Under an address-space limit (ulimit -v) a queue reserves at most 1/16 of
+// it for lanes (fewer lanes); where the kernel refuses the reservation (e.g. strict overcommit),
+// the queue works on its main ring alone.
 //
 // Faults (what is guaranteed when processes die):
 // - A producer killed in the middle of put() (even half-way through copying a huge item) never

@@ -7,8 +7,10 @@
 
 namespace mpp::shm {
 
-std::size_t RingSet::lanes_for(std::size_t capacity) noexcept {
-  return std::min(kMaxLanes, kLaneBudget / Ring::mapping_bytes(capacity));
+std::size_t RingSet::lanes_for(std::size_t capacity, std::size_t address_limit) noexcept {
+  std::size_t budget = kLaneBudget;
+  if (address_limit != 0) budget = std::min(budget, address_limit / 16);
+  return std::min(kMaxLanes, budget / Ring::mapping_bytes(capacity));
 }
 
 RingSet::RingSet(Ring main, std::byte* lanes_memory, std::size_t lanes) noexcept : main_(main) {

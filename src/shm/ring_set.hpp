@@ -51,8 +51,10 @@ class RingSet {
                 "a full put_many record must be small enough to wrap early (Ring::early_wrap)");
 
   RingSet() = default;
-  // How many lanes a queue of `capacity` ring bytes gets (0 .. kMaxLanes).
-  static std::size_t lanes_for(std::size_t capacity) noexcept;
+  // How many lanes a queue of `capacity` ring bytes gets (0 .. kMaxLanes): as many as fit in
+  // kLaneBudget of address space, or in 1/16 of `address_limit` (the process's RLIMIT_AS, 0 for
+  // none), so that reserving lanes never eats much of a limited address space.
+  static std::size_t lanes_for(std::size_t capacity, std::size_t address_limit = 0) noexcept;
   // `main` was created by Ring::create; `lanes_memory` is zero-filled memory of
   // lanes * Ring::mapping_bytes(capacity) bytes, 64-aligned (may be null when lanes is 0).
   RingSet(Ring main, std::byte* lanes_memory, std::size_t lanes) noexcept;

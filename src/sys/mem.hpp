@@ -41,6 +41,9 @@ class Mapping {
 // queue's producer lanes) cost nothing. Touching a page when memory has run out kills with
 // SIGBUS, as for any shmem; callers keep what they touch small. Throws like the above.
 [[nodiscard]] Mapping map_anonymous_shared_sparse(std::size_t size);
+// The process's address-space limit (RLIMIT_AS soft limit) in bytes, or 0 when unlimited. Never
+// throws.
+[[nodiscard]] std::size_t address_space_limit() noexcept;
 
 // Maps `size` bytes of `fd` shared, read-write.
 [[nodiscard]] Mapping map_fd_shared(int fd, std::size_t size, bool prefault = false);

@@ -4,6 +4,7 @@
 #include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -203,6 +204,12 @@ Mapping map_anonymous_shared_sparse(std::size_t size) {
                    MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) throw_errno("cannot map shared memory");
   return Mapping(p, size);
+}
+
+std::size_t address_space_limit() noexcept {
+  rlimit r{};
+  if (::getrlimit(RLIMIT_AS, &r) != 0 || r.rlim_cur == RLIM_INFINITY) return 0;
+  return static_cast<std::size_t>(r.rlim_cur);
 }
 
 Mapping map_fd_shared(int fd, std::size_t size, bool prefault) {
