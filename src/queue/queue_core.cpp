@@ -102,8 +102,7 @@ QueueCore::QueueCore(std::size_t maxsize, std::size_t capacity_bytes) : impl_(ne
   }
   // Producer lanes: not for maxsize queues (their count must be exact), and a queue without
   // them (the reservation refused, e.g. under strict overcommit) still works, on one ring.
-  std::size_t lanes =
-      maxsize == 0 ? shm::RingSet::lanes_for(cap, sys::address_space_limit()) : 0;
+  std::size_t lanes = maxsize == 0 ? shm::RingSet::lanes_for(cap, sys::address_space_limit()) : 0;
   if (lanes != 0) {
     try {
       impl_->lanes_mapping = sys::map_anonymous_shared_sparse(lanes * bytes);
