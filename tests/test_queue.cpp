@@ -852,6 +852,46 @@ TEST(QueueFaults, SignalsDuringWaitsLoseNothing) {
   sigaction(SIGUSR1, &old, nullptr);
 }
 
+TEST(JoinableQueue, JoinCountsTheItemsOfEveryProducersLane) {
+  mpp::test::Watchdog dog(60s, "JoinCountsTheItemsOfEveryProducersLane");
+  NoLeaks leaks;
+  // Three producer processes (three lanes) and two consumers: join() must wait for the items of
+  // every lane, and task_done() must accept exactly as many calls as all lanes together got.
+  constexpr unsigned kProducers = 3;
+  constexpr int kPer = 200;
+  mpp::JoinableQueue<int> q;
+  SharedCounters done(1);
+  std::vector<mpp::Process> ws;
+  for (unsigned w = 0; w < 2; ++w) {
+    ws.emplace_back([q, &done]() mutable {
+      try {
+        for (;;) {
+          (void)q.get();
+          done[0].fetch_add(1);
+          q.task_done();
+        }
+      } catch (const mpp::QueueClosed&) {
+      }
+    });
+  }
+  for (auto& w : ws) w.start();
+  std::vector<mpp::Process> ps;
+  for (unsigned p = 0; p < kProducers; ++p) {
+    ps.emplace_back([q]() mutable {
+      for (int i = 0; i < kPer; ++i) q.put(i);
+    });
+  }
+  for (auto& p : ps) p.start();
+  for (auto& p : ps) p.join();
+  q.join();
+  EXPECT_EQ(done[0].load(), std::uint64_t{kProducers} * kPer);
+  EXPECT_EQ(q.unfinished_tasks(), 0u);
+  EXPECT_THROW(q.task_done(), std::logic_error);  // one more than all lanes got
+  q.close();
+  for (auto& w : ws) w.join();
+  leaks.check();
+}
+
 TEST(JoinableQueue, JoinWaitsForEveryTaskDone) {
   mpp::test::Watchdog dog(60s, "JoinableQueue");
   NoLeaks leaks;
