@@ -88,9 +88,18 @@ Ring Ring::lane(std::byte* lanes, std::size_t index, std::size_t capacity, std::
   return r;
 }
 
-std::uint64_t Ring::held(const RingHeader& h, std::uint64_t tail) noexcept {
+std::uint64_t Ring::held(const RingHeader& h) noexcept {
+  // Head first: the published tail read after it can only be further on.
   const std::uint64_t head = h.cons.pos.load(std::memory_order_acquire);
-  if (tail == 0) tail = h.prod.pos.load(std::memory_order_acquire);
+  return held_between(h, head, h.prod.pos.load(std::memory_order_acquire));
+}
+
+std::uint64_t Ring::held(const RingHeader& h, std::uint64_t tail) noexcept {
+  return held_between(h, h.cons.pos.load(std::memory_order_acquire), tail);
+}
+
+std::uint64_t Ring::held_between(const RingHeader& h, std::uint64_t head,
+                                 std::uint64_t tail) noexcept {
   std::uint64_t used = tail - head;
   // Racy reads are fine: this feeds a budget, not a safety check.
   const std::uint64_t at = h.early_skip_at.load(std::memory_order_relaxed);

@@ -381,7 +381,8 @@ class Ring {
 
   // ---- state -----------------------------------------------------------------------------------
   // Marks the ring closed and sealed (after taking the producer lock, so no put publishes after
-  // it) and wakes every waiter. (A queue with lanes closes through RingSet::close.)
+  // it) and wakes every waiter of this ring. (A queue with lanes closes through RingSet::close,
+  // which ends with this on its main ring.)
   void close(std::int32_t self) noexcept;
   // Puts must refuse (closing or closed).
   [[nodiscard]] bool closed() const noexcept {
@@ -453,8 +454,12 @@ class Ring {
   // wrap early: the skipped bytes count as used until consumers pass them, so the lap after an
   // early wrap has only the room consumers have freed at its start.
   std::size_t early_wrap(std::uint64_t tail, std::size_t off, std::size_t rec) noexcept;
-  // Bytes lane `h` holds, up to `tail` (its published tail when 0), early-wrap skip excluded.
-  static std::uint64_t held(const RingHeader& h, std::uint64_t tail = 0) noexcept;
+  // Bytes lane `h` holds up to its published tail, or up to `tail` (the producer's own, under its
+  // lock), the early-wrap skip excluded.
+  static std::uint64_t held(const RingHeader& h) noexcept;
+  static std::uint64_t held(const RingHeader& h, std::uint64_t tail) noexcept;
+  static std::uint64_t held_between(const RingHeader& h, std::uint64_t head,
+                                    std::uint64_t tail) noexcept;
   // Bytes all lanes hold now (a sum over the lanes in use).
   [[nodiscard]] std::uint64_t lanes_held() const noexcept;
   // Free bytes at which consumers wake a producer sleeping for space (hysteresis).

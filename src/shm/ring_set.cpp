@@ -104,25 +104,18 @@ void RingSet::close(std::int32_t self) noexcept {
     return;
   }
   // Every put that read "open" holds its ring's producer lock until it has published: taking each
-  // lock once waits those out. Lanes claimed after this read see kClosing (see mark_used).
+  // lane's lock once waits those out (and producers sleeping for space there see kClosing). Lanes
+  // claimed after this read see kClosing (see mark_used). Ring::close then does the same for the
+  // main ring, seals the queue and wakes everyone waiting on the main ring.
   const std::size_t n = rings();
   for (std::size_t i = 1; i < n; ++i) {
     RingHeader& lane = *lanes_[i - 1].header();
     if (lane.prod_lock.lock(self) == RingLockResult::owner_died) lane.prod.recover();
     lane.prod_lock.unlock();
+    lane.space_seq.fetch_add(1, std::memory_order_seq_cst);
+    sys::futex_wake_all(&lane.space_seq);
   }
-  if (h.prod_lock.lock(self) == RingLockResult::owner_died) h.prod.recover();
-  h.closed.store(kSealed, std::memory_order_seq_cst);
-  h.prod_lock.unlock();
-  h.data_seq.fetch_add(1, std::memory_order_seq_cst);
-  sys::futex_wake_all(&h.data_seq);
-  for (std::size_t i = 0; i < n; ++i) {
-    RingHeader& r = *ring(i).header();
-    r.space_seq.fetch_add(1, std::memory_order_seq_cst);
-    sys::futex_wake_all(&r.space_seq);
-  }
-  h.join_seq.fetch_add(1, std::memory_order_seq_cst);
-  sys::futex_wake_all(&h.join_seq);
+  main_.close(self);
 }
 
 std::size_t RingSet::size() const noexcept {
