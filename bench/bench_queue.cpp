@@ -5,14 +5,17 @@
 // practical ceiling for 8-byte items), memcpy into shared memory (the ceiling for big items) and
 // a raw futex ping-pong on a shared word (the ceiling for latency).
 //
-// Usage: bench_queue [--quick]     (--quick: fewer items, for a smoke run)
+// Usage: bench_queue [--quick] [--wiki]   (--quick: fewer items, for a smoke run; --wiki: only
+// the wiki snippet's sections, about a minute)
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -319,53 +322,128 @@ double futex_pingpong(long n) {
 // ---- the wiki's snippet -------------------------------------------------------------------------
 
 // The wiki's snippet: `procs` producers x `words` each into one consumer, put() per word (as the
-// wiki does), or put_many() of 1,000 words with the consumer taking get_many(4096). Seconds.
-double mpp_words(int procs, long words, bool batched) {
-  return bench::seconds([&] {
-    mpp::Queue<std::string> q;
-    std::vector<mpp::Process> ps;
-    for (int i = 0; i < procs; ++i) {
-      ps.emplace_back([q, words, i, batched]() mutable {
-        std::mt19937_64 rng(std::random_device{}() ^ static_cast<std::uint64_t>(i));
-        auto pick = [&](std::string_view s) {
-          return s[std::uniform_int_distribution<std::size_t>(0, s.size() - 1)(rng)];
-        };
-        std::vector<std::string> batch;
-        for (long k = 0; k < words; ++k) {
-          std::string w{pick("bdvl"), pick("aoi"), pick("pkl")};
-          if (!batched) {
-            q.put(w);
-            continue;
-          }
-          batch.push_back(std::move(w));
-          if (batch.size() == 1000) {
-            (void)q.put_many(batch);
-            batch.clear();
-          }
+// wiki does), or put_many() of 1,000 words with the consumer taking get_many(4096). Seconds from
+// starting the producers to the last get, the interval bench/queue_peer.py times in Python (the
+// queue is made before, the joins and freeing the results come after, in both).
+// `producer_cpus`, when given, pins producer i to CPU producer_cpus[i] (placement experiment).
+double mpp_words(int procs, long words, bool batched, const std::vector<int>& producer_cpus = {}) {
+  mpp::Queue<std::string> q;
+  std::vector<mpp::Process> ps;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < procs; ++i) {
+    mpp::ProcessOptions opts;
+    if (!producer_cpus.empty()) opts.cpus = {producer_cpus[static_cast<std::size_t>(i)]};
+    ps.emplace_back(opts, [q, words, i, batched]() mutable {
+      std::mt19937_64 rng(std::random_device{}() ^ static_cast<std::uint64_t>(i));
+      auto pick = [&](std::string_view s) {
+        return s[std::uniform_int_distribution<std::size_t>(0, s.size() - 1)(rng)];
+      };
+      std::vector<std::string> batch;
+      for (long k = 0; k < words; ++k) {
+        std::string w{pick("bdvl"), pick("aoi"), pick("pkl")};
+        if (!batched) {
+          q.put(w);
+          continue;
         }
-        if (!batch.empty()) (void)q.put_many(batch);
-      });
-      ps.back().start();
-    }
-    const auto total = static_cast<std::size_t>(procs * words);
-    std::vector<std::string> results;
-    results.reserve(total);
-    while (results.size() < total) {
-      if (batched) {
-        (void)q.get_many(results, 4096);
-      } else {
-        results.push_back(q.get());
+        batch.push_back(std::move(w));
+        if (batch.size() == 1000) {
+          (void)q.put_many(batch);
+          batch.clear();
+        }
       }
+      if (!batch.empty()) (void)q.put_many(batch);
+    });
+    ps.back().start();
+  }
+  const auto total = static_cast<std::size_t>(procs * words);
+  std::vector<std::string> results;
+  results.reserve(total);
+  while (results.size() < total) {
+    if (batched) {
+      (void)q.get_many(results, 4096);
+    } else {
+      results.push_back(q.get());
     }
-    for (auto& p : ps) p.join();
-  });
+  }
+  const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
+  for (auto& p : ps) p.join();
+  return dt.count();
+}
+
+// The wiki's Queue snippet against Python, its placement on two CPUs, and producer scaling.
+void wiki_sections() {
+  const long words = 1'000'000 / g_scale;
+  std::printf("\nthe wiki's Queue snippet, 2 producers x %ld words; M words/s\n", words);
+  std::vector<double> w;
+  for (int i = 0; i < kRuns; ++i)
+    w.push_back(2.0 * static_cast<double>(words) / mpp_words(2, words, false));
+  double pyw = bench::python_peer("queue_peer.py", "wiki 2 " + std::to_string(50'000 / g_scale));
+  bench::print_ratio_line("mpp vs Python mp.Queue (Python: 2 x 50,000)", bench::median(w) / 1e6,
+                          pyw > 0 ? pyw / 1e6 : -1, "Mw/s", false);
+
+  // Where the kernel puts the three processes decides the snippet's speed on a 2-CPU machine
+  // (bench/README.md, "Placement"): the consumer alone on a CPU, or sharing one with a producer.
+  if (std::thread::hardware_concurrency() >= 2) {
+    cpu_set_t saved;
+    CPU_ZERO(&saved);
+    if (sched_getaffinity(0, sizeof saved, &saved) == 0 && CPU_ISSET(0, &saved) &&
+        CPU_ISSET(1, &saved)) {
+      cpu_set_t zero;
+      CPU_ZERO(&zero);
+      CPU_SET(0, &zero);
+      (void)sched_setaffinity(0, sizeof zero, &zero);  // the consumer (this process) on CPU 0
+      std::vector<double> alone, shared;
+      for (int i = 0; i < 3; ++i) {
+        alone.push_back(2.0 * static_cast<double>(words) / mpp_words(2, words, false, {1, 1}));
+        shared.push_back(2.0 * static_cast<double>(words) / mpp_words(2, words, false, {0, 1}));
+      }
+      (void)sched_setaffinity(0, sizeof saved, &saved);
+      std::printf("placement of the snippet's 3 processes on CPUs 0 and 1 (pinned); M words/s\n");
+      bench::print_ratio_line("consumer alone on CPU 0 vs Python mp.Queue",
+                              bench::median(alone) / 1e6, pyw > 0 ? pyw / 1e6 : -1, "Mw/s", false);
+      bench::print_ratio_line("consumer sharing CPU 0 with a producer vs Python",
+                              bench::median(shared) / 1e6, pyw > 0 ? pyw / 1e6 : -1, "Mw/s", false);
+    }
+  }
+
+  // Producers each put to a lane of their own, so put() rates should not fall as P grows while
+  // the consumer keeps up (bench/README.md, "16 cores" and "Producer lanes"); put_many writes
+  // 1,000 words per record.
+  const long per = 500'000 / g_scale;
+  const int max_procs = std::min(32, 2 * static_cast<int>(std::thread::hardware_concurrency()));
+  std::printf("\nproducer scaling: P producers x %ld words -> 1 consumer; M words/s\n", per);
+  for (int procs = 1; procs <= max_procs; procs *= 2) {
+    std::vector<double> one, many;
+    for (int i = 0; i < 3; ++i) {
+      one.push_back(static_cast<double>(procs * per) / mpp_words(procs, per, false));
+      many.push_back(static_cast<double>(procs * per) / mpp_words(procs, per, true));
+    }
+    char what[64];
+    std::snprintf(what, sizeof what, "P=%d: put_many/get_many vs put/get", procs);
+    bench::print_ratio_line(what, bench::median(many) / 1e6, bench::median(one) / 1e6, "Mw/s",
+                            false);
+  }
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc > 1 && std::strcmp(argv[1], "--quick") == 0) g_scale = 20;
+  bool wiki_only = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--quick") == 0) {
+      g_scale = 20;
+    } else if (std::strcmp(argv[i], "--wiki") == 0) {
+      wiki_only = true;
+    } else {
+      std::fprintf(stderr, "usage: bench_queue [--quick] [--wiki]\n");
+      return 2;
+    }
+  }
   std::printf("bench_queue: medians of %d runs; rates in M items/s unless noted\n", kRuns);
+  if (wiki_only) {
+    wiki_sections();
+    return 0;
+  }
 
   const long n_small = 20'000'000 / g_scale;
   std::printf("\n8-byte items, 1 producer -> 1 consumer process (%ld items, ring 1 MiB)\n",
@@ -442,31 +520,6 @@ int main(int argc, char** argv) {
   bench::result("latency", "mpp_Queue_ping-pong", 0, bench::median(mp));
   bench::result("latency", "raw_futex_ping-pong", 0, bench::median(fp));
 
-  const long words = 1'000'000 / g_scale;
-  std::printf("\nthe wiki's Queue snippet, 2 producers x %ld words; M words/s\n", words);
-  std::vector<double> w;
-  for (int i = 0; i < 3; ++i)
-    w.push_back(2.0 * static_cast<double>(words) / mpp_words(2, words, false));
-  double pyw = bench::python_peer("queue_peer.py", "wiki 2 " + std::to_string(50'000 / g_scale));
-  bench::print_ratio_line("mpp vs Python mp.Queue (Python: 2 x 50,000)", bench::median(w) / 1e6,
-                          pyw > 0 ? pyw / 1e6 : -1, "Mw/s", false);
-
-  // Every producer takes the one producer lock per put(): on a machine where many producers run
-  // at once this is where the Queue stops scaling (bench/README.md, "16 cores"); put_many takes
-  // the lock once per 1,000 words.
-  const long per = 500'000 / g_scale;
-  const int max_procs = std::min(32, 2 * static_cast<int>(std::thread::hardware_concurrency()));
-  std::printf("\nproducer scaling: P producers x %ld words -> 1 consumer; M words/s\n", per);
-  for (int procs = 1; procs <= max_procs; procs *= 2) {
-    std::vector<double> one, many;
-    for (int i = 0; i < 3; ++i) {
-      one.push_back(static_cast<double>(procs * per) / mpp_words(procs, per, false));
-      many.push_back(static_cast<double>(procs * per) / mpp_words(procs, per, true));
-    }
-    char what[64];
-    std::snprintf(what, sizeof what, "P=%d: put_many/get_many vs put/get", procs);
-    bench::print_ratio_line(what, bench::median(many) / 1e6, bench::median(one) / 1e6, "Mw/s",
-                            false);
-  }
+  wiki_sections();
   return 0;
 }
