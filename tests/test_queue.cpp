@@ -20,7 +20,9 @@
 #include "mpp/queue.hpp"
 #include "shm/ring.hpp"
 #include "shm/ring_lock.hpp"
+#include "shm/ring_set.hpp"
 #include "sys/mem.hpp"
+#include "sys/proc.hpp"
 #include "test_util.hpp"
 
 using namespace std::chrono_literals;
@@ -526,45 +528,195 @@ TEST(QueueLanesBudget, ProducersRunningAheadHoldAboutOneCapacityTogether) {
   EXPECT_EQ(put[0].load(), kCap / kItem);
 }
 
+// `producers` children one after the other, child p putting (p << 32 | s) for s < per and then
+// leaving: its target returns, or (`hard`) it calls std::_Exit, so that neither its handles'
+// destructors nor mpp's exit hooks run. Returns how many lanes they took over from dead owners.
+std::uint64_t put_from_children_one_by_one(mpp::Queue<std::uint64_t>& q, unsigned producers,
+                                           std::uint64_t per, bool hard) {
+  SharedCounters took_over(1);
+  for (unsigned p = 0; p < producers; ++p) {
+    mpp::Process child([q, p, per, hard, &took_over]() mutable {
+      for (std::uint64_t s = 0; s < per; ++s) q.put((std::uint64_t{p} << 32) | s);
+      took_over[0].fetch_add(mpp::shm::RingSet::lane_takeovers());
+      if (hard) std::_Exit(0);
+    });
+    child.start();
+    child.join();
+    EXPECT_EQ(child.exitcode(), 0);
+  }
+  return took_over[0].load();
+}
+
+// Takes producers x per items as put above; returns how many broke their producer's order. The
+// first item taken goes to *first.
+std::size_t take_in_producer_order(mpp::Queue<std::uint64_t>& q, unsigned producers,
+                                   std::uint64_t per, std::uint64_t* first) {
+  std::vector<std::uint64_t> next(producers, 0);
+  std::size_t bad = 0;
+  for (std::uint64_t i = 0; i < producers * per; ++i) {
+    const std::uint64_t v = q.get();
+    if (i == 0) *first = v;
+    const auto p = static_cast<std::size_t>(v >> 32);
+    if (p >= producers || (v & 0xffffffffu) != next[p]) {
+      ++bad;
+      continue;
+    }
+    ++next[p];
+  }
+  return bad;
+}
+
 TEST(QueueLanesReuse, LanesOfExitedProducersAreTakenOver) {
   mpp::test::Watchdog dog(120s, "LanesOfExitedProducersAreTakenOver");
   NoLeaks leaks;
-  // 70 producers one after the other, each exiting (with _exit, so without releasing its lane)
+  // 70 producers one after the other, each leaving with std::_Exit (its lane is not released)
   // before the next starts: from the 65th on, every lane is owned by a dead process and the next
   // producer must take one over (or use the main ring). Nothing is consumed until the end, so
   // the taken-over lanes still hold their dead owners' items, which must come out first and whole.
   constexpr unsigned kProducers = 70;
   constexpr std::uint64_t kPer = 3;
   mpp::Queue<std::uint64_t> q(mpp::QueueOptions{.capacity_bytes = 4096});
-  for (unsigned p = 0; p < kProducers; ++p) {
-    mpp::Process child([q, p]() mutable {
-      for (std::uint64_t s = 0; s < kPer; ++s) q.put((std::uint64_t{p} << 32) | s);
+  EXPECT_EQ(put_from_children_one_by_one(q, kProducers, kPer, /*hard=*/true),
+            kProducers - mpp::shm::kMaxLanes);
+  EXPECT_EQ(q.size(), kProducers * kPer);
+  std::uint64_t first = 0;
+  EXPECT_EQ(take_in_producer_order(q, kProducers, kPer, &first), 0u);
+  // White-box: a fresh consumer looks at the main ring first, then lane 0. Producers 64-69 took
+  // lanes 0-5 over, so the main ring is empty and lane 0 yields producer 0's items first; had
+  // they fallen back to the main ring, producer 64's would come first.
+  EXPECT_EQ(first >> 32, 0u);
+  EXPECT_TRUE(q.empty());
+  leaks.check();
+}
+
+TEST(QueueLanesReuse, LanesOfProducersThatReturnedAreReleased) {
+  mpp::test::Watchdog dog(120s, "LanesOfProducersThatReturnedAreReleased");
+  NoLeaks leaks;
+  // Producers whose target returns leave through mpp's exit hooks, which give the lane back (the
+  // items stay): 70 of them one after the other (more than the 64 lanes) never need to take a
+  // lane over from a dead owner, and each one's items still come out in order.
+  constexpr unsigned kProducers = 70;
+  constexpr std::uint64_t kPer = 3;
+  mpp::Queue<std::uint64_t> q(mpp::QueueOptions{.capacity_bytes = 4096});
+  EXPECT_EQ(put_from_children_one_by_one(q, kProducers, kPer, /*hard=*/false), 0u);
+  std::uint64_t first = 0;
+  EXPECT_EQ(take_in_producer_order(q, kProducers, kPer, &first), 0u);
+  EXPECT_TRUE(q.empty());
+  leaks.check();
+}
+
+// How a child leaves: its target returns (mpp's exit hooks run), it calls std::_Exit (nothing
+// runs), or it is SIGKILLed after putting.
+enum class Leave { returns, exits, killed };
+
+class QueueAttached : public ::testing::TestWithParam<Leave> {};
+
+TEST_P(QueueAttached, GetStillSeesThatEveryProducerLeftAfterManyChildren) {
+  mpp::test::Watchdog dog(170s, "GetStillSeesThatEveryProducerLeftAfterManyChildren");
+  NoLeaks leaks;
+  // More children than the table of attached processes has slots (1024), one after the other,
+  // each putting one item. Then the parent takes them all, and the next get() must throw
+  // QueueClosed (nobody is left who could put) instead of waiting forever: the table must not
+  // have filled up with the entries of children that are gone.
+  constexpr int kChildren = static_cast<int>(mpp::shm::kMaxAttached) + 100;
+  mpp::Queue<int> q;
+  for (int i = 0; i < kChildren; ++i) {
+    mpp::Process child([q, i]() mutable {
+      q.put(i);
+      if (GetParam() == Leave::exits) std::_Exit(0);
+      if (GetParam() == Leave::killed) raise(SIGKILL);
     });
     child.start();
     child.join();
-    ASSERT_EQ(child.exitcode(), 0);
   }
-  EXPECT_EQ(q.size(), kProducers * kPer);
-  std::vector<std::uint64_t> next(kProducers, 0);
-  std::size_t bad = 0;
-  for (std::uint64_t i = 0; i < kProducers * kPer; ++i) {
-    const std::uint64_t v = q.get();
-    // White-box: a fresh consumer looks at the main ring first, then lane 0. Producers 64-69 took
-    // lanes 0-5 over, so the main ring is empty and lane 0 yields producer 0's items first; had
-    // they fallen back to the main ring, producer 64's would come first.
-    if (i == 0) {
-      EXPECT_EQ(v >> 32, 0u);
+  long long sum = 0;
+  for (int i = 0; i < kChildren; ++i) sum += q.get();
+  EXPECT_EQ(sum, static_cast<long long>(kChildren) * (kChildren - 1) / 2);
+  // The last get() runs on a thread, so that a hang is a failure here and not a stuck test.
+  std::atomic<int> outcome{0};  // 1 QueueClosed, 2 an item, 3 another exception
+  std::thread t([&] {
+    try {
+      (void)q.get();
+      outcome = 2;
+    } catch (const mpp::QueueClosed&) {
+      outcome = 1;
+    } catch (...) {
+      outcome = 3;
     }
-    const auto p = static_cast<std::size_t>(v >> 32);
-    if (p >= kProducers || (v & 0xffffffffu) != next[p]) {
-      ++bad;
-      continue;
-    }
-    ++next[p];
+  });
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (outcome.load() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
   }
-  EXPECT_EQ(bad, 0u);
-  EXPECT_TRUE(q.empty());
+  EXPECT_EQ(outcome.load(), 1) << "get() did not see that every producer had left";
+  if (outcome.load() == 0) q.close();  // release the thread
+  t.join();
   leaks.check();
+}
+
+INSTANTIATE_TEST_SUITE_P(Leaves, QueueAttached,
+                         ::testing::Values(Leave::returns, Leave::exits, Leave::killed),
+                         [](const ::testing::TestParamInfo<Leave>& p) {
+                           return std::string(p.param == Leave::returns ? "returns"
+                                              : p.param == Leave::exits ? "exits"
+                                                                        : "killed");
+                         });
+
+TEST(QueueAttachedTable, ADeadProcessWhosePidWasGivenToAnotherCountsAsDead) {
+  // White-box, on a bare ring: pid 1 is always alive, but an entry for pid 1 with another start
+  // time stands for an earlier process that had that pid (the kernel reuses pids once they wrap
+  // around, after 32768 on this machine): it must not keep "every producer left" from holding.
+  const std::uint32_t init_start = mpp::sys::process_start_time(1);
+  if (init_start == 0) GTEST_SKIP() << "/proc/1/stat is not readable here";
+  const std::size_t cap = mpp::shm::Ring::normalize_capacity(4096);
+  auto mem = mpp::sys::map_anonymous_shared(mpp::shm::Ring::mapping_bytes(cap));
+  mpp::shm::Ring ring = mpp::shm::Ring::create(mem.data(), cap, 0);
+  const std::int32_t self = mpp::sys::self_pid();
+  const mpp::shm::ProcessTag me{self, mpp::sys::self_start_time()};
+  EXPECT_NE(me.start, 0u);
+  EXPECT_EQ(me.start, mpp::sys::process_start_time(self));
+  const int mine = ring.attach(me, /*is_child=*/false);
+  ASSERT_GE(mine, 0);
+
+  const mpp::shm::ProcessTag earlier_init{1, init_start + 1};
+  const int stale = ring.attach(earlier_init, /*is_child=*/true);
+  ASSERT_GE(stale, 0);
+  EXPECT_TRUE(ring.others_all_dead(self));
+
+  const mpp::shm::ProcessTag real_init{1, init_start};
+  const int live = ring.attach(real_init, /*is_child=*/true);
+  ASSERT_GE(live, 0);
+  EXPECT_FALSE(ring.others_all_dead(self));
+  ring.detach(live, real_init);
+  EXPECT_TRUE(ring.others_all_dead(self));
+  // Without a start time (0: unknown), the pid alone decides, as before.
+  const int by_pid = ring.attach({1, 0}, /*is_child=*/true);
+  ASSERT_GE(by_pid, 0);
+  EXPECT_FALSE(ring.others_all_dead(self));
+  ring.detach(by_pid, {1, 0});
+  ring.detach(mine, me);
+}
+
+TEST(QueueAttachedTable, AFullTableGivesTheSlotsOfDeadProcessesToNewOnes) {
+  const std::size_t cap = mpp::shm::Ring::normalize_capacity(4096);
+  auto mem = mpp::sys::map_anonymous_shared(mpp::shm::Ring::mapping_bytes(cap));
+  mpp::shm::Ring ring = mpp::shm::Ring::create(mem.data(), cap, 0);
+  const std::int32_t self = mpp::sys::self_pid();
+  const mpp::shm::ProcessTag me{self, mpp::sys::self_start_time()};
+  ASSERT_GE(ring.attach(me, false), 0);
+  // A child that exits at once: its pid is dead (reaped) afterwards.
+  mpp::Process child([] {});
+  child.start();
+  child.join();
+  const mpp::shm::ProcessTag gone{static_cast<std::int32_t>(child.pid()), 0};
+  // Fill every other slot with the dead child, as children that died without detaching would.
+  for (std::size_t i = 1; i < mpp::shm::kMaxAttached; ++i) ASSERT_GE(ring.attach(gone, true), 0);
+  // Full of dead entries: a new process still gets a slot, and "every producer left" still holds.
+  const mpp::shm::ProcessTag real_init{1, mpp::sys::process_start_time(1)};
+  const int slot = ring.attach(real_init, true);
+  EXPECT_GE(slot, 0);
+  if (slot >= 0) ring.detach(slot, real_init);
+  EXPECT_TRUE(ring.others_all_dead(self));
 }
 
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)  // they reserve terabytes

@@ -120,6 +120,13 @@ struct WorkerEnv {
   pid_t parent;
 };
 
+// Leaves the worker process. _exit runs no destructors: shared objects the worker still holds (a
+// Queue inherited from the parent) detach first, see run_child_exit_hooks.
+[[noreturn]] void leave_worker(int code) noexcept {
+  run_child_exit_hooks();
+  sys::exit_worker(code);
+}
+
 void worker_read(const WorkerEnv& env, void* dst, std::size_t n) {
   auto* p = static_cast<std::byte*>(dst);
   auto& ring = env.sh->tasks;
@@ -137,7 +144,7 @@ void worker_read(const WorkerEnv& env, void* dst, std::size_t n) {
     }
     if (!env.sh->task_event.wait([&] { return ring.readable() > 0; }, kWorkerSpin, kParentCheck)) {
       // Backstop for PDEATHSIG (which follows the forking thread, not the process).
-      if (sys::parent_pid() != env.parent) sys::exit_worker(0);
+      if (sys::parent_pid() != env.parent) leave_worker(0);
     }
   }
 }
@@ -155,7 +162,7 @@ void worker_write(const WorkerEnv& env, const void* src, std::size_t n) {
       continue;
     }
     if (!env.sh->space_event.wait([&] { return ring.writable() > 0; }, kWorkerSpin, kParentCheck)) {
-      if (sys::parent_pid() != env.parent) sys::exit_worker(0);
+      if (sys::parent_pid() != env.parent) leave_worker(0);
     }
   }
 }
@@ -167,7 +174,7 @@ void worker_write(const WorkerEnv& env, const void* src, std::size_t n) {
   for (;;) {
     TaskHeader h;
     worker_read(env, &h, sizeof h);
-    if (h.magic != kTaskMagic || h.kind != kKindTask) sys::exit_worker(0);
+    if (h.magic != kTaskMagic || h.kind != kKindTask) leave_worker(0);
     skip.resize(h.nskip);
     worker_read(env, skip.data(), skip.size() * sizeof(std::int64_t));
     payload.resize(static_cast<std::size_t>(h.payload_len));
@@ -204,7 +211,7 @@ void worker_write(const WorkerEnv& env, const void* src, std::size_t n) {
     worker_write(env, out.data(), out.size());
     ++done;
     // The parent counts too and sends no more than this; the result is already in the ring.
-    if (options.maxtasksperchild != 0 && done >= options.maxtasksperchild) sys::exit_worker(0);
+    if (options.maxtasksperchild != 0 && done >= options.maxtasksperchild) leave_worker(0);
   }
 }
 
@@ -225,7 +232,7 @@ void worker_write(const WorkerEnv& env, const void* src, std::size_t n) {
     env.sh->state.store(kInitFailed, std::memory_order_release);
     sys::exit_immediately(3);
   }
-  run_fork_child_hooks();
+  // (The fork hooks have run already: fork() runs them through pthread_atfork.)
   MPP_FAILPOINT("pool.worker.before_init");  // forked, before user code
   try {
     if (options.initializer) options.initializer();
@@ -235,14 +242,14 @@ void worker_write(const WorkerEnv& env, const void* src, std::size_t n) {
     copy_cstr(env.sh->fail_message, sizeof env.sh->fail_message,
               "pool initializer failed: " + info.message);
     env.sh->state.store(kInitFailed, std::memory_order_release);
-    sys::exit_worker(3);
+    leave_worker(3);
   }
   env.sh->state.store(kRunning, std::memory_order_release);
   try {
     worker_loop(env, options);
   } catch (...) {
     // Out of memory in the transport: the parent sees a lost worker and recovers.
-    sys::exit_worker(4);
+    leave_worker(4);
   }
 }
 

@@ -14,6 +14,7 @@
 
 #include "mpp/detail/exception_info.hpp"
 #include "mpp/detail/failpoint.hpp"
+#include "mpp/detail/fork_hooks.hpp"
 #include "sys/mem.hpp"
 #include "sys/proc.hpp"
 
@@ -184,6 +185,9 @@ void flush_standard_streams() noexcept {
     code = 1;
   }
   flush_standard_streams();
+  // Shared objects the target still holds (a Queue captured by value) detach now: _exit runs no
+  // destructors.
+  detail::run_child_exit_hooks();
   // Leave without running the parent's atexit handlers and static destructors a second time.
   ::_exit(code);
 }

@@ -52,7 +52,9 @@ struct QueueCore::Impl {
   shm::RingSet rings;
   // Per process (reset in every child by the fork hook).
   std::int32_t pid = 0;
+  std::uint32_t start = 0;  // sys::self_start_time()
   int slot = -1;
+  [[nodiscard]] shm::ProcessTag tag() const noexcept { return {pid, start}; }
   // Which ring this process puts to (see RingSet::producer).
   std::atomic<int> producer{shm::RingSet::kUnchosen};
   // Consumers of this process: the ring to look at first, and how many items were taken from it
@@ -83,11 +85,23 @@ struct QueueCore::Impl {
   static void on_fork_child(void* self) noexcept {
     auto* impl = static_cast<Impl*>(self);
     impl->pid = sys::self_pid();
-    impl->slot = impl->rings.main().attach(impl->pid, /*is_child=*/true);
+    impl->start = sys::self_start_time();
+    impl->slot = impl->rings.main().attach(impl->tag(), /*is_child=*/true);
     // The parent's lane stays the parent's: a child claims its own on its first put.
     impl->producer.store(shm::RingSet::kUnchosen, std::memory_order_relaxed);
     impl->has_put.store(false, std::memory_order_relaxed);
     impl->fenceless.store(-1, std::memory_order_relaxed);
+  }
+  // A child about to _exit still holding the queue: what the destructor would do (the lane's
+  // items stay queued), so that neither its attached slot nor its lane waits for a liveness
+  // probe to be found free.
+  static void on_child_exit(void* self) noexcept {
+    auto* impl = static_cast<Impl*>(self);
+    // Only in a child whose fork hook attached it (never on the parent's behalf).
+    if (impl->pid != sys::self_pid()) return;
+    impl->rings.release(impl->producer, impl->tag());
+    impl->rings.main().detach(impl->slot, impl->tag());
+    impl->slot = -1;
   }
 };
 
@@ -112,20 +126,21 @@ QueueCore::QueueCore(std::size_t maxsize, std::size_t capacity_bytes) : impl_(ne
   }
   impl_->rings = shm::RingSet(main, impl_->lanes_mapping.bytes(), lanes);
   impl_->pid = sys::self_pid();
-  impl_->slot = impl_->rings.main().attach(impl_->pid, /*is_child=*/false);
-  impl_->hook = register_fork_child_hook(&Impl::on_fork_child, impl_.get());
+  impl_->start = sys::self_start_time();
+  impl_->slot = impl_->rings.main().attach(impl_->tag(), /*is_child=*/false);
+  impl_->hook = register_fork_child_hook(&Impl::on_fork_child, impl_.get(), &Impl::on_child_exit);
 }
 
 QueueCore::~QueueCore() {
   unregister_fork_child_hook(impl_->hook);
   // A process that dropped its last handle can no longer put: consumers waiting on it should not,
   // and its lane (whose items stay queued) is free for another process.
-  impl_->rings.release(impl_->producer, impl_->pid);
-  impl_->rings.main().detach(impl_->slot, impl_->pid);
+  impl_->rings.release(impl_->producer, impl_->tag());
+  impl_->rings.main().detach(impl_->slot, impl_->tag());
 }
 
 bool QueueCore::put(std::size_t size, const void* item, EncodeFn encode, QueueWait wait) {
-  shm::Ring& ring = impl_->rings.producer(impl_->producer, impl_->pid);
+  shm::Ring& ring = impl_->rings.producer(impl_->producer, impl_->tag());
   if (size > ring.max_payload()) {
     throw std::invalid_argument("queue item larger than half of the queue's capacity_bytes");
   }
@@ -184,7 +199,7 @@ void store(QueueCore::GetBatch& g, const shm::Ring::GetTxn& t) noexcept {
 }  // namespace
 
 QueueCore::Room QueueCore::batch_open(PutBatch& b, std::size_t min_bytes) {
-  shm::Ring& ring = impl_->rings.producer(impl_->producer, impl_->pid);
+  shm::Ring& ring = impl_->rings.producer(impl_->producer, impl_->tag());
   if (min_bytes > ring.max_payload()) {
     batch_close(b);
     throw std::invalid_argument("queue item larger than half of the queue's capacity_bytes");

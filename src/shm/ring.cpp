@@ -388,24 +388,35 @@ bool Ring::full() const noexcept {
   return room_for(record_bytes(1)) != Room::fits;
 }
 
-int Ring::attach(std::int32_t pid, bool is_child) noexcept {
+int Ring::attach(ProcessTag self, bool is_child) noexcept {
   if (is_child) h_->shared.store(1, std::memory_order_relaxed);
+  const std::uint64_t me = self.packed();
   for (std::size_t i = 0; i < kMaxAttached; ++i) {
-    std::int32_t expected = 0;
+    std::uint64_t expected = 0;
     if (h_->attached[i].load(std::memory_order_relaxed) == 0 &&
-        h_->attached[i].compare_exchange_strong(expected, pid, std::memory_order_acq_rel)) {
+        h_->attached[i].compare_exchange_strong(expected, me, std::memory_order_acq_rel)) {
       return static_cast<int>(i);
     }
   }
-  // A full table makes "every producer died" undecidable; from now on consumers assume someone
-  // may still put (the conservative answer: wait rather than fail).
+  // Full: processes that died without detaching (killed, or left with _exit) still hold slots.
+  // Reuse the first dead one's (a probe per slot, only when the table is full).
+  for (std::size_t i = 0; i < kMaxAttached; ++i) {
+    std::uint64_t entry = h_->attached[i].load(std::memory_order_acquire);
+    const ProcessTag other = ProcessTag::unpack(entry);
+    if (entry != 0 && !sys::process_alive(other.pid, other.start) &&
+        h_->attached[i].compare_exchange_strong(entry, me, std::memory_order_acq_rel)) {
+      return static_cast<int>(i);
+    }
+  }
+  // A table full of live processes makes "every producer died" undecidable; from now on
+  // consumers assume someone may still put (the conservative answer: wait rather than fail).
   h_->table_overflow.store(1, std::memory_order_release);
   return -1;
 }
 
-void Ring::detach(int slot, std::int32_t pid) noexcept {
+void Ring::detach(int slot, ProcessTag self) noexcept {
   if (slot < 0 || static_cast<std::size_t>(slot) >= kMaxAttached) return;
-  std::int32_t expected = pid;
+  std::uint64_t expected = self.packed();
   h_->attached[slot].compare_exchange_strong(expected, 0, std::memory_order_acq_rel);
 }
 
@@ -415,11 +426,12 @@ bool Ring::others_all_dead(std::int32_t self) noexcept {
   if (h_->shared.load(std::memory_order_acquire) == 0) return false;
   if (h_->table_overflow.load(std::memory_order_acquire) != 0) return false;
   for (auto& slot : h_->attached) {
-    std::int32_t pid = slot.load(std::memory_order_acquire);
-    if (pid == 0 || pid == self) continue;
-    if (sys::process_alive(pid)) return false;
+    std::uint64_t entry = slot.load(std::memory_order_acquire);
+    const ProcessTag other = ProcessTag::unpack(entry);
+    if (entry == 0 || other.pid == self) continue;
+    if (sys::process_alive(other.pid, other.start)) return false;
     // Dead: free the slot for later children (CAS: the slot may have been reused meanwhile).
-    slot.compare_exchange_strong(pid, 0, std::memory_order_acq_rel);
+    slot.compare_exchange_strong(entry, 0, std::memory_order_acq_rel);
   }
   return true;
 }

@@ -97,6 +97,23 @@ struct Deadline {
   }
 };
 
+// A process as shared tables record it: its pid and its start time (sys::process_start_time;
+// 0 = unknown, then the pid alone identifies it), so that a dead process whose pid the kernel has
+// given to a new process is not taken for alive. Packed into one 64-bit word (0 = nobody) so that
+// a table entry is claimed, compared and freed with single atomic operations.
+struct ProcessTag {
+  std::int32_t pid = 0;
+  std::uint32_t start = 0;
+  [[nodiscard]] constexpr std::uint64_t packed() const noexcept {
+    return (std::uint64_t{start} << 32) | static_cast<std::uint32_t>(pid);
+  }
+  static constexpr ProcessTag unpack(std::uint64_t v) noexcept {
+    return {static_cast<std::int32_t>(static_cast<std::uint32_t>(v)),
+            static_cast<std::uint32_t>(v >> 32)};
+  }
+};
+static_assert(ProcessTag{1, 0}.packed() != 0, "a recorded process never packs to the free value");
+
 // One side's published state. Only the side's lock holder writes; others read pos and count.
 struct Cursor {
   std::atomic<std::uint64_t> pos{0};    // byte position, published with release
@@ -181,17 +198,17 @@ struct RingHeader {
   std::atomic<std::uint32_t> table_overflow;  // a process could not be recorded in `attached`
   std::atomic<std::uint32_t> join_seq;        // JoinableQueue: bumped when all tasks are done
   std::atomic<std::uint32_t> join_waiters;
-  std::atomic<std::uint64_t> done_count;                         // JoinableQueue: task_done() calls
-  alignas(64) std::atomic<std::int32_t> attached[kMaxAttached];  // pids, 0 = free slot
+  std::atomic<std::uint64_t> done_count;  // JoinableQueue: task_done() calls
+  alignas(64) std::atomic<std::uint64_t> attached[kMaxAttached];  // ProcessTags, 0 = free slot
   // Producer lanes (main ring only; see ring_set.hpp): how many lanes were ever claimed (lanes
-  // [0, lanes_used) may hold items) and each lane's owner pid (0 = free).
+  // [0, lanes_used) may hold items) and each lane's owner (a ProcessTag, 0 = free).
   alignas(64) std::atomic<std::uint32_t> lanes_used;
-  std::atomic<std::int32_t> lane_owner[kMaxLanes];
+  std::atomic<std::uint64_t> lane_owner[kMaxLanes];
 };
 inline constexpr std::uint32_t kClosing = 1;
 inline constexpr std::uint32_t kSealed = 2;
 
-inline constexpr std::size_t kHeaderBytes = 8192;
+inline constexpr std::size_t kHeaderBytes = 16384;
 static_assert(sizeof(RingHeader) <= kHeaderBytes,
               "the ring header must fit in the space reserved before the data");
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
@@ -409,10 +426,12 @@ class Ring {
   }
 
   // ---- processes attached (for "every producer died") -----------------------------------------
-  // Records pid; returns its slot or -1 when the table is full. Memory only: callable right
-  // after fork in the child.
-  int attach(std::int32_t pid, bool is_child) noexcept;
-  void detach(int slot, std::int32_t pid) noexcept;
+  // Records `self`; returns its slot or -1 when the table is full of live processes (a full
+  // table first gives the slots of dead ones to new processes). Memory, plus the liveness probes
+  // of sys::process_alive when the table is full, all async-signal-safe: callable right after
+  // fork in the child.
+  int attach(ProcessTag self, bool is_child) noexcept;
+  void detach(int slot, ProcessTag self) noexcept;
   // True when no process other than `self` that is attached is still alive (and the table is
   // trustworthy and some child ever attached).
   [[nodiscard]] bool others_all_dead(std::int32_t self) noexcept;

@@ -7,6 +7,14 @@
 
 namespace mpp::shm {
 
+namespace {
+std::atomic<std::uint64_t> g_lane_takeovers{0};
+}  // namespace
+
+std::uint64_t RingSet::lane_takeovers() noexcept {
+  return g_lane_takeovers.load(std::memory_order_relaxed);
+}
+
 std::size_t RingSet::lanes_for(std::size_t capacity, std::size_t address_limit) noexcept {
   std::size_t budget = kLaneBudget;
   if (address_limit != 0) budget = std::min(budget, address_limit / 16);
@@ -20,7 +28,7 @@ RingSet::RingSet(Ring main, std::byte* lanes_memory, std::size_t lanes) noexcept
   }
 }
 
-Ring& RingSet::choose(std::atomic<int>& choice, std::int32_t self) noexcept {
+Ring& RingSet::choose(std::atomic<int>& choice, ProcessTag self) noexcept {
   int c = choice.load(std::memory_order_acquire);
   while (c < 0 && c != kMainRing) {
     if (c == kUnchosen && choice.compare_exchange_weak(c, kChoosing, std::memory_order_acq_rel)) {
@@ -35,23 +43,33 @@ Ring& RingSet::choose(std::atomic<int>& choice, std::int32_t self) noexcept {
   return c >= 0 ? lanes_[static_cast<std::size_t>(c)] : main_;
 }
 
-int RingSet::claim(std::int32_t self) noexcept {
+int RingSet::claim(ProcessTag self) noexcept {
   RingHeader& h = *main_.header();
   // With maxsize, the main ring's counters must see every item to refuse the one too many.
   if (lanes_.empty() || h.maxsize != 0) return kMainRing;
-  for (std::size_t i = 0; i < lanes_.size(); ++i) {
-    std::int32_t owner = 0;
-    if (h.lane_owner[i].load(std::memory_order_relaxed) == 0 &&
-        h.lane_owner[i].compare_exchange_strong(owner, self, std::memory_order_seq_cst)) {
-      return mark_used(i);
+  const std::uint64_t me = self.packed();
+  // A free lane that holds nothing first (one never used, or drained), so that a new producer
+  // does not queue behind the items a departed one left; then any free lane.
+  const std::size_t used = h.lanes_used.load(std::memory_order_acquire);
+  for (int pass = 0; pass < 2; ++pass) {
+    for (std::size_t i = 0; i < lanes_.size(); ++i) {
+      if (pass == 0 && i < used && lanes_[i].has_data()) continue;
+      std::uint64_t owner = 0;
+      if (h.lane_owner[i].load(std::memory_order_relaxed) == 0 &&
+          h.lane_owner[i].compare_exchange_strong(owner, me, std::memory_order_seq_cst)) {
+        return mark_used(i);
+      }
     }
   }
   // Every lane has an owner: take over one whose owner has died (a syscall or two per lane, once
-  // per process, only when the lanes have run out).
+  // per process, only when the lanes have run out). The owner's start time tells a dead owner
+  // from a new process that was given its pid.
   for (std::size_t i = 0; i < lanes_.size(); ++i) {
-    std::int32_t owner = h.lane_owner[i].load(std::memory_order_acquire);
-    if (owner != 0 && owner != self && !sys::process_alive(owner) &&
-        h.lane_owner[i].compare_exchange_strong(owner, self, std::memory_order_seq_cst)) {
+    std::uint64_t owner = h.lane_owner[i].load(std::memory_order_acquire);
+    const ProcessTag o = ProcessTag::unpack(owner);
+    if (owner != 0 && owner != me && !sys::process_alive(o.pid, o.start) &&
+        h.lane_owner[i].compare_exchange_strong(owner, me, std::memory_order_seq_cst)) {
+      g_lane_takeovers.fetch_add(1, std::memory_order_relaxed);
       return mark_used(i);
     }
   }
@@ -72,10 +90,10 @@ int RingSet::mark_used(std::size_t lane) noexcept {
   return static_cast<int>(lane);
 }
 
-void RingSet::release(std::atomic<int>& choice, std::int32_t self) noexcept {
+void RingSet::release(std::atomic<int>& choice, ProcessTag self) noexcept {
   const int c = choice.exchange(kUnchosen, std::memory_order_acq_rel);
   if (c < 0) return;
-  std::int32_t owner = self;
+  std::uint64_t owner = self.packed();
   main_.header()->lane_owner[c].compare_exchange_strong(owner, 0, std::memory_order_acq_rel);
 }
 

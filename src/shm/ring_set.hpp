@@ -7,13 +7,15 @@
 // reserved as address space only (untouched lanes cost nothing; a lane whose consumers keep up
 // recycles its first pages). The lane budget (Ring::lane) keeps producers that run ahead from
 // holding much more than one capacity together: a lane may always hold kLaneHold bytes, more
-// only while all lanes together hold at most the capacity. A process claims a free lane
-// on its first put (owner pid in the main header's lane_owner[]) and then puts only there, under
-// the lane's own producer lock, which only its threads take. A process that finds no free lane
-// (and no lane whose owner has died), and every process of a queue with maxsize (whose item count
-// must be exact across producers), puts to the main ring instead; the choice is made once per
+// only while all lanes together hold at most the capacity. A process claims a free lane (an
+// empty one if any) on its first put (its ProcessTag in the main header's lane_owner[]) and then
+// puts only there,
+// under the lane's own producer lock, which only its threads take. A process that finds no free
+// lane (and no lane whose owner has died), and every process of a queue with maxsize (whose item
+// count must be exact across producers), puts to the main ring instead; the choice is made once per
 // process, so per-producer FIFO order holds. A lane is released when its process drops the queue
-// (the items stay and are taken in order) and taken over when its owner is found dead.
+// or leaves as an mpp child (the items stay and are taken in order) and taken over when its owner
+// is found dead (pid and start time, so not when the pid now names another process).
 //
 // Consumers take from any ring with items, each ring under its own consumer lock; all rings wake
 // the main ring's data_seq, so a consumer with nothing to take sleeps once for all of them.
@@ -63,15 +65,17 @@ class RingSet {
   [[nodiscard]] const Ring& main() const noexcept { return main_; }
 
   // ---- producers -------------------------------------------------------------------------------
-  // The ring this process puts to: its lane, claimed on the first call (`choice` is the
+  // The ring this process (`self`) puts to: its lane, claimed on the first call (`choice` is the
   // process's state, reset to kUnchosen in a forked child), or the main ring.
-  Ring& producer(std::atomic<int>& choice, std::int32_t self) noexcept {
+  Ring& producer(std::atomic<int>& choice, ProcessTag self) noexcept {
     const int c = choice.load(std::memory_order_acquire);
     if (c >= 0) return lanes_[static_cast<std::size_t>(c)];  // the per-put path: inline
     return c == kMainRing ? main_ : choose(choice, self);
   }
   // Gives this process's lane back (its items stay queued). Call when the process drops the queue.
-  void release(std::atomic<int>& choice, std::int32_t self) noexcept;
+  void release(std::atomic<int>& choice, ProcessTag self) noexcept;
+  // How many lanes this process took over from dead owners (tests, diagnostics).
+  static std::uint64_t lane_takeovers() noexcept;
 
   // ---- consumers -------------------------------------------------------------------------------
   // Rings that may hold items now: ring(0) is the main ring, ring(i) lane i-1.
@@ -101,8 +105,8 @@ class RingSet {
   }
 
  private:
-  Ring& choose(std::atomic<int>& choice, std::int32_t self) noexcept;
-  int claim(std::int32_t self) noexcept;
+  Ring& choose(std::atomic<int>& choice, ProcessTag self) noexcept;
+  int claim(ProcessTag self) noexcept;
   int mark_used(std::size_t lane) noexcept;
 
   Ring main_;

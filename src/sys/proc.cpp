@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 
@@ -214,23 +215,118 @@ std::vector<int> affinity_of(pid_t pid) {
 pid_t self_pid() noexcept { return ::getpid(); }
 pid_t parent_pid() noexcept { return ::getppid(); }
 
+namespace {
+
+// What process_alive and process_start_time need from /proc/PID/stat ("pid (comm) S f4 ... f22
+// ..."). Async-signal-safe: the path is formatted by hand and the file read into the stack.
+struct StatInfo {
+  enum class Result { ok, gone, unreadable } result = Result::unreadable;
+  char state = '?';
+  std::uint64_t start = 0;  // field 22, clock ticks after boot
+};
+
+StatInfo read_stat(pid_t pid) noexcept {
+  StatInfo info;
+  char path[32] = "/proc/";
+  char digits[16];
+  int nd = 0;
+  for (auto v = static_cast<unsigned>(pid); nd == 0 || v != 0; v /= 10) {
+    digits[nd++] = static_cast<char>('0' + v % 10);
+  }
+  std::size_t at = 6;
+  while (nd > 0) path[at++] = digits[--nd];
+  for (const char* tail = "/stat"; *tail != '\0'; ++tail) path[at++] = *tail;
+  path[at] = '\0';
+  int fd;
+  do {
+    fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    if (errno == ENOENT || errno == ESRCH) info.result = StatInfo::Result::gone;
+    return info;
+  }
+  char buf[512];
+  ssize_t n;
+  do {
+    n = ::read(fd, buf, sizeof buf - 1);
+  } while (n < 0 && errno == EINTR);
+  ::close(fd);
+  if (n <= 0) {
+    if (n < 0 && errno == ESRCH) info.result = StatInfo::Result::gone;
+    return info;
+  }
+  buf[n] = '\0';
+  // The command name may contain spaces and parentheses: fields start after the last ')'.
+  const char* p = nullptr;
+  for (ssize_t k = n - 1; k >= 0; --k) {
+    if (buf[k] == ')') {
+      p = buf + k;
+      break;
+    }
+  }
+  if (p == nullptr || p[1] != ' ' || p[2] == '\0') return info;
+  info.state = p[2];
+  p += 3;  // now at " f4 f5 ..."
+  for (int field = 4; field <= 22; ++field) {
+    while (*p == ' ') ++p;
+    if (*p == '\0') return info;
+    if (field == 22) {
+      std::uint64_t v = 0;
+      while (*p >= '0' && *p <= '9') v = v * 10 + static_cast<std::uint64_t>(*p++ - '0');
+      info.start = v;
+      info.result = StatInfo::Result::ok;
+      return info;
+    }
+    while (*p != ' ' && *p != '\0') ++p;
+  }
+  return info;
+}
+
+std::uint32_t fold_start(std::uint64_t ticks) noexcept {
+  const auto folded = static_cast<std::uint32_t>(ticks ^ (ticks >> 32));
+  return folded == 0 ? 1 : folded;
+}
+
+}  // namespace
+
 bool process_alive(pid_t pid) noexcept {
   if (pid <= 0) return false;
   if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
-  // kill() succeeds on zombies: look at the state letter in /proc/PID/stat ("pid (comm) S ...").
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno != ENOENT;
-  char buf[512];
-  ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return true;
-  buf[n] = '\0';
-  const char* close_paren = std::strrchr(buf, ')');
-  if (close_paren == nullptr || close_paren[1] == '\0') return true;
-  char state = close_paren[2];
-  return state != 'Z' && state != 'X';
+  // kill() succeeds on zombies: look at the state letter in /proc/PID/stat.
+  const StatInfo info = read_stat(pid);
+  if (info.result == StatInfo::Result::gone) return false;
+  if (info.result != StatInfo::Result::ok) return true;  // cannot tell: assume alive
+  return info.state != 'Z' && info.state != 'X';
+}
+
+std::uint32_t process_start_time(pid_t pid) noexcept {
+  if (pid <= 0) return 0;
+  const StatInfo info = read_stat(pid);
+  return info.result == StatInfo::Result::ok ? fold_start(info.start) : 0;
+}
+
+std::uint32_t self_start_time() noexcept {
+  // Per process: a forked child inherits these and sees its own pid differ, so it re-reads.
+  static std::atomic<pid_t> cached_pid{0};
+  static std::atomic<std::uint32_t> cached_start{0};
+  const pid_t self = ::getpid();
+  if (cached_pid.load(std::memory_order_acquire) == self) {
+    return cached_start.load(std::memory_order_relaxed);
+  }
+  const std::uint32_t start = process_start_time(self);
+  cached_start.store(start, std::memory_order_relaxed);
+  cached_pid.store(self, std::memory_order_release);
+  return start;
+}
+
+bool process_alive(pid_t pid, std::uint32_t start) noexcept {
+  if (pid <= 0) return false;
+  if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
+  const StatInfo info = read_stat(pid);
+  if (info.result == StatInfo::Result::gone) return false;
+  if (info.result != StatInfo::Result::ok) return true;  // cannot tell: assume alive
+  if (info.state == 'Z' || info.state == 'X') return false;
+  return start == 0 || fold_start(info.start) == start;
 }
 
 void write_stderr(const char* s) noexcept {

@@ -38,6 +38,9 @@ TEST_P(RingSetStress, EveryRecordOnceIntactAndInProducerOrder) {
   Memory lanes_mem(lanes * Ring::mapping_bytes(cap));
   RingSet set(Ring::create(main_mem.p, cap, 0), lanes_mem.p, lanes);
   const std::int32_t self = mpp::sys::self_pid();
+  // Every thread stands for a process but they share one pid: with start time 0 (unknown), none
+  // looks dead to another, as before start times existed.
+  const mpp::shm::ProcessTag tag{self, 0};
 
   std::vector<std::atomic<std::uint32_t>> seen(std::size_t{producers} * per);
   std::atomic<std::uint64_t> torn{0}, out_of_order{0};
@@ -47,10 +50,10 @@ TEST_P(RingSetStress, EveryRecordOnceIntactAndInProducerOrder) {
   auto produce = [&](unsigned p) {
     std::atomic<int> choice{RingSet::kUnchosen};  // this "process's" lane choice
     for (std::uint32_t s = 0; s < per; ++s) {
-      mpp::test::put_one(set.producer(choice, self), self, p, s,
+      mpp::test::put_one(set.producer(choice, tag), self, p, s,
                          mpp::test::payload_size(p, s, kMaxPayload), /*polling=*/false);
     }
-    set.release(choice, self);  // the lane's items stay for the consumers
+    set.release(choice, tag);  // the lane's items stay for the consumers
     if (producers_left.fetch_sub(1) == 1) set.close(self);
   };
   auto consume = [&] {
