@@ -92,14 +92,15 @@ struct QueueCore::Impl {
     impl->has_put.store(false, std::memory_order_relaxed);
     impl->fenceless.store(-1, std::memory_order_relaxed);
   }
-  // A child about to _exit still holding the queue: what the destructor would do (the lane's
-  // items stay queued), so that neither its attached slot nor its lane waits for a liveness
-  // probe to be found free.
+  // A child about to _exit still holding the queue: free its attached slot and its lane (whose
+  // items stay queued) now, instead of leaving them to a liveness probe later. Unlike the
+  // destructor it keeps its lane choice: another thread may still put until _exit, and must not
+  // move to a different lane in those last moments (its items would overtake each other).
   static void on_child_exit(void* self) noexcept {
     auto* impl = static_cast<Impl*>(self);
     // Only in a child whose fork hook attached it (never on the parent's behalf).
     if (impl->pid != sys::self_pid()) return;
-    impl->rings.release(impl->producer, impl->tag());
+    impl->rings.disown(impl->producer.load(std::memory_order_acquire), impl->tag());
     impl->rings.main().detach(impl->slot, impl->tag());
     impl->slot = -1;
   }

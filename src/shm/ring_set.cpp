@@ -91,10 +91,13 @@ int RingSet::mark_used(std::size_t lane) noexcept {
 }
 
 void RingSet::release(std::atomic<int>& choice, ProcessTag self) noexcept {
-  const int c = choice.exchange(kUnchosen, std::memory_order_acq_rel);
-  if (c < 0) return;
+  disown(choice.exchange(kUnchosen, std::memory_order_acq_rel), self);
+}
+
+void RingSet::disown(int lane, ProcessTag self) noexcept {
+  if (lane < 0) return;
   std::uint64_t owner = self.packed();
-  main_.header()->lane_owner[c].compare_exchange_strong(owner, 0, std::memory_order_acq_rel);
+  main_.header()->lane_owner[lane].compare_exchange_strong(owner, 0, std::memory_order_acq_rel);
 }
 
 bool RingSet::any_data() const noexcept {

@@ -74,6 +74,10 @@ class RingSet {
   }
   // Gives this process's lane back (its items stay queued). Call when the process drops the queue.
   void release(std::atomic<int>& choice, ProcessTag self) noexcept;
+  // Frees `lane` (a choice value; nothing for the main ring) for other processes while this one
+  // may still put there until it exits: for a process on its way out, whose other threads must
+  // not move to another lane (that would break their process's order) in its last moments.
+  void disown(int lane, ProcessTag self) noexcept;
   // How many lanes this process took over from dead owners (tests, diagnostics).
   static std::uint64_t lane_takeovers() noexcept;
 
