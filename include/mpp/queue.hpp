@@ -60,12 +60,12 @@
 //   nothing can arrive), as Python's get(timeout=...) raises Empty. This applies
 //   once the queue has been shared with at least one child; a single process with several threads
 //   is never told so. Processes count as "could still put" while alive, even if they never will
-//   (e.g. a child that exec'd another program). A process is recorded by pid and start time, so
-//   a dead one whose pid the kernel has since given to another process counts as dead. An mpp
-//   child (a Process whose target returned or threw, a Pool worker that leaves) detaches on its
-//   way out; one that was killed or called _exit is found dead later. When more than 1024
-//   processes are attached and alive at once, this detection is switched off for the queue
-//   (get() then just waits).
+//   (e.g. a child that exec'd another program). A process is recorded by pid and start time
+//   (read from /proc once per forked child, ~14 us), so a dead one whose pid the kernel has since
+//   given to another process counts as dead. An mpp child (a Process whose target returned or
+//   threw, a Pool worker that leaves) detaches on its way out; one that was killed or called
+//   _exit is found dead later. When more than 1024 processes are attached and alive at once,
+//   this detection is switched off for the queue (get() then just waits).
 //
 // Throughput: put()/get() take a producer or consumer lock per item (a lane's producer lock is
 // only ever taken by its own process, and close()), with no syscall when nobody sleeps. A put()
