@@ -697,6 +697,40 @@ TEST(QueueAttachedTable, ADeadProcessWhosePidWasGivenToAnotherCountsAsDead) {
   ring.detach(mine, me);
 }
 
+TEST(QueueRingLock, AHolderWhosePidWasGivenToAnotherProcessIsTakenOver) {
+  mpp::test::Watchdog dog(60s, "AHolderWhosePidWasGivenToAnotherProcessIsTakenOver");
+  using mpp::shm::RingLock;
+  // pid 1 is always alive; a lock held under pid 1 with start-time bits that are not init's
+  // stands for an earlier process that had pid 1 and died holding the lock.
+  const std::uint32_t init_start = mpp::sys::process_start_time(1);
+  if (init_start == 0) GTEST_SKIP() << "/proc/1/stat is not readable here";
+  const std::int32_t me = RingLock::id_for(mpp::sys::self_pid(), mpp::sys::self_start_time());
+  const std::uint32_t wrong_bits = ((init_start & 0x1ffu) % 0x1ffu) + 1;  // 1..511, not init's
+  {
+    RingLock lock;
+    ASSERT_EQ(lock.lock(RingLock::id_for(1, wrong_bits)), mpp::shm::RingLockResult::acquired);
+    EXPECT_EQ(lock.owner(), 1);
+    EXPECT_EQ(lock.lock(me), mpp::shm::RingLockResult::owner_died);  // after ~50 ms
+    EXPECT_EQ(lock.owner(), mpp::sys::self_pid());
+    lock.unlock();
+  }
+  {
+    // Held by init itself (right start bits): a waiter must wait, not take it over.
+    RingLock lock;
+    ASSERT_EQ(lock.lock(RingLock::id_for(1, init_start)), mpp::shm::RingLockResult::acquired);
+    std::atomic<int> got{0};  // 1 acquired, 2 owner_died
+    std::thread waiter([&] {
+      got = lock.lock(me) == mpp::shm::RingLockResult::acquired ? 1 : 2;
+      lock.unlock();
+    });
+    std::this_thread::sleep_for(300ms);  // six dead-owner polls
+    EXPECT_EQ(got.load(), 0);
+    lock.unlock();  // on init's behalf
+    waiter.join();
+    EXPECT_EQ(got.load(), 1);
+  }
+}
+
 TEST(QueueAttachedTable, AFullTableGivesTheSlotsOfDeadProcessesToNewOnes) {
   const std::size_t cap = mpp::shm::Ring::normalize_capacity(4096);
   auto mem = mpp::sys::map_anonymous_shared(mpp::shm::Ring::mapping_bytes(cap));

@@ -52,7 +52,8 @@ struct QueueCore::Impl {
   shm::RingSet rings;
   // Per process (reset in every child by the fork hook).
   std::int32_t pid = 0;
-  std::uint32_t start = 0;  // sys::self_start_time()
+  std::uint32_t start = 0;   // sys::self_start_time()
+  std::int32_t lock_id = 0;  // shm::RingLock::id_for(pid, start)
   int slot = -1;
   [[nodiscard]] shm::ProcessTag tag() const noexcept { return {pid, start}; }
   // Which ring this process puts to (see RingSet::producer).
@@ -86,6 +87,7 @@ struct QueueCore::Impl {
     auto* impl = static_cast<Impl*>(self);
     impl->pid = sys::self_pid();
     impl->start = sys::self_start_time();
+    impl->lock_id = shm::RingLock::id_for(impl->pid, impl->start);
     impl->slot = impl->rings.main().attach(impl->tag(), /*is_child=*/true);
     // The parent's lane stays the parent's: a child claims its own on its first put.
     impl->producer.store(shm::RingSet::kUnchosen, std::memory_order_relaxed);
@@ -128,6 +130,7 @@ QueueCore::QueueCore(std::size_t maxsize, std::size_t capacity_bytes) : impl_(ne
   impl_->rings = shm::RingSet(main, impl_->lanes_mapping.bytes(), lanes);
   impl_->pid = sys::self_pid();
   impl_->start = sys::self_start_time();
+  impl_->lock_id = shm::RingLock::id_for(impl_->pid, impl_->start);
   impl_->slot = impl_->rings.main().attach(impl_->tag(), /*is_child=*/false);
   impl_->hook = register_fork_child_hook(&Impl::on_fork_child, impl_.get(), &Impl::on_child_exit);
 }
@@ -148,7 +151,7 @@ bool QueueCore::put(std::size_t size, const void* item, EncodeFn encode, QueueWa
   const shm::Deadline deadline = to_deadline(wait);
   shm::Ring::PutTxn t;
   for (;;) {
-    ring.put_lock(t, impl_->pid);
+    ring.put_lock(t, impl_->lock_id);
     if (ring.closed()) {
       ring.put_unlock();
       throw_put_closed();
@@ -208,7 +211,7 @@ QueueCore::Room QueueCore::batch_open(PutBatch& b, std::size_t min_bytes) {
   for (;;) {
     if (!b.locked) {
       shm::Ring::PutTxn t;
-      ring.put_lock(t, impl_->pid);
+      ring.put_lock(t, impl_->lock_id);
       store(b, t);
       b.locked = true;
       b.ring = &ring;
@@ -267,7 +270,7 @@ bool QueueCore::get_open(GetBatch& g, QueueWait wait) {
       shm::Ring& ring = rs.ring(i);
       if (v != 0 && !ring.has_data()) continue;
       shm::Ring::GetTxn t;
-      ring.get_lock(t, impl_->pid);
+      ring.get_lock(t, impl_->lock_id);
       if (ring.has_item(t)) {
         store(g, t);
         g.taken = 0;
@@ -322,7 +325,7 @@ bool QueueCore::get_next(GetBatch& g, std::span<const std::byte>& bytes) noexcep
       shm::Ring& ring = rs.ring(g.ring);
       if (!ring.has_data()) continue;
       shm::Ring::GetTxn t;
-      ring.get_lock(t, impl_->pid);
+      ring.get_lock(t, impl_->lock_id);
       store(g, t);
       g.taken = 0;
       g.ring_ptr = current = &ring;
@@ -387,7 +390,7 @@ std::size_t QueueCore::get(std::size_t max, void* sink, DecodeFn decode, QueueWa
       // tail often answers without touching the producer's line); others only if they look
       // non-empty.
       if (v == 0 || ring.has_data()) {
-        n += take(ring, impl_->pid, impl_->may_skip_fences(), max - n, sink, decode);
+        n += take(ring, impl_->lock_id, impl_->may_skip_fences(), max - n, sink, decode);
         if (n == max) break;
       }
       i = next_ring(i, n_rings);
@@ -418,7 +421,7 @@ std::size_t QueueCore::get(std::size_t max, void* sink, DecodeFn decode, QueueWa
     }
   }
 }
-void QueueCore::close() noexcept { impl_->rings.close(impl_->pid); }
+void QueueCore::close() noexcept { impl_->rings.close(impl_->lock_id); }
 bool QueueCore::closed() const noexcept { return impl_->rings.closed(); }
 bool QueueCore::empty() const noexcept { return impl_->rings.size() == 0; }
 bool QueueCore::full() const noexcept {

@@ -12,6 +12,19 @@ std::atomic<std::uint64_t> g_takeovers{0};
 
 std::uint64_t RingLock::takeovers() noexcept { return g_takeovers.load(std::memory_order_relaxed); }
 
+namespace {
+// Whether the holder named by lock id `id` (see RingLock::id_for) is still the process that took
+// the lock: alive, and (when the id carries start-time bits) started at the same time.
+bool holder_alive(std::uint32_t id) noexcept {
+  const auto pid = static_cast<std::int32_t>(id & ((1u << RingLock::kPidBits) - 1));
+  const std::uint32_t start_bits = id >> RingLock::kPidBits;
+  if (!sys::process_alive(pid)) return false;
+  if (start_bits == 0) return true;
+  const std::uint32_t now = sys::process_start_time(pid);
+  return now == 0 || (now & 0x1ffu) == start_bits;
+}
+}  // namespace
+
 RingLockResult RingLock::lock_slow(std::int32_t self) noexcept {
   const auto me = static_cast<std::uint32_t>(self);
   // Critical sections are a few hundred ns (one record copy) except for huge items: a short spin
@@ -43,10 +56,10 @@ RingLockResult RingLock::lock_slow(std::int32_t self) noexcept {
     if (sys::futex_wait(&word_, w, kSleepSlice) == sys::WaitResult::timed_out &&
         ++slept * kSleepSlice >= kDeadOwnerPoll) {
       slept = 0;
-      const auto owner = static_cast<std::int32_t>(w & ~kWaiters);
+      const std::uint32_t owner = w & ~kWaiters;
       // The CAS only succeeds if the very same dead owner still holds the word, so two waiters
       // that both noticed the death cannot both take over.
-      if (owner != self && !sys::process_alive(owner) &&
+      if (owner != me && !holder_alive(owner) &&
           word_.compare_exchange_strong(w, me | kWaiters, std::memory_order_acquire,
                                         std::memory_order_relaxed)) {
         g_takeovers.fetch_add(1, std::memory_order_relaxed);

@@ -10,8 +10,11 @@
 // Lifetime: lives in shared memory, zero-initialized means unlocked. Memory ordering: lock() is an
 // acquire and unlock() a release, across processes. Fork: a lock held by the parent stays owned by
 // the parent (its pid is in the word); the child just waits for it like anyone else.
-// Ids: callers pass their own process id; threads of one process share it, which is fine because
-// a thread cannot die holding the lock without its whole process dying (the only case we recover).
+// Ids: callers pass their process's id (id_for: the pid plus 9 bits of the process's start time);
+// threads of one process share it, which is fine because a thread cannot die holding the lock
+// without its whole process dying (the only case we recover). The start-time bits let a waiter
+// tell a dead holder from a new process the kernel gave the same pid (pid_max is 32768 on many
+// systems, so pids do come round again), except for 1 start time in 512.
 #pragma once
 
 #include <atomic>
@@ -32,8 +35,18 @@ class RingLock {
   // Longest single sleep of a waiter (see unlock_plain); it re-checks the word after each.
   static constexpr std::chrono::milliseconds kSleepSlice{1};
 
+  // Bits of a lock id that hold the pid: Linux pids stay below PID_MAX_LIMIT = 2^22.
+  static constexpr std::uint32_t kPidBits = 22;
+  // The id a process locks with: `pid` (> 0) and the low 9 bits of `start`
+  // (sys::process_start_time; 0 = unknown, then the pid alone identifies the holder).
+  static constexpr std::int32_t id_for(std::int32_t pid, std::uint32_t start) noexcept {
+    const auto p = static_cast<std::uint32_t>(pid);
+    if (pid <= 0 || (p >> kPidBits) != 0) return pid;
+    return static_cast<std::int32_t>(p | ((start & 0x1ffu) << kPidBits));
+  }
+
   // Blocks until acquired (spins briefly, then futex-waits; EINTR is absorbed). `self` is the
-  // caller's pid (> 0). Never throws.
+  // caller's id (id_for, or a bare pid > 0). Never throws.
   RingLockResult lock(std::int32_t self) noexcept {
     std::uint32_t expected = 0;
     if (word_.compare_exchange_strong(expected, static_cast<std::uint32_t>(self),
@@ -69,11 +82,14 @@ class RingLock {
   static std::uint64_t takeovers() noexcept;
   // Pid of the current owner, 0 when free (for tests and diagnostics).
   [[nodiscard]] std::int32_t owner() const noexcept {
-    return static_cast<std::int32_t>(word_.load(std::memory_order_relaxed) & ~kWaiters);
+    return static_cast<std::int32_t>(word_.load(std::memory_order_relaxed) &
+                                     ((1u << kPidBits) - 1));
   }
 
  private:
   static constexpr std::uint32_t kWaiters = 0x8000'0000u;
+  static_assert((0x1ffu << kPidBits) < kWaiters,
+                "a lock id (22 pid bits, 9 start-time bits) never reaches the waiters bit");
   RingLockResult lock_slow(std::int32_t self) noexcept;
   void wake_one() noexcept;
 
