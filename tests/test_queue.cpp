@@ -705,7 +705,8 @@ TEST(QueueRingLock, AHolderWhosePidWasGivenToAnotherProcessIsTakenOver) {
   const std::uint32_t init_start = mpp::sys::process_start_time(1);
   if (init_start == 0) GTEST_SKIP() << "/proc/1/stat is not readable here";
   const std::int32_t me = RingLock::id_for(mpp::sys::self_pid(), mpp::sys::self_start_time());
-  const std::uint32_t wrong_bits = ((init_start & 0x1ffu) % 0x1ffu) + 1;  // 1..511, not init's
+  // 1..511 and not init's bits.
+  const std::uint32_t wrong_bits = ((init_start & RingLock::kStartMask) % RingLock::kStartMask) + 1;
   {
     RingLock lock;
     ASSERT_EQ(lock.lock(RingLock::id_for(1, wrong_bits)), mpp::shm::RingLockResult::acquired);

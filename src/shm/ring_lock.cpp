@@ -7,12 +7,9 @@
 namespace mpp::shm {
 
 namespace {
+
 std::atomic<std::uint64_t> g_takeovers{0};
-}  // namespace
 
-std::uint64_t RingLock::takeovers() noexcept { return g_takeovers.load(std::memory_order_relaxed); }
-
-namespace {
 // Whether the holder named by lock id `id` (see RingLock::id_for) is still the process that took
 // the lock: alive, and (when the id carries start-time bits) started at the same time.
 bool holder_alive(std::uint32_t id) noexcept {
@@ -21,9 +18,12 @@ bool holder_alive(std::uint32_t id) noexcept {
   if (!sys::process_alive(pid)) return false;
   if (start_bits == 0) return true;
   const std::uint32_t now = sys::process_start_time(pid);
-  return now == 0 || (now & 0x1ffu) == start_bits;
+  return now == 0 || (now & RingLock::kStartMask) == start_bits;
 }
+
 }  // namespace
+
+std::uint64_t RingLock::takeovers() noexcept { return g_takeovers.load(std::memory_order_relaxed); }
 
 RingLockResult RingLock::lock_slow(std::int32_t self) noexcept {
   const auto me = static_cast<std::uint32_t>(self);

@@ -37,12 +37,14 @@ class RingLock {
 
   // Bits of a lock id that hold the pid: Linux pids stay below PID_MAX_LIMIT = 2^22.
   static constexpr std::uint32_t kPidBits = 22;
+  // The start-time bits kept above them (9: the rest of the word below the waiters bit).
+  static constexpr std::uint32_t kStartMask = 0x1ffu;
   // The id a process locks with: `pid` (> 0) and the low 9 bits of `start`
   // (sys::process_start_time; 0 = unknown, then the pid alone identifies the holder).
   static constexpr std::int32_t id_for(std::int32_t pid, std::uint32_t start) noexcept {
     const auto p = static_cast<std::uint32_t>(pid);
     if (pid <= 0 || (p >> kPidBits) != 0) return pid;
-    return static_cast<std::int32_t>(p | ((start & 0x1ffu) << kPidBits));
+    return static_cast<std::int32_t>(p | ((start & kStartMask) << kPidBits));
   }
 
   // Blocks until acquired (spins briefly, then futex-waits; EINTR is absorbed). `self` is the
@@ -88,7 +90,7 @@ class RingLock {
 
  private:
   static constexpr std::uint32_t kWaiters = 0x8000'0000u;
-  static_assert((0x1ffu << kPidBits) < kWaiters,
+  static_assert((kStartMask << kPidBits) < kWaiters,
                 "a lock id (22 pid bits, 9 start-time bits) never reaches the waiters bit");
   RingLockResult lock_slow(std::int32_t self) noexcept;
   void wake_one() noexcept;
