@@ -14,11 +14,7 @@ std::atomic<std::uint64_t> g_takeovers{0};
 // the lock: alive, and (when the id carries start-time bits) started at the same time.
 bool holder_alive(std::uint32_t id) noexcept {
   const auto pid = static_cast<std::int32_t>(id & ((1u << RingLock::kPidBits) - 1));
-  const std::uint32_t start_bits = id >> RingLock::kPidBits;
-  if (!sys::process_alive(pid)) return false;
-  if (start_bits == 0) return true;
-  const std::uint32_t now = sys::process_start_time(pid);
-  return now == 0 || (now & RingLock::kStartMask) == start_bits;
+  return sys::process_alive(pid, id >> RingLock::kPidBits, RingLock::kStartMask);
 }
 
 }  // namespace

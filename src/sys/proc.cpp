@@ -289,16 +289,6 @@ std::uint32_t fold_start(std::uint64_t ticks) noexcept {
 
 }  // namespace
 
-bool process_alive(pid_t pid) noexcept {
-  if (pid <= 0) return false;
-  if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
-  // kill() succeeds on zombies: look at the state letter in /proc/PID/stat.
-  const StatInfo info = read_stat(pid);
-  if (info.result == StatInfo::Result::gone) return false;
-  if (info.result != StatInfo::Result::ok) return true;  // cannot tell: assume alive
-  return info.state != 'Z' && info.state != 'X';
-}
-
 std::uint32_t process_start_time(pid_t pid) noexcept {
   if (pid <= 0) return 0;
   const StatInfo info = read_stat(pid);
@@ -319,14 +309,15 @@ std::uint32_t self_start_time() noexcept {
   return start;
 }
 
-bool process_alive(pid_t pid, std::uint32_t start) noexcept {
+bool process_alive(pid_t pid, std::uint32_t start, std::uint32_t start_mask) noexcept {
   if (pid <= 0) return false;
   if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
+  // kill() succeeds on zombies: look at the state letter in /proc/PID/stat.
   const StatInfo info = read_stat(pid);
   if (info.result == StatInfo::Result::gone) return false;
   if (info.result != StatInfo::Result::ok) return true;  // cannot tell: assume alive
   if (info.state == 'Z' || info.state == 'X') return false;
-  return start == 0 || fold_start(info.start) == start;
+  return (start & start_mask) == 0 || (fold_start(info.start) & start_mask) == (start & start_mask);
 }
 
 void write_stderr(const char* s) noexcept {

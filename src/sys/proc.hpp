@@ -86,8 +86,6 @@ int nice_increment(int increment);
 [[nodiscard]] std::vector<int> affinity_of(pid_t pid);
 [[nodiscard]] pid_t self_pid() noexcept;
 [[nodiscard]] pid_t parent_pid() noexcept;
-// True if pid names a live process (not a zombie). Reads /proc when kill(pid, 0) succeeds.
-[[nodiscard]] bool process_alive(pid_t pid) noexcept;
 // The start time of process `pid` (field 22 of /proc/PID/stat, clock ticks after boot), folded
 // into 32 bits and never 0; 0 when it cannot be read (no such process, /proc not mounted or
 // hidden). Together with the pid it names one process, even after the kernel hands the pid to a
@@ -96,9 +94,12 @@ int nice_increment(int increment);
 // This process's start time (as above), read once per process and cached; a forked child reads
 // its own on its first call. Async-signal-safe.
 [[nodiscard]] std::uint32_t self_start_time() noexcept;
-// process_alive(pid), and, when `start` is not 0, still the process that had that start time: a
-// dead process whose pid now belongs to another process is not alive.
-[[nodiscard]] bool process_alive(pid_t pid, std::uint32_t start) noexcept;
+// True if pid names a live process (not a zombie; one kill(pid, 0) and, when that succeeds, one
+// read of /proc/PID/stat) and, when `start` is not 0, still the process that had that start time
+// (compared on the bits of `start_mask`): a dead process whose pid now belongs to another process
+// is not alive. Where /proc cannot be read, the pid alone decides. Async-signal-safe.
+[[nodiscard]] bool process_alive(pid_t pid, std::uint32_t start = 0,
+                                 std::uint32_t start_mask = ~0u) noexcept;
 
 // Writes the whole buffer to stderr without allocating (async-signal-safe).
 void write_stderr(const char* s) noexcept;
