@@ -1,6 +1,7 @@
 // Rendering of the pool's progress bar.
 #include "pool/progress.hpp"
 
+#include <atomic>
 #include <cstdio>
 
 #include "sys/pool_sys.hpp"
@@ -8,7 +9,15 @@
 namespace mpp::detail {
 
 void draw_progress(const PoolProgress& p) noexcept {
-  static const bool tty = sys::stderr_is_tty();
+  // Asked once per process; an atomic rather than a function-local static, whose guard a fork in
+  // another thread could catch half-way (issue 16). -1: not asked yet.
+  static std::atomic<int> is_tty{-1};
+  int t = is_tty.load(std::memory_order_relaxed);
+  if (t < 0) {
+    t = sys::stderr_is_tty() ? 1 : 0;
+    is_tty.store(t, std::memory_order_relaxed);
+  }
+  const bool tty = t == 1;
   // Log files and pipes get one line at the end rather than hundreds of carriage returns.
   if (!tty && !p.finished) return;
   const double secs = std::chrono::duration<double>(p.elapsed).count();

@@ -1,10 +1,10 @@
 #include "mpp/detail/fork_hooks.hpp"
 
-#include <pthread.h>
-
 #include <atomic>
 #include <mutex>
 #include <stdexcept>
+
+#include "sys/proc.hpp"
 
 namespace mpp::detail {
 namespace {
@@ -17,14 +17,25 @@ struct Slot {
 // A fixed table of atomics (not a std::vector under a mutex): the child of a multi-threaded parent
 // must be able to walk it even if another thread was registering at the moment of fork.
 Slot g_slots[kMaxForkHooks];
+// Held across every fork() (prepare/parent/child below), so that a child never inherits it held
+// by a thread it does not have: a child that registers a hook (creates a Queue, say) would wait
+// forever.
 std::mutex g_register_mutex;
 
-void atfork_child() { run_fork_child_hooks(); }
-
-void install_once() {
-  static std::once_flag once;
-  std::call_once(once, [] { ::pthread_atfork(nullptr, nullptr, &atfork_child); });
+void atfork_prepare() { g_register_mutex.lock(); }
+void atfork_parent() { g_register_mutex.unlock(); }
+void atfork_child() {
+  g_register_mutex.unlock();
+  run_fork_child_hooks();
 }
+
+// Not std::call_once: a fork could catch its flag half-way (see sys::register_atfork_once).
+std::atomic<int> g_atfork{0};
+void install_once() noexcept {
+  (void)sys::register_atfork_once(g_atfork, &atfork_prepare, &atfork_parent, &atfork_child);
+}
+// During static initialisation, before main and before any thread.
+[[maybe_unused]] const bool g_installed_at_start = (install_once(), true);
 
 }  // namespace
 

@@ -116,6 +116,22 @@ std::mutex g_registry_mutex;
 std::vector<ProcessState*> g_registry;  // started, not yet known to have ended
 std::atomic<unsigned> g_process_counter{0};
 
+// A fork while another thread holds one of these mutexes would leave the child with a mutex no
+// thread of it will release (and the vector behind it half-updated): a child that starts a
+// Process of its own would then wait forever. So every fork() takes both first, and both sides
+// release them after it, as glibc does for malloc's arenas.
+void lock_for_fork() {
+  g_registry_mutex.lock();
+  g_arena_mutex.lock();
+}
+void unlock_after_fork() {
+  g_arena_mutex.unlock();
+  g_registry_mutex.unlock();
+}
+std::atomic<int> g_atfork{0};
+[[maybe_unused]] const bool g_atfork_at_start =
+    sys::register_atfork_once(g_atfork, &lock_for_fork, &unlock_after_fork, &unlock_after_fork);
+
 void registry_add(ProcessState* s) {
   std::lock_guard lock(g_registry_mutex);
   g_registry.push_back(s);
@@ -314,9 +330,13 @@ std::optional<int> Process::exitcode() const {
 
 pid_t Process::pid() const noexcept { return state_ && state_->started ? state_->child.pid() : 0; }
 
+namespace {
+// At namespace scope: a function-local static would have a guard a fork could catch half-way.
+const std::string g_no_name;
+}  // namespace
+
 const std::string& Process::name() const noexcept {
-  static const std::string empty;
-  return state_ ? state_->options.name : empty;
+  return state_ ? state_->options.name : g_no_name;
 }
 
 bool Process::daemon() const noexcept { return state_ && state_->options.daemon; }

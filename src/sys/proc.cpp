@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -32,6 +33,32 @@ pid_t fork_or_throw(const char* what) {
   pid_t pid = ::fork();
   if (pid < 0) throw_errno(what);
   return pid;
+}
+
+bool register_atfork_once(std::atomic<int>& state, void (*prepare)(), void (*parent)(),
+                          void (*child)()) noexcept {
+  constexpr int kDone = -1;
+  int s = state.load(std::memory_order_acquire);
+  if (s == kDone) return true;
+  const int self = static_cast<int>(::getpid());
+  for (;;) {
+    if (s == kDone) return true;
+    if (s == self) {
+      // Another thread of this process is registering: it is running and finishes.
+      ::sched_yield();
+      s = state.load(std::memory_order_acquire);
+      continue;
+    }
+    // Nobody yet (0), or a process we were forked from while one of its threads was registering
+    // (that thread does not exist here, and its registration may not have reached our copy).
+    if (state.compare_exchange_weak(s, self, std::memory_order_acq_rel)) break;
+  }
+  if (::pthread_atfork(prepare, parent, child) != 0) {
+    state.store(0, std::memory_order_release);  // ENOMEM: let a later call try again
+    return false;
+  }
+  state.store(kDone, std::memory_order_release);
+  return true;
 }
 
 int apply_child_setup(const ChildSetup& s) noexcept {

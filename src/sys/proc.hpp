@@ -2,6 +2,7 @@
 // handle on a child (pidfd when the kernel has it, waitpid otherwise).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
@@ -15,6 +16,22 @@ namespace mpp::sys {
 // fork() through the fault seam. Parent: returns the child's pid, or throws std::system_error with
 // `what` ("cannot fork process"). Child: returns 0.
 [[nodiscard]] pid_t fork_or_throw(const char* what);
+
+// Registers pthread_atfork handlers once per `state`, a constant-initialized word that starts at 0
+// (declare it at namespace scope: std::atomic<int> s{0}). Returns true once they are registered,
+// by this call or an earlier one in this process or in a parent it was forked from.
+//
+// Why not a function-local static or std::call_once: glibc's pthread_atfork waits while a fork()
+// is in progress in another thread, so a thread whose first mpp call registers a handler sits
+// inside the static's guard for the whole fork (0.1-6 ms here); the child inherits the guard
+// "being initialised" with no thread left to finish it, and its first call waits forever (issue
+// 16: 22 of 40 fresh programs of tests/helpers/lock_first_use.cpp hung that way). Here `state`
+// holds the pid of the process registering: a thread of the same process waits for it (it
+// finishes), while a child forked half-way sees a pid not its own and registers for itself.
+// Callers also call it during static initialisation (before main, before threads), so that the
+// slow path is practically never taken. Memory + pthread_atfork + getpid only; never throws.
+bool register_atfork_once(std::atomic<int>& state, void (*prepare)(), void (*parent)(),
+                          void (*child)()) noexcept;
 
 // What a child applies to itself between fork and user code. Every step is a raw system call
 // (async-signal-safe), so this is safe in the child of a multi-threaded parent.

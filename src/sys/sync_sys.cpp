@@ -3,16 +3,17 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 
 #include "sys/check.hpp"
+#include "sys/proc.hpp"
 
 namespace mpp::sys {
 
@@ -23,14 +24,20 @@ __thread std::int32_t t_tid = 0;
 
 namespace {
 void forget_in_child() { t_tid = 0; }
+// Not a function-local static: a fork could catch its guard half-way (see register_atfork_once).
+std::atomic<int> g_atfork{0};
+// Registered during static initialisation, before main and any thread, so that the first lock of
+// a program does not register it while another thread forks.
+[[maybe_unused]] const bool g_registered_at_start =
+    register_atfork_once(g_atfork, nullptr, nullptr, &forget_in_child);
 }  // namespace
 
 std::int32_t fill() noexcept {
-  // Registered on first use, before any cached id exists that a later fork could carry over.
-  static const int registered = ::pthread_atfork(nullptr, nullptr, &forget_in_child);
-  (void)registered;
-  t_tid = current_tid();
-  return t_tid;
+  const std::int32_t tid = current_tid();
+  // Cached only once the handler that clears the cache in a fork child is in place (before that,
+  // e.g. called from another file's static initialiser, every call asks the kernel).
+  if (register_atfork_once(g_atfork, nullptr, nullptr, &forget_in_child)) t_tid = tid;
+  return tid;
 }
 }  // namespace tid_cache
 

@@ -161,7 +161,14 @@ int futex_wake(const std::atomic<std::uint32_t>* word, int n) noexcept {
 
 // ---- mappings --------------------------------------------------------------------------------
 std::size_t page_size() noexcept {
-  static const std::size_t ps = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  // A constant-initialized atomic, not a function-local static: a fork could catch a static's
+  // guard half-way in another thread and leave the child waiting on it (issue 16).
+  static std::atomic<std::size_t> cached{0};
+  std::size_t ps = cached.load(std::memory_order_relaxed);
+  if (ps == 0) {
+    ps = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    cached.store(ps, std::memory_order_relaxed);
+  }
   return ps;
 }
 

@@ -196,7 +196,7 @@ pid_t pick_live(const pid_t* pids, std::size_t count, std::mt19937_64& rng) {
 
 // ---- cases ---------------------------------------------------------------------------------
 
-enum class Kind { queue, pool_map, pool_imap, pool_async, locks, load };
+enum class Kind { queue, pool_map, pool_imap, pool_async, locks, first_lock, load };
 enum class Role { random, producer, consumer, worker, parent, child };
 
 const char* kind_name(Kind k) {
@@ -211,6 +211,8 @@ const char* kind_name(Kind k) {
       return "pool.apply_async";
     case Kind::locks:
       return "locks";
+    case Kind::first_lock:
+      return "first-lock";
     case Kind::load:
       return "load";
   }
@@ -259,6 +261,7 @@ struct Case {
 struct CaseResult {
   std::atomic<std::uint64_t> faults{0}, tasks{0}, items{0}, lost{0}, dup{0}, torn{0}, late{0},
       unnamed{0}, named{0}, in_hand{0}, leaked_fds{0}, leaked_procs{0}, repaired{0};
+  std::atomic<std::uint64_t> stuck{0};  // first-lock cases: fresh programs with a child stuck
   std::atomic<std::uint64_t> max_recovery_us{0};
   std::atomic<int> finished{0};
   std::atomic<std::int64_t> progress{-1};  // last position/result the case saw (hang reports)
@@ -772,6 +775,38 @@ void run_locks(const Case& c, const std::string& shm_name) {
   seg.unlink();
 }
 
+// ---- first use of mpp in threads while forking ----------------------------------------------
+// c.n fresh programs (tests/helpers/lock_first_use.cpp: a new program each time, because what mpp
+// sets up on a program's first lock happens once) whose c.a threads take their first Lock, RLock
+// and Condition and create their first Queue while the main thread forks c.b Process children
+// doing the same; every child must finish. Fresh programs are exec'd, so this case process's own
+// earlier use of mpp does not hide a first-use hazard.
+
+void run_first_lock(const Case& c) {
+  const std::string path = std::string(MPP_HELPER_DIR) + "/mpp_helper_lock_first_use";
+  const std::string threads = std::to_string(c.a), children = std::to_string(c.b);
+  for (std::uint64_t k = 0; k < c.n; ++k) {
+    g_r->progress.store(static_cast<std::int64_t>(k));
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::execl(path.c_str(), path.c_str(), threads.c_str(), children.c_str(),
+              static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    if (pid < 0) {
+      g_r->unnamed.fetch_add(1);
+      note("fork failed");
+      return;
+    }
+    const int code = mpp::test::reap_child(pid);
+    g_r->tasks.fetch_add(c.b);
+    if (code != 0) {
+      g_r->stuck.fetch_add(1);
+      note("fresh program %" PRIu64 " ended with %d (2: a child hung)", k, code);
+    }
+  }
+}
+
 // ---- load runs (long mode only) -------------------------------------------------------------
 
 void load_queue(std::uint64_t total, unsigned P, unsigned C) {
@@ -916,6 +951,9 @@ void run_load(const Case& c) {
         break;
       case Kind::locks:
         run_locks(c, shm_name);
+        break;
+      case Kind::first_lock:
+        run_first_lock(c);
         break;
       case Kind::load:
         run_load(c);
@@ -1107,6 +1145,16 @@ std::vector<Case> build_cases(const Args& args) {
         c.chunksize = std::uniform_int_distribution<std::size_t>(1, 16)(rng);
         out.push_back(c);
       }
+    }
+    // First use of mpp's locks and queues in threads while the main thread forks (issue 16).
+    for (unsigned threads : {2u, 8u}) {
+      Case c;
+      c.kind = Kind::first_lock;
+      c.role = Role::child;
+      c.a = threads;
+      c.b = 12;
+      c.n = L ? 20 : 4;
+      out.push_back(c);
     }
     // The owner itself SIGKILLed at a random time: nothing may outlive it.
     for (Kind k : {Kind::queue, Kind::pool_map, Kind::locks}) {
@@ -1304,6 +1352,7 @@ bool run_one(const Args& args, std::size_t index, const Case& c, Totals& t) {
   if (r->late) fail("late " + std::to_string(r->late.load()));
   if (r->unnamed) fail("unnamed errors " + std::to_string(r->unnamed.load()));
   if (r->leaked_procs) fail("leaked processes " + std::to_string(r->leaked_procs.load()));
+  if (r->stuck) fail("children stuck after first use " + std::to_string(r->stuck.load()));
   if (r->leaked_fds) fail("leaked fds " + std::to_string(r->leaked_fds.load()));
   if (orphans) fail("orphans " + std::to_string(orphans));
   if (!segs.empty()) fail("leaked /dev/shm segments " + std::to_string(segs.size()));
