@@ -1,25 +1,32 @@
 // Fault tests of <mpp/pool.hpp>: workers that die (SIGKILL, segfault, abort, _exit(0)) mid-task,
-// tasks that throw, task_timeout, an input range that throws, terminate() with a long queue,
+// inputs whose decoder crashes the worker, results the parent cannot decode, tasks that throw
+// (SystemExit too), task_timeout, an input range that throws, terminate() with a long queue,
 // the parent SIGKILLed or interrupted (SIGINT). Each runs under a watchdog, at several worker
 // counts, and checks that no worker, zombie or fd is left behind.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
+#include <new>
 #include <ranges>
+#include <set>
 #include <sstream>
 #include <string>
 #include <system_error>
 #include <thread>
+#include <tuple>
 #include <variant>
 #include <vector>
 
 #include "mpp/pool.hpp"
+#include "mpp/process.hpp"
 #include "pool_fixture.hpp"
 #include "sys/fault.hpp"
 #include "test_util.hpp"
@@ -298,6 +305,356 @@ TEST_P(PoolFaults, ReplacementForkFailingKeepsThePoolServing) {
       EXPECT_THROW((void)pool.apply(plus_one, 1), std::system_error);
     }
   }
+}
+
+// --- values that cannot be decoded --------------------------------------------------------------
+
+constexpr int kItems = 20;     // inputs of the decode tests
+constexpr int kBadResult = 5;  // the input whose result the parent cannot decode
+
+// A result the parent cannot decode: the codec default-constructs a variant's alternative before
+// decoding into it, and only the decoder does that (the task builds it from a value). Kind 0
+// throws SerializationError there, kind 1 a non-std exception.
+template <int Kind>
+class Brittle {
+ public:
+  Brittle() {
+    if constexpr (Kind == 0) {
+      throw mpp::SerializationError("brittle result");
+    } else {
+      throw 42;
+    }
+  }
+  explicit Brittle(int v) : v_(v) {}
+
+ private:
+  friend struct mpp::codec::Fields<Brittle>;
+  int v_ = 0;
+};
+
+template <int Kind>
+std::variant<int, Brittle<Kind>> brittle_result(int x) {
+  if (x == kBadResult) return Brittle<Kind>(x);
+  return 2 * x;
+}
+
+// Counters shared with the workers (anonymous shared memory the test maps and unmaps).
+struct Tally {
+  std::atomic<int> bombs_decoded{0};
+  std::atomic<int> runs[kItems] = {};
+};
+Tally* g_tally = nullptr;
+pid_t g_test_pid = 0;
+
+struct SharedTally {
+  SharedTally() {
+    void* p =
+        mmap(nullptr, sizeof(Tally), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) std::abort();
+    g_tally = new (p) Tally();
+    g_test_pid = getpid();
+  }
+  ~SharedTally() {
+    munmap(g_tally, sizeof(Tally));
+    g_tally = nullptr;
+  }
+  SharedTally(const SharedTally&) = delete;
+  SharedTally& operator=(const SharedTally&) = delete;
+  void reset() {
+    g_tally->bombs_decoded = 0;
+    for (auto& r : g_tally->runs) r = 0;
+  }
+};
+
+// An input that crashes the worker decoding it: it segfaults when default-constructed outside the
+// test process, which only a worker's decoder does (the test builds it from a value).
+class Bomb {
+ public:
+  Bomb() {
+    if (getpid() != g_test_pid) {
+      g_tally->bombs_decoded.fetch_add(1);
+      raise(SIGSEGV);
+    }
+  }
+  explicit Bomb(int) {}
+
+ private:
+  friend struct mpp::codec::Fields<Bomb>;
+  int pad_ = 0;
+};
+using Cargo = std::variant<int, Bomb>;
+
+int open_cargo(const Cargo& c) {
+  const int x = std::get<int>(c);
+  g_tally->runs[x].fetch_add(1);
+  return 2 * x;
+}
+
+}  // namespace
+
+template <int Kind>
+struct mpp::codec::Fields<Brittle<Kind>> {
+  static auto tie(auto& b) { return std::tie(b.v_); }
+};
+template <>
+struct mpp::codec::Fields<Bomb> {
+  static auto tie(auto& b) { return std::tie(b.pad_); }
+};
+
+namespace {
+
+// The error a position rethrows is the decoder's own (kind 0: SerializationError "brittle
+// result", kind 1: the int 42).
+template <int Kind>
+bool is_decoder_error(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const mpp::SerializationError& s) {
+    return Kind == 0 && std::string(s.what()).find("brittle result") != std::string::npos;
+  } catch (int v) {
+    return Kind == 1 && v == 42;
+  } catch (...) {
+  }
+  return false;
+}
+
+bool is_serialization_error(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const mpp::SerializationError&) {
+    return true;
+  } catch (...) {
+  }
+  return false;
+}
+
+// A result that cannot be decoded fails its own position with the decoder's error, once. The
+// results after it in its chunk cannot be located without decoding it, so they fail with
+// SerializationError; everything else arrives. imap must not hang after it, imap_unordered must
+// not report positions twice.
+template <int Kind>
+void check_result_decode_failures(mpp::Pool& pool) {
+  mpp::test::Watchdog dog(std::chrono::seconds(60), "result decode failure test");
+  using R = std::variant<int, Brittle<Kind>>;
+  for (std::size_t cs : {std::size_t{1}, std::size_t{4}, std::size_t{7}, std::size_t{kItems}}) {
+    // Positions of the bad chunk after the bad result, which cannot be located.
+    const int chunk_end =
+        std::min<int>((kBadResult / static_cast<int>(cs) + 1) * static_cast<int>(cs), kItems);
+    auto lost = [&](int i) { return i > kBadResult && i < chunk_end; };
+
+    auto got = collect(pool.imap(brittle_result<Kind>, std::views::iota(0, kItems), cs));
+    ASSERT_EQ(got.size(), static_cast<std::size_t>(kItems)) << "imap, chunksize " << cs;
+    for (int i = 0; i < kItems; ++i) {
+      const auto& g = got[static_cast<std::size_t>(i)];
+      if (i == kBadResult || lost(i)) {
+        ASSERT_TRUE(std::holds_alternative<std::exception_ptr>(g)) << i << " cs " << cs;
+        const auto& e = std::get<std::exception_ptr>(g);
+        EXPECT_TRUE(i == kBadResult ? is_decoder_error<Kind>(e) : is_serialization_error(e))
+            << "position " << i << " chunksize " << cs;
+        continue;
+      }
+      ASSERT_TRUE(std::holds_alternative<R>(g)) << i << " cs " << cs;
+      EXPECT_EQ(std::get<int>(std::get<R>(g)), 2 * i);
+    }
+
+    auto un = collect(pool.imap_unordered(brittle_result<Kind>, std::views::iota(0, kItems), cs));
+    ASSERT_EQ(un.size(), static_cast<std::size_t>(kItems)) << "imap_unordered, chunksize " << cs;
+    std::multiset<int> values;
+    int decoder_errors = 0;
+    int other_errors = 0;
+    for (const auto& g : un) {
+      if (std::holds_alternative<R>(g)) {
+        values.insert(std::get<int>(std::get<R>(g)));
+      } else if (is_decoder_error<Kind>(std::get<std::exception_ptr>(g))) {
+        ++decoder_errors;
+      } else {
+        EXPECT_TRUE(is_serialization_error(std::get<std::exception_ptr>(g)));
+        ++other_errors;
+      }
+    }
+    std::multiset<int> want;
+    for (int i = 0; i < kItems; ++i) {
+      if (i != kBadResult && !lost(i)) want.insert(2 * i);
+    }
+    EXPECT_EQ(values, want) << "chunksize " << cs;
+    EXPECT_EQ(decoder_errors, 1) << "chunksize " << cs;
+    EXPECT_EQ(other_errors, chunk_end - kBadResult - 1) << "chunksize " << cs;
+  }
+  for (std::size_t cs : {0u, 1u, 4u}) {
+    try {
+      (void)pool.map(brittle_result<Kind>, std::views::iota(0, kItems), cs);
+      ADD_FAILURE() << "map should throw, chunksize " << cs;
+    } catch (...) {
+      EXPECT_TRUE(is_decoder_error<Kind>(std::current_exception())) << "chunksize " << cs;
+    }
+    auto r = pool.map_async(brittle_result<Kind>, std::views::iota(0, kItems), cs);
+    r.wait();
+    EXPECT_FALSE(r.successful());
+    try {
+      (void)r.get();
+      ADD_FAILURE() << "map_async should fail, chunksize " << cs;
+    } catch (...) {
+      EXPECT_TRUE(is_decoder_error<Kind>(std::current_exception())) << "chunksize " << cs;
+    }
+  }
+  auto one = pool.apply_async(brittle_result<Kind>, kBadResult);
+  try {
+    (void)one.get();
+    ADD_FAILURE() << "apply_async should fail";
+  } catch (...) {
+    EXPECT_TRUE(is_decoder_error<Kind>(std::current_exception()));
+  }
+  EXPECT_EQ(std::get<int>(pool.apply(brittle_result<Kind>, 3)), 6);
+  EXPECT_EQ(pool.worker_pids().size(), pool.processes());
+}
+
+TEST_P(PoolFaults, ResultThatThrowsSerializationErrorWhenDecodedFailsItsPositionOnce) {
+  mpp::Pool pool(workers());
+  check_result_decode_failures<0>(pool);
+}
+
+TEST_P(PoolFaults, ResultWhoseDecoderThrowsANonStdExceptionFailsItsPositionOnce) {
+  mpp::Pool pool(workers());
+  check_result_decode_failures<1>(pool);
+}
+
+// The worker says which item it is on before decoding it: an input whose decoder crashes the
+// worker fails alone with WorkerLost naming its index, is never decoded again, and the other
+// items of its chunk (before and after it) run on the replacement.
+TEST_P(PoolFaults, PoisonedInputFailsOnlyItselfAndIsNotRunAgain) {
+  mpp::test::Watchdog dog(std::chrono::seconds(90), "poisoned input test");
+  SharedTally tally;
+  mpp::Pool pool(workers());
+  constexpr int n = 8;
+  for (int poison : {3, 5}) {  // the last of a chunk of 4, and one in the middle of one
+    std::vector<Cargo> in;
+    for (int i = 0; i < n; ++i) {
+      if (i == poison) {
+        in.emplace_back(Bomb(0));
+      } else {
+        in.emplace_back(i);
+      }
+    }
+    auto expect_lost_poison = [&](const std::exception_ptr& e, const std::string& what) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const mpp::WorkerLost& l) {
+        EXPECT_EQ(l.task_index(), poison) << what << ": " << l.what();
+        EXPECT_NE(std::string(l.what()).find("task " + std::to_string(poison)), std::string::npos)
+            << what << ": " << l.what();
+      } catch (...) {
+        ADD_FAILURE() << what << ": not WorkerLost";
+      }
+    };
+    auto expect_ran_once_each = [&](const std::string& what) {
+      EXPECT_EQ(g_tally->bombs_decoded.load(), 1) << what << ": the poisoned input ran again";
+      for (int i = 0; i < n; ++i) {
+        if (i != poison) {
+          EXPECT_GE(g_tally->runs[i].load(), 1) << what << ": item " << i << " never ran";
+        }
+      }
+      tally.reset();
+    };
+    for (std::size_t cs : {4u, 1u}) {
+      const std::string what =
+          "poison " + std::to_string(poison) + " chunksize " + std::to_string(cs);
+      auto got = collect(pool.imap(open_cargo, in, cs));
+      ASSERT_EQ(got.size(), static_cast<std::size_t>(n)) << "imap, " << what;
+      for (int i = 0; i < n; ++i) {
+        const auto& g = got[static_cast<std::size_t>(i)];
+        if (i == poison) {
+          ASSERT_TRUE(std::holds_alternative<std::exception_ptr>(g)) << what;
+          expect_lost_poison(std::get<std::exception_ptr>(g), "imap, " + what);
+        } else {
+          ASSERT_TRUE(std::holds_alternative<int>(g)) << "imap, " << what << ": item " << i;
+          EXPECT_EQ(std::get<int>(g), 2 * i);
+        }
+      }
+      expect_ran_once_each("imap, " + what);
+
+      auto un = collect(pool.imap_unordered(open_cargo, in, cs));
+      ASSERT_EQ(un.size(), static_cast<std::size_t>(n)) << "imap_unordered, " << what;
+      std::multiset<int> values;
+      int errors = 0;
+      for (const auto& g : un) {
+        if (std::holds_alternative<int>(g)) {
+          values.insert(std::get<int>(g));
+        } else {
+          ++errors;
+          expect_lost_poison(std::get<std::exception_ptr>(g), "imap_unordered, " + what);
+        }
+      }
+      EXPECT_EQ(errors, 1) << "imap_unordered, " << what;
+      std::multiset<int> want;
+      for (int i = 0; i < n; ++i) {
+        if (i != poison) want.insert(2 * i);
+      }
+      EXPECT_EQ(values, want) << "imap_unordered, " << what;
+      expect_ran_once_each("imap_unordered, " + what);
+    }
+    for (std::size_t cs : {4u, 1u, 0u}) {
+      const std::string what =
+          "poison " + std::to_string(poison) + " chunksize " + std::to_string(cs);
+      try {
+        (void)pool.map(open_cargo, in, cs);
+        ADD_FAILURE() << "map should throw, " << what;
+      } catch (...) {
+        expect_lost_poison(std::current_exception(), "map, " + what);
+      }
+      expect_ran_once_each("map, " + what);
+
+      auto r = pool.map_async(open_cargo, in, cs);
+      try {
+        (void)r.get();
+        ADD_FAILURE() << "map_async should fail, " << what;
+      } catch (...) {
+        expect_lost_poison(std::current_exception(), "map_async, " + what);
+      }
+      expect_ran_once_each("map_async, " + what);
+
+      std::vector<std::tuple<Cargo>> args;
+      for (const auto& c : in) args.emplace_back(c);
+      try {
+        (void)pool.starmap(open_cargo, args, cs);
+        ADD_FAILURE() << "starmap should throw, " << what;
+      } catch (...) {
+        expect_lost_poison(std::current_exception(), "starmap, " + what);
+      }
+      expect_ran_once_each("starmap, " + what);
+    }
+  }
+  EXPECT_EQ(pool.worker_pids().size(), workers());
+  EXPECT_EQ(pool.map(plus_one, std::vector<int>{1, 2}), (std::vector<int>{2, 3}));
+}
+
+// throw mpp::SystemExit{N} in a task fails that item like any exception (RemoteError, type
+// "mpp::SystemExit", the code in what()); the worker goes on serving. (Python's Pool loses the
+// worker and the task's result never arrives.)
+int exits_on_bad(int x) {
+  if (x == kBad) throw mpp::SystemExit{3};
+  return 2 * x;
+}
+
+TEST_P(PoolFaults, SystemExitInATaskFailsThatItemAndKeepsTheWorker) {
+  mpp::Pool pool(workers());
+  const auto before = pool.worker_pids();
+  auto got = collect(pool.imap(exits_on_bad, std::views::iota(0, 50), 4));
+  ASSERT_EQ(got.size(), 50u);
+  for (int i = 0; i < 50; ++i) {
+    const auto& g = got[static_cast<std::size_t>(i)];
+    if (i != kBad) {
+      ASSERT_EQ(std::get<int>(g), 2 * i);
+      continue;
+    }
+    try {
+      std::rethrow_exception(std::get<std::exception_ptr>(g));
+    } catch (const mpp::RemoteError& e) {
+      EXPECT_EQ(e.type_name(), "mpp::SystemExit");
+      EXPECT_EQ(e.task_index(), kBad);
+      EXPECT_NE(std::string(e.what()).find("exit code 3"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(pool.worker_pids(), before) << "a SystemExit must not end the worker";
 }
 
 // --- the parent dies ------------------------------------------------------------------------

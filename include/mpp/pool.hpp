@@ -170,15 +170,19 @@ void run_items(Fd& f, ChunkCall& c) {
   std::uint32_t next_skip = 0;
   for (std::uint32_t i = 0; i < c.count; ++i) {
     const std::int64_t idx = c.first_index + static_cast<std::int64_t>(i);
+    if (next_skip < c.nskip && c.skip[next_skip] == idx) {
+      // A worker died on it before: the parent failed it and left its bytes out of the chunk.
+      ++next_skip;
+      continue;
+    }
+    // Say which item this is BEFORE decoding it: if its decoder crashes the worker, the parent
+    // blames this index, leaves it out when it re-sends the chunk, and re-runs the others. One
+    // relaxed store (the parent reads it once the worker is dead or to time a task), no syscall.
+    c.current->store(idx, std::memory_order_relaxed);
     bool decoded = false;
     try {
       In x = decode_one<In>(in);
       decoded = true;
-      if (next_skip < c.nskip && c.skip[next_skip] == idx) {
-        ++next_skip;
-        continue;
-      }
-      c.current->store(idx, std::memory_order_relaxed);
       t_task_index = idx;
       if constexpr (std::is_void_v<R>) {
         invoke_item<Fd, In, Star>(f, x);
@@ -223,9 +227,22 @@ void run_chunk(ChunkCall& c) noexcept {
   }
 }
 
+// Bytes every encoded input takes when that is the same for all values of In (numbers, tuples of
+// them...), else 0: then produce() records where each input ends (see Batch::produce).
+template <class In>
+inline constexpr std::uint64_t kInputSize = [] {
+  if constexpr (kRaw<In>) {
+    return std::uint64_t{sizeof(In)};
+  } else {
+    // The codec's own static size fact (a fixed-size value always encodes to that many bytes).
+    return std::uint64_t{::mpp::codec::detail::fixed_size<In>().value_or(0)};
+  }
+}();
+
 template <class Fd, class In, class R, bool Star, class F>
 void setup_batch(Batch& b, F& f) {
   b.fn = &run_chunk<Fd, In, R, Star>;
+  b.input_size = kInputSize<In>;
   if constexpr (kStateless<Fd>) {
     const Fd copy = f;  // a function reference decays to its pointer here
     std::memcpy(b.fstate, static_cast<const void*>(std::addressof(copy)), sizeof(Fd));
@@ -247,7 +264,10 @@ class RangeSource {
   RangeSource(const RangeSource&) = delete;
   RangeSource& operator=(const RangeSource&) = delete;
 
-  std::uint32_t produce(ByteBuffer& payload, std::uint32_t chunksize) {
+  // Appends up to `chunksize` encoded inputs to `payload`; for inputs of varying size also where
+  // each one ends (relative to the first one's start) to `ends`.
+  std::uint32_t produce(ByteBuffer& payload, std::uint32_t chunksize,
+                        std::vector<std::uint64_t>& ends) {
     using Range = std::remove_reference_t<Src>;
     if constexpr (kRaw<In> && std::ranges::contiguous_range<Range> &&
                   std::is_same_v<std::ranges::range_value_t<Range>, In> &&
@@ -259,10 +279,14 @@ class RangeSource {
       it_ += static_cast<std::ptrdiff_t>(n);
       return static_cast<std::uint32_t>(n);
     }
+    const std::size_t base = payload.size();
     std::uint32_t n = 0;
     while (n < chunksize && it_ != end_) {
       const In& x = *it_;
       append_encoded(payload, x);
+      // Only used if a worker dies on one of these inputs: the re-sent chunk then leaves that
+      // input's bytes out, so that no worker decodes it again (its decoder may be what crashed).
+      if constexpr (kInputSize<In> == 0) ends.push_back(payload.size() - base);
       ++it_;
       ++n;
     }
@@ -273,6 +297,38 @@ class RangeSource {
   Src range_;
   std::ranges::iterator_t<std::remove_reference_t<Src>> it_;
   std::ranges::sentinel_t<std::remove_reference_t<Src>> end_;
+};
+
+// A Delivery as deliver_chunk sees it.
+inline ChunkOutcome outcome_of(const Delivery& d) noexcept {
+  return ChunkOutcome{d.first_index, d.count, d.skipped};
+}
+
+// The failures a worker reported in a Delivery, as deliver_chunk asks for them (position by
+// position, ascending): RemoteErrors naming the worker's pid and the input index.
+class DeliveryFailures {
+ public:
+  explicit DeliveryFailures(const Delivery& d) noexcept : d_(d) {
+    try {
+      records_ = decode_failures(d);
+    } catch (...) {
+      broken_ = std::current_exception();  // malformed records: no position can be trusted
+    }
+  }
+  std::exception_ptr operator()(std::uint32_t pos) {
+    if (broken_) return broken_;
+    while (next_ < records_.size() && records_[next_].pos < pos) ++next_;
+    if (next_ == records_.size() || records_[next_].pos != pos) return nullptr;
+    RemoteFailure& f = records_[next_++];
+    return std::make_exception_ptr(RemoteError(std::move(f.type_name), std::move(f.message), d_.pid,
+                                               d_.first_index + static_cast<std::int64_t>(pos)));
+  }
+
+ private:
+  const Delivery& d_;
+  std::vector<RemoteFailure> records_;
+  std::size_t next_ = 0;
+  std::exception_ptr broken_;
 };
 
 template <class T>
@@ -291,50 +347,42 @@ class CollectBatch final : public ResultBatch<Out> {
   template <class Arg>
   explicit CollectBatch(Arg&& r) : source_(std::forward<Arg>(r)) {}
 
-  std::uint32_t produce(ByteBuffer& payload, std::int64_t& first_index) override {
+  std::uint32_t produce(ByteBuffer& payload, std::int64_t& first_index,
+                        std::vector<std::uint64_t>& ends) override {
     first_index = next_;
-    const std::uint32_t n = source_.produce(payload, this->chunksize);
+    const std::uint32_t n = source_.produce(payload, this->chunksize, ends);
     next_ += n;
     results_.resize(next_);
     return n;
   }
 
   void deliver(const Delivery& d) noexcept override {
-    try {
-      if constexpr (kRaw<R>) {
-        if (d.nerrors == 0 && d.skipped.empty() && d.results.size() == d.count * sizeof(R)) {
-          // The common case for numbers: the whole chunk is one copy.
-          std::memcpy(results_.values().data() + d.first_index, d.results.data(), d.results.size());
-          return;
-        }
-      }
-      auto failures = decode_failures(d);
-      std::size_t f = 0, s = 0;
-      std::span<const std::byte> in = d.results;
-      for (std::uint32_t i = 0; i < d.count; ++i) {
-        const std::int64_t idx = d.first_index + static_cast<std::int64_t>(i);
-        if (s < d.skipped.size() && d.skipped[s] == idx) {
-          ++s;
-          continue;
-        }
-        if (f < failures.size() && failures[f].pos == i) {
-          results_.set_error(idx, std::make_exception_ptr(
-                                      RemoteError(std::move(failures[f].type_name),
-                                                  std::move(failures[f].message), d.pid, idx)));
-          ++f;
-          continue;
-        }
-        if constexpr (!std::is_void_v<R>) {
-          results_.values()[static_cast<std::size_t>(idx)] = decode_one<R>(in);
-        }
-      }
-    } catch (...) {
-      // Malformed results (or no memory): fail the whole chunk's items with that error.
-      auto e = std::current_exception();
-      for (std::uint32_t i = 0; i < d.count; ++i) {
-        results_.set_error(d.first_index + static_cast<std::int64_t>(i), e);
+    if constexpr (kRaw<R>) {
+      if (d.nerrors == 0 && d.skipped.empty() && d.results.size() == d.count * sizeof(R)) {
+        // The common case for numbers: the whole chunk is one copy.
+        std::memcpy(results_.values().data() + d.first_index, d.results.data(), d.results.size());
+        return;
       }
     }
+    DeliveryFailures failures(d);
+    std::span<const std::byte> in = d.results;
+    deliver_chunk<R>(
+        outcome_of(d), failures,
+        [&] {
+          if constexpr (!std::is_void_v<R>) return decode_one<R>(in);
+        },
+        [&](std::int64_t idx, auto&& v) noexcept {
+          if constexpr (!std::is_void_v<R>) {
+            try {
+              results_.values()[static_cast<std::size_t>(idx)] = std::move(v);
+            } catch (...) {
+              results_.set_error(idx, std::current_exception());
+            }
+          }
+        },
+        [&](std::int64_t idx, std::exception_ptr e) noexcept {
+          results_.set_error(idx, std::move(e));
+        });
   }
 
   void fail(std::int64_t index, std::exception_ptr error) noexcept override {
@@ -358,11 +406,7 @@ class CollectBatch final : public ResultBatch<Out> {
 template <class R>
 class StreamBatch : public Batch {
  public:
-  struct Item {
-    std::int64_t index = 0;
-    std::optional<R> value;
-    std::exception_ptr error;
-  };
+  using Item = StreamItem<R>;
   // True when next() will not block.
   [[nodiscard]] virtual bool has_next() const noexcept = 0;
   [[nodiscard]] virtual bool at_end() const noexcept = 0;
@@ -375,114 +419,53 @@ class ImapBatch final : public StreamBatch<R> {
 
  public:
   template <class Arg>
-  ImapBatch(Arg&& r, std::int64_t window) : source_(std::forward<Arg>(r)), window_(window) {
-    if constexpr (Ordered) last_ = ready_.end();
-  }
+  ImapBatch(Arg&& r, std::int64_t window) : source_(std::forward<Arg>(r)), window_(window) {}
 
-  std::uint32_t produce(ByteBuffer& payload, std::int64_t& first_index) override {
+  std::uint32_t produce(ByteBuffer& payload, std::int64_t& first_index,
+                        std::vector<std::uint64_t>& ends) override {
     first_index = next_;
-    const std::uint32_t n = source_.produce(payload, this->chunksize);
+    const std::uint32_t n = source_.produce(payload, this->chunksize, ends);
     next_ += n;
     return n;
   }
-  [[nodiscard]] bool may_produce() const override { return next_ - taken_ < window_; }
+  [[nodiscard]] bool may_produce() const override { return next_ - ready_.taken() < window_; }
 
   void deliver(const Delivery& d) noexcept override {
-    try {
-      auto failures = decode_failures(d);
-      std::size_t f = 0, s = 0;
-      std::span<const std::byte> in = d.results;
-      for (std::uint32_t i = 0; i < d.count; ++i) {
-        const std::int64_t idx = d.first_index + static_cast<std::int64_t>(i);
-        if (s < d.skipped.size() && d.skipped[s] == idx) {
-          ++s;
-          continue;
-        }
-        Item item;
-        item.index = idx;
-        if (f < failures.size() && failures[f].pos == i) {
-          item.error = std::make_exception_ptr(RemoteError(
-              std::move(failures[f].type_name), std::move(failures[f].message), d.pid, idx));
-          ++f;
-        } else {
-          item.value.emplace(decode_one<R>(in));
-        }
-        put(std::move(item));
-      }
-    } catch (...) {
-      auto e = std::current_exception();
-      for (std::uint32_t i = 0; i < d.count; ++i) {
-        fail(d.first_index + static_cast<std::int64_t>(i), e);
-      }
-    }
+    DeliveryFailures failures(d);
+    std::span<const std::byte> in = d.results;
+    deliver_chunk<R>(
+        outcome_of(d), failures, [&] { return decode_one<R>(in); },
+        [&](std::int64_t idx, R&& v) noexcept {
+          Item item;
+          item.index = idx;
+          try {
+            item.value.emplace(std::move(v));
+          } catch (...) {
+            item.error = std::current_exception();
+          }
+          ready_.put(std::move(item));
+        },
+        [&](std::int64_t idx, std::exception_ptr e) noexcept { fail(idx, std::move(e)); });
   }
 
   void fail(std::int64_t index, std::exception_ptr error) noexcept override {
     Item item;
     item.index = index;
     item.error = std::move(error);
-    try {
-      put(std::move(item));
-    } catch (...) {
-    }
+    ready_.put(std::move(item));
   }
 
-  [[nodiscard]] bool has_next() const noexcept override {
-    if constexpr (Ordered) {
-      if (ready_.empty()) return false;
-      const auto& [first, run] = *ready_.begin();
-      return first + static_cast<std::int64_t>(run.pos) == taken_;
-    } else {
-      return !ready_.empty();
-    }
-  }
+  [[nodiscard]] bool has_next() const noexcept override { return ready_.has_next(); }
   [[nodiscard]] bool at_end() const noexcept override {
-    return this->finished() && ready_.empty() && taken_ >= next_;
+    return this->finished() && ready_.empty() && ready_.taken() >= next_;
   }
-  Item next() override {
-    Item item;
-    if constexpr (Ordered) {
-      auto it = ready_.begin();
-      item = std::move(it->second.items[it->second.pos++]);
-      if (it->second.pos == it->second.items.size()) {
-        if (last_ == it) last_ = ready_.end();
-        ready_.erase(it);
-      }
-    } else {
-      item = std::move(ready_.front());
-      ready_.pop_front();
-    }
-    ++taken_;
-    return item;
-  }
+  Item next() override { return ready_.next(); }
 
  private:
-  // In-order results are kept as runs of consecutive indexes (one map node per chunk, not per
-  // item): a chunk's delivery appends to one run.
-  struct Run {
-    std::vector<Item> items;
-    std::size_t pos = 0;  // next item to hand out
-  };
-
-  void put(Item&& item) {
-    if constexpr (Ordered) {
-      if (last_ == ready_.end() ||
-          last_->first + static_cast<std::int64_t>(last_->second.items.size()) != item.index) {
-        last_ = ready_.emplace(item.index, Run{}).first;
-      }
-      last_->second.items.push_back(std::move(item));
-    } else {
-      ready_.push_back(std::move(item));
-    }
-  }
-
   RangeSource<Src, In> source_;
   std::int64_t next_ = 0;
-  std::int64_t taken_ = 0;
   std::int64_t window_;
-  std::conditional_t<Ordered, std::map<std::int64_t, Run>, std::deque<Item>> ready_;
-  // The run the last put() went to (Ordered only).
-  std::conditional_t<Ordered, typename std::map<std::int64_t, Run>::iterator, int> last_{};
+  StreamedResults<R, Ordered> ready_;
 };
 
 [[nodiscard]] std::uint32_t auto_chunksize(std::int64_t items, unsigned workers) noexcept;

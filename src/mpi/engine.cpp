@@ -835,7 +835,7 @@ int world_size() {
 void record_failure(TaskCall& call, std::uint32_t pos) noexcept {
   if (call.nerrors == kBrokenChunk) return;
   try {
-    auto info = mpp::detail::describe_current_exception();
+    auto info = mpp::detail::describe_task_failure();
     Failure f{pos, std::move(info.type_name), std::move(info.message)};
     const std::size_t old = call.errors->size();
     call.errors->resize(old + codec::encoded_size(f));

@@ -12,6 +12,7 @@
 #include "mpp/detail/failpoint.hpp"
 #include "mpp/detail/fork_hooks.hpp"
 #include "mpp/pool.hpp"
+#include "mpp/process.hpp"
 #include "pool/progress.hpp"
 #include "shm/pool_ring.hpp"
 #include "sys/mem.hpp"
@@ -201,6 +202,9 @@ void worker_write(const WorkerEnv& env, const void* src, std::size_t n) {
     call.current = &env.sh->current;
     // The parent sent the address of a trampoline of this same program image.
     reinterpret_cast<ChunkFn>(static_cast<std::uintptr_t>(h.fn))(call);
+    // Past the chunk's items: a death from here on (sending the result) is no item's fault, and
+    // the parent re-runs the whole chunk instead of blaming its last item.
+    env.sh->current.store(-1, std::memory_order_relaxed);
 
     const std::size_t results_len = out.size() - sizeof(ResultHeader);
     out.append(errors.data(), errors.size());
@@ -259,8 +263,11 @@ struct Record {
   std::shared_ptr<Batch> batch;
   std::int64_t first = 0;
   std::uint32_t count = 0;
-  std::vector<std::int64_t> skip;  // sorted
+  std::vector<std::int64_t> skip;  // sorted; their bytes are not in the payload
   ByteBuffer msg;                  // header + skip list + payload, as sent
+  // Where each item's bytes end in the payload (an item in `skip` takes none); empty while the
+  // batch's inputs have a fixed size. See leave_out().
+  std::vector<std::uint64_t> ends;
   std::uint32_t resends = 0;
 };
 
@@ -572,6 +579,10 @@ class Engine {
       rec.msg.clear();
       free_.push_back(std::move(rec.msg));
     }
+    if (rec.ends.capacity() != 0 && free_ends_.size() < 64) {
+      rec.ends.clear();
+      free_ends_.push_back(std::move(rec.ends));
+    }
   }
 
   void report_progress(Batch& b, bool force) {
@@ -626,10 +637,15 @@ class Engine {
         free_.pop_back();
       }
       msg.resize(sizeof(TaskHeader));
+      std::vector<std::uint64_t> ends;
+      if (!free_ends_.empty()) {
+        ends = std::move(free_ends_.back());
+        free_ends_.pop_back();
+      }
       std::int64_t first = 0;
       std::uint32_t n = 0;
       try {
-        n = b.produce(msg, first);
+        n = b.produce(msg, first, ends);
       } catch (...) {
         b.batch_error = std::current_exception();
         n = 0;
@@ -655,6 +671,7 @@ class Engine {
       r.count = n;
       r.skip.clear();
       r.msg = std::move(msg);
+      r.ends = std::move(ends);
       r.resends = 0;
       ++b.in_flight;
       return true;
@@ -761,10 +778,23 @@ class Engine {
       const bool in_chunk = cur >= r.first && cur < r.first + static_cast<std::int64_t>(r.count) &&
                             !std::binary_search(r.skip.begin(), r.skip.end(), cur);
       if (in_chunk) {
+        // The worker stores the index before decoding the item, so `cur` is the item whose
+        // decoding or run killed it: it fails alone, is never sent again, and the others of
+        // its chunk (those done before it too: their results died with the worker) run again.
         r.batch->fail(
             cur, lost_error(pid, cur, w.child, timed_out, options_.task_timeout.value_or(0ms)));
-        r.skip.insert(std::upper_bound(r.skip.begin(), r.skip.end(), cur), cur);
-        rebuild(r);
+        const bool cut = leave_out(r, cur);
+        if (!cut || r.skip.size() == r.count) {
+          // Nothing left to run, or the rest cannot be told apart from the dead item's bytes
+          // (cannot happen: every batch gives sizes or ends): fail the rest, never re-run it.
+          if (cut) {
+            finish_record(r);
+          } else {
+            fail_record(r, lost_error(pid, -1, w.child, timed_out, 0ms));
+          }
+          w.held.pop_front();
+          --w.nsent;
+        }
       } else if (++r.resends > kMaxResends) {
         // It keeps killing workers before reaching any item: give up on the whole chunk.
         fail_record(r, lost_error(pid, -1, w.child, timed_out, 0ms));
@@ -791,18 +821,38 @@ class Engine {
     }
   }
 
-  void rebuild(Record& r) {
+  // Leaves item `idx` of the record out of its re-send: adds it to the skip list and cuts its bytes
+  // from the payload, so that no worker decodes it again (its decoder may be what crashed; a
+  // worker skips listed items without touching their bytes). False when its bytes cannot be
+  // located; it is in the skip list either way.
+  static bool leave_out(Record& r, std::int64_t idx) {
+    r.skip.insert(std::upper_bound(r.skip.begin(), r.skip.end(), idx), idx);
     TaskHeader h;
     std::memcpy(&h, r.msg.data(), sizeof h);
-    const std::size_t old_skip = h.nskip * sizeof(std::int64_t);
+    if (r.ends.empty() && r.batch->input_size != 0) {
+      // Fixed-size inputs: this is the first cut, so the payload still holds every item.
+      r.ends.resize(r.count);
+      for (std::uint32_t j = 0; j < r.count; ++j) r.ends[j] = (j + 1) * r.batch->input_size;
+    }
+    const auto pos = static_cast<std::size_t>(idx - r.first);
+    if (r.ends.size() != r.count || r.ends.back() != h.payload_len) return false;
+    const std::uint64_t begin = pos == 0 ? 0 : r.ends[pos - 1];
+    const std::uint64_t end = r.ends[pos];
+    const std::byte* payload = r.msg.data() + sizeof h + h.nskip * sizeof(std::int64_t);
     ByteBuffer msg;
-    msg.resize(sizeof h + r.skip.size() * sizeof(std::int64_t) + h.payload_len);
     h.nskip = static_cast<std::uint32_t>(r.skip.size());
-    std::memcpy(msg.data(), &h, sizeof h);
-    std::memcpy(msg.data() + sizeof h, r.skip.data(), r.skip.size() * sizeof(std::int64_t));
-    std::memcpy(msg.data() + sizeof h + r.skip.size() * sizeof(std::int64_t),
-                r.msg.data() + sizeof h + old_skip, h.payload_len);
+    h.payload_len -= end - begin;
+    msg.resize(sizeof h + r.skip.size() * sizeof(std::int64_t) + h.payload_len);
+    std::byte* out = msg.data();
+    std::memcpy(out, &h, sizeof h);
+    out += sizeof h;
+    std::memcpy(out, r.skip.data(), r.skip.size() * sizeof(std::int64_t));
+    out += r.skip.size() * sizeof(std::int64_t);
+    std::memcpy(out, payload, begin);
+    std::memcpy(out + begin, payload + end, r.ends.back() - end);
+    for (std::size_t j = pos; j < r.ends.size(); ++j) r.ends[j] -= end - begin;
     r.msg = std::move(msg);
+    return true;
   }
 
   void fail_record(Record& r, const std::exception_ptr& e) {
@@ -864,6 +914,7 @@ class Engine {
   std::deque<std::shared_ptr<Batch>> batches_;
   std::deque<Record> resend_;
   std::vector<ByteBuffer> free_;
+  std::vector<std::vector<std::uint64_t>> free_ends_;
   bool accepting_ = true;
   bool joined_ = false;
   std::exception_ptr broken_;
@@ -877,9 +928,23 @@ std::uint64_t mix_seed(std::uint64_t base, std::int64_t index) noexcept {
   return splitmix64(base ^ splitmix64(static_cast<std::uint64_t>(index)));
 }
 
+ExceptionInfo describe_task_failure() noexcept {
+  ExceptionInfo info = describe_current_exception();
+  try {
+    throw;
+  } catch (const SystemExit& e) {
+    try {
+      info.message = "exit code " + std::to_string(e.code);
+    } catch (...) {
+    }
+  } catch (...) {
+  }
+  return info;
+}
+
 void record_failure(ChunkCall& call, std::uint32_t pos) noexcept {
   try {
-    auto info = describe_current_exception();
+    auto info = describe_task_failure();
     auto put = [&](const void* p, std::size_t n) {
       const auto* b = static_cast<const std::byte*>(p);
       call.errors->append(b, n);

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <mpp/mpi.hpp>
+#include <mpp/process.hpp>
 #include <numeric>
 #include <ranges>
 #include <set>
@@ -15,6 +16,7 @@
 #include <string>
 #include <thread>
 #include <tuple>
+#include <variant>
 #include <vector>
 
 #include "test_util.hpp"
@@ -44,7 +46,167 @@ std::pair<int, long> where(int) { return {mpp::mpi::rank(), static_cast<long>(ge
 
 constexpr int kWatchdogSeconds = 120;
 
+constexpr int kItems = 20;     // inputs of the decode test
+constexpr int kBadResult = 5;  // the input whose result rank 0 cannot decode
+
+// A result rank 0 cannot decode: the codec default-constructs a variant's alternative before
+// decoding into it, and only the decoder does that (the task builds it from a value). Kind 0
+// throws SerializationError there, kind 1 a non-std exception.
+template <int Kind>
+class Brittle {
+ public:
+  Brittle() {
+    if constexpr (Kind == 0) {
+      throw mpp::SerializationError("brittle result");
+    } else {
+      throw 42;
+    }
+  }
+  explicit Brittle(int v) : v_(v) {}
+
+ private:
+  friend struct mpp::codec::Fields<Brittle>;
+  int v_ = 0;
+};
+
+template <int Kind>
+std::variant<int, Brittle<Kind>> brittle_result(int x) {
+  if (x == kBadResult) return Brittle<Kind>(x);
+  return 2 * x;
+}
+
 }  // namespace
+
+template <int Kind>
+struct mpp::codec::Fields<Brittle<Kind>> {
+  static auto tie(auto& b) { return std::tie(b.v_); }
+};
+
+namespace {
+
+template <int Kind>
+bool is_decoder_error(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const mpp::SerializationError& s) {
+    return Kind == 0 && std::string(s.what()).find("brittle result") != std::string::npos;
+  } catch (int v) {
+    return Kind == 1 && v == 42;
+  } catch (...) {
+  }
+  return false;
+}
+
+bool is_serialization_error(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const mpp::SerializationError&) {
+    return true;
+  } catch (...) {
+  }
+  return false;
+}
+
+// As mpp::Pool (tests/test_pool_faults.cpp, same name): a result that cannot be decoded fails its
+// own position with the decoder's error, once; the results after it in its chunk cannot be
+// located and fail with SerializationError; everything else arrives, nothing twice, no hang.
+template <int Kind>
+void check_result_decode_failures() {
+  mpp::test::Watchdog dog{std::chrono::seconds(kWatchdogSeconds), "result decode failure test"};
+  mpp::mpi::Pool pool;
+  constexpr auto f = mpp::mpi::fn<&brittle_result<Kind>>;
+  using R = std::variant<int, Brittle<Kind>>;
+  for (std::size_t cs : {std::size_t{1}, std::size_t{4}, std::size_t{7}, std::size_t{kItems}}) {
+    const int chunk_end =
+        std::min<int>((kBadResult / static_cast<int>(cs) + 1) * static_cast<int>(cs), kItems);
+    auto lost = [&](int i) { return i > kBadResult && i < chunk_end; };
+    int pos = 0;
+    auto r = pool.imap(f, std::views::iota(0, kItems), cs);
+    for (auto it = r.begin(); it != r.end(); ++it, ++pos) {
+      ASSERT_LT(pos, kItems) << "imap handed out more positions than inputs, chunksize " << cs;
+      try {
+        EXPECT_EQ(std::get<int>(*it), 2 * pos) << "chunksize " << cs;
+        EXPECT_FALSE(pos == kBadResult || lost(pos)) << pos << " chunksize " << cs;
+      } catch (...) {
+        const auto e = std::current_exception();
+        EXPECT_TRUE(pos == kBadResult ? is_decoder_error<Kind>(e) : is_serialization_error(e))
+            << "position " << pos << " chunksize " << cs;
+        EXPECT_TRUE(pos == kBadResult || lost(pos)) << pos << " chunksize " << cs;
+      }
+    }
+    EXPECT_EQ(pos, kItems) << "imap, chunksize " << cs;
+
+    std::multiset<int> values;
+    int decoder_errors = 0;
+    int other_errors = 0;
+    auto u = pool.imap_unordered(f, std::views::iota(0, kItems), cs);
+    for (auto it = u.begin(); it != u.end(); ++it) {
+      try {
+        const R& v = *it;
+        values.insert(std::get<int>(v));
+      } catch (...) {
+        const auto e = std::current_exception();
+        if (is_decoder_error<Kind>(e)) {
+          ++decoder_errors;
+        } else {
+          EXPECT_TRUE(is_serialization_error(e));
+          ++other_errors;
+        }
+      }
+    }
+    std::multiset<int> want;
+    for (int i = 0; i < kItems; ++i) {
+      if (i != kBadResult && !lost(i)) want.insert(2 * i);
+    }
+    EXPECT_EQ(values, want) << "chunksize " << cs;
+    EXPECT_EQ(decoder_errors, 1) << "chunksize " << cs;
+    EXPECT_EQ(other_errors, chunk_end - kBadResult - 1) << "chunksize " << cs;
+  }
+  for (std::size_t cs : {0u, 1u, 4u}) {
+    try {
+      (void)pool.map(f, std::views::iota(0, kItems), cs);
+      ADD_FAILURE() << "map should throw, chunksize " << cs;
+    } catch (...) {
+      EXPECT_TRUE(is_decoder_error<Kind>(std::current_exception())) << "chunksize " << cs;
+    }
+    auto r = pool.map_async(f, std::views::iota(0, kItems), cs);
+    try {
+      (void)r.get();
+      ADD_FAILURE() << "map_async should fail, chunksize " << cs;
+    } catch (...) {
+      EXPECT_TRUE(is_decoder_error<Kind>(std::current_exception())) << "chunksize " << cs;
+    }
+  }
+  EXPECT_EQ(std::get<int>(pool.apply(f, 3)), 6);
+}
+
+}  // namespace
+
+TEST(MpiPool, ResultThatThrowsSerializationErrorWhenDecodedFailsItsPositionOnce) {
+  check_result_decode_failures<0>();
+}
+
+TEST(MpiPool, ResultWhoseDecoderThrowsANonStdExceptionFailsItsPositionOnce) {
+  check_result_decode_failures<1>();
+}
+
+TEST(MpiPool, SystemExitInATaskFailsThatItem) {
+  mpp::mpi::Pool pool;
+  try {
+    (void)pool.map(
+        [](int x) {
+          if (x == 3) throw mpp::SystemExit{3};
+          return x;
+        },
+        std::views::iota(0, 8), 2);
+    FAIL() << "map did not throw";
+  } catch (const mpp::RemoteError& e) {
+    EXPECT_EQ(e.task_index(), 3);
+    EXPECT_EQ(e.type_name(), "mpp::SystemExit");
+    EXPECT_NE(std::string(e.what()).find("exit code 3"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(pool.map(square, std::vector<int>{3}), std::vector<int>{9});
+}
 
 TEST(MpiPool, MapKeepsInputOrderAtEveryChunksize) {
   mpp::test::Watchdog dog{std::chrono::seconds(kWatchdogSeconds)};

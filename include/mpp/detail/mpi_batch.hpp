@@ -82,11 +82,13 @@ struct Trampoline {
     std::uint32_t i = 0;
     for (; i < c.count; ++i) {
       const std::int64_t idx = c.first_index + static_cast<std::int64_t>(i);
+      // Before decoding: if the item's decoder crashes the rank, its crash report names this
+      // item, not the one before it.
+      begin_item(c, idx);
       bool decoded = false;
       try {
         In x = codec::decode_prefix<In>(c.in);
         decoded = true;
-        begin_item(c, idx);
         if constexpr (std::is_void_v<R>) {
           invoke_item<Fd, In, Star>(f, x);
         } else {
@@ -137,6 +139,26 @@ class RangeSource {
   std::ranges::sentinel_t<std::remove_reference_t<Src>> end_;
 };
 
+// A Delivery as mpp::detail::deliver_chunk sees it (no skipped items: a lost rank ends the job).
+inline mpp::detail::ChunkOutcome outcome_of(const Delivery& d) noexcept {
+  return mpp::detail::ChunkOutcome{d.first_index, d.count, {}};
+}
+
+// The failures a rank reported in a Delivery, position by position, as deliver_chunk asks.
+class DeliveryFailures {
+ public:
+  explicit DeliveryFailures(const Delivery& d) noexcept : failures_(d.failures) {}
+  std::exception_ptr operator()(std::uint32_t pos) noexcept {
+    while (next_ < failures_.size() && failures_[next_].first < pos) ++next_;
+    if (next_ == failures_.size() || failures_[next_].first != pos) return nullptr;
+    return failures_[next_++].second;
+  }
+
+ private:
+  std::span<const std::pair<std::uint32_t, std::exception_ptr>> failures_;
+  std::size_t next_ = 0;
+};
+
 template <class T>
 class ResultBatch : public Batch {
  public:
@@ -162,27 +184,24 @@ class CollectBatch final : public ResultBatch<Out> {
   }
 
   void deliver(const Delivery& d) noexcept override {
-    std::size_t f = 0;
     std::span<const std::byte> in = d.results;
-    for (std::uint32_t i = 0; i < d.count; ++i) {
-      const std::int64_t idx = d.first_index + static_cast<std::int64_t>(i);
-      if (f < d.failures.size() && d.failures[f].first == i) {
-        results_.set_error(idx, d.failures[f++].second);
-        continue;
-      }
-      if constexpr (!std::is_void_v<R>) {
-        try {
-          results_.values()[static_cast<std::size_t>(idx)] = codec::decode_prefix<R>(in);
-        } catch (...) {
-          // The following results cannot be located either: fail the rest of the chunk.
-          for (std::uint32_t j = i; j < d.count; ++j) {
-            results_.set_error(d.first_index + static_cast<std::int64_t>(j),
-                               std::current_exception());
+    mpp::detail::deliver_chunk<R>(
+        outcome_of(d), DeliveryFailures(d),
+        [&] {
+          if constexpr (!std::is_void_v<R>) return codec::decode_prefix<R>(in);
+        },
+        [&](std::int64_t idx, auto&& v) noexcept {
+          if constexpr (!std::is_void_v<R>) {
+            try {
+              results_.values()[static_cast<std::size_t>(idx)] = std::move(v);
+            } catch (...) {
+              results_.set_error(idx, std::current_exception());
+            }
           }
-          return;
-        }
-      }
-    }
+        },
+        [&](std::int64_t idx, std::exception_ptr e) noexcept {
+          results_.set_error(idx, std::move(e));
+        });
   }
 
   void fail(std::int64_t index, std::exception_ptr error) noexcept override {
@@ -208,11 +227,7 @@ class CollectBatch final : public ResultBatch<Out> {
 template <class R>
 class StreamBatch : public Batch {
  public:
-  struct Item {
-    std::int64_t index = 0;
-    std::optional<R> value;
-    std::exception_ptr error;
-  };
+  using Item = mpp::detail::StreamItem<R>;
   [[nodiscard]] virtual bool has_next() const noexcept = 0;  // next() will not block
   [[nodiscard]] virtual bool at_end() const noexcept = 0;
   virtual Item next() = 0;
@@ -232,79 +247,43 @@ class ImapBatch final : public StreamBatch<R> {
     next_ += n;
     return n;
   }
-  [[nodiscard]] bool may_produce() const override { return next_ - taken_ < window_; }
+  [[nodiscard]] bool may_produce() const override { return next_ - ready_.taken() < window_; }
 
   void deliver(const Delivery& d) noexcept override {
-    std::size_t f = 0;
     std::span<const std::byte> in = d.results;
-    bool broken = false;
-    for (std::uint32_t i = 0; i < d.count; ++i) {
-      Item item;
-      item.index = d.first_index + static_cast<std::int64_t>(i);
-      if (f < d.failures.size() && d.failures[f].first == i) {
-        item.error = d.failures[f++].second;
-      } else if (broken) {
-        item.error = std::make_exception_ptr(
-            SerializationError("mpp::mpi: result bytes after a malformed result"));
-      } else {
-        try {
-          item.value.emplace(codec::decode_prefix<R>(in));
-        } catch (...) {
-          item.error = std::current_exception();
-          broken = true;
-        }
-      }
-      put(std::move(item));
-    }
+    mpp::detail::deliver_chunk<R>(
+        outcome_of(d), DeliveryFailures(d), [&] { return codec::decode_prefix<R>(in); },
+        [&](std::int64_t idx, R&& v) noexcept {
+          Item item;
+          item.index = idx;
+          try {
+            item.value.emplace(std::move(v));
+          } catch (...) {
+            item.error = std::current_exception();
+          }
+          ready_.put(std::move(item));
+        },
+        [&](std::int64_t idx, std::exception_ptr e) noexcept { fail(idx, std::move(e)); });
   }
 
   void fail(std::int64_t index, std::exception_ptr error) noexcept override {
     Item item;
     item.index = index;
     item.error = std::move(error);
-    put(std::move(item));
+    ready_.put(std::move(item));
   }
 
-  [[nodiscard]] bool has_next() const noexcept override {
-    if constexpr (Ordered) {
-      return !ready_.empty() && ready_.begin()->first == taken_;
-    } else {
-      return !ready_.empty();
-    }
-  }
+  [[nodiscard]] bool has_next() const noexcept override { return ready_.has_next(); }
   [[nodiscard]] bool at_end() const noexcept override {
-    return this->finished() && ready_.empty() && taken_ >= next_;
+    return this->finished() && ready_.empty() && ready_.taken() >= next_;
   }
-  Item next() override {
-    Item item;
-    if constexpr (Ordered) {
-      auto node = ready_.extract(ready_.begin());
-      item = std::move(node.mapped());
-    } else {
-      item = std::move(ready_.front());
-      ready_.pop_front();
-    }
-    ++taken_;
-    return item;
-  }
+  Item next() override { return ready_.next(); }
 
  private:
-  void put(Item&& item) noexcept {
-    try {
-      if constexpr (Ordered) {
-        ready_.emplace(item.index, std::move(item));  // the first outcome of an index wins
-      } else {
-        ready_.push_back(std::move(item));
-      }
-    } catch (...) {
-    }
-  }
-
   RangeSource<Src, In> source_;
   std::int64_t next_ = 0;
-  std::int64_t taken_ = 0;
   std::int64_t window_;
-  std::conditional_t<Ordered, std::map<std::int64_t, Item>, std::deque<Item>> ready_;
+  mpp::detail::StreamedResults<R, Ordered> ready_;
 };
 
 template <class Range>

@@ -27,6 +27,8 @@
 #include <utility>
 #include <vector>
 
+#include "mpp/detail/exception_info.hpp"
+
 namespace mpp {
 struct PoolOptions;
 struct PoolProgress;
@@ -94,9 +96,10 @@ class ByteBuffer {
 struct ChunkCall {
   const std::byte* in = nullptr;  // encoded inputs, one after the other
   std::size_t in_len = 0;
-  std::int64_t first_index = 0;        // input index of the chunk's first item
-  std::uint32_t count = 0;             // items in the chunk
-  const std::int64_t* skip = nullptr;  // indexes not to run (they killed a worker before)
+  std::int64_t first_index = 0;  // input index of the chunk's first item
+  std::uint32_t count = 0;       // items in the chunk
+  // Indexes not to run, ascending: each killed a worker before, and its bytes are not in `in`.
+  const std::int64_t* skip = nullptr;
   std::uint32_t nskip = 0;
   const unsigned char* fstate = nullptr;  // bytes of a trivially copyable callable
   std::uintptr_t context = 0;             // address of the callable (fork-per-call workers)
@@ -104,7 +107,9 @@ struct ChunkCall {
   ByteBuffer* out = nullptr;              // encoded results of the items that succeeded
   ByteBuffer* errors = nullptr;           // encoded failures (see record_failure)
   std::uint32_t nerrors = 0;
-  std::atomic<std::int64_t>* current = nullptr;  // index being run, read by the parent
+  // The index being decoded or run, stored before its decoding starts: a worker that dies is
+  // blamed for it. Read by the parent (after the death, or to time task_timeout).
+  std::atomic<std::int64_t>* current = nullptr;
 };
 using ChunkFn = void (*)(ChunkCall&) noexcept;
 inline constexpr std::size_t kMaxFunctionState = 16;
@@ -112,6 +117,11 @@ inline constexpr std::size_t kMaxFunctionState = 16;
 // Worker side: appends "item `pos` of the chunk failed" with the exception in flight (call only
 // inside a catch block). Never throws.
 void record_failure(ChunkCall& call, std::uint32_t pos) noexcept;
+
+// Worker side, both backends: the type name and message a failed task reports for the exception
+// in flight. Like describe_current_exception, except that mpp::SystemExit says its code ("exit
+// code 3"): in a pool task it fails the item and leaves the worker running (see pool.hpp).
+[[nodiscard]] ExceptionInfo describe_task_failure() noexcept;
 
 // task_seed() support: the worker sets these per item.
 extern thread_local std::uint64_t t_seed_base;
@@ -142,9 +152,13 @@ class Batch {
  public:
   virtual ~Batch() = default;
 
-  // Encodes the next chunk's inputs into `payload` (cleared by the caller) and sets first_index;
-  // returns the item count, 0 once the input is exhausted. May throw (the input range threw).
-  virtual std::uint32_t produce(ByteBuffer& payload, std::int64_t& first_index) = 0;
+  // Appends the next chunk's encoded inputs to `payload` and sets first_index; returns the item
+  // count, 0 once the input is exhausted. Unless every input takes `input_size` bytes, appends
+  // to `ends` (empty on entry) where each input's bytes end, relative to the chunk's first input:
+  // the engine needs that only to leave out an input a worker died on. May throw (the input
+  // range threw).
+  virtual std::uint32_t produce(ByteBuffer& payload, std::int64_t& first_index,
+                                std::vector<std::uint64_t>& ends) = 0;
   // False while the batch must not take more work (a full imap window).
   [[nodiscard]] virtual bool may_produce() const { return true; }
   // A chunk's results arrived. Never throws (decode errors become per-item failures).
@@ -159,8 +173,9 @@ class Batch {
   unsigned char fstate[kMaxFunctionState] = {};
   std::uintptr_t context = 0;
   std::uint32_t chunksize = 1;
-  bool show_progress = false;  // map/imap progress bar and callback
-  std::int64_t total = -1;     // items in the input if known, for progress
+  std::uint64_t input_size = 0;  // bytes of every encoded input if fixed, else 0 (see produce)
+  bool show_progress = false;    // map/imap progress bar and callback
+  std::int64_t total = -1;       // items in the input if known, for progress
 
   // Engine bookkeeping.
   std::size_t in_flight = 0;       // chunks handed to the engine, results not yet delivered

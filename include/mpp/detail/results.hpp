@@ -1,7 +1,10 @@
 // mpp/detail/results.hpp: the caller's side of a pool call, one implementation for mpp::Pool and
 // mpp::mpi::Pool: the handle of map_async/apply_async (mpp::AsyncResult, mpp::mpi::AsyncResult),
-// the lazy range of imap/imap_unordered (mpp::ImapRange, mpp::mpi::ImapRange), and the store in
-// which a map/apply call collects its outcomes (CollectedResults, used by both backends' batches).
+// the lazy range of imap/imap_unordered (mpp::ImapRange, mpp::mpi::ImapRange), the stores in
+// which a map/apply call collects its outcomes (CollectedResults) and an imap buffers them
+// (StreamedResults), and how a chunk's outcomes reach either store (deliver_chunk). Both
+// backends' batches use these, so what one chunk's results mean (every position exactly one
+// outcome, a result that fails to decode fails where it stands) is decided here once.
 //
 // A backend describes itself with a traits struct B:
 //   B::Engine, B::ResultBatch<T>, B::StreamBatch<R>   its engine and batch types
@@ -20,12 +23,15 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <exception>
 #include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -181,6 +187,166 @@ class BasicImapRange {
   bool ended_ = false;
   bool own_engine_ = false;
 };
+
+// One position of an imap: its input index and its value or error.
+template <class R>
+struct StreamItem {
+  std::int64_t index = 0;
+  std::optional<R> value;
+  std::exception_ptr error;
+};
+
+// What an imap (Ordered) or imap_unordered has received and not yet handed out. Ordered items
+// are kept as runs of consecutive indexes (one map node per chunk, not per item): a chunk's
+// delivery appends to one run. Not thread-safe (the batch's owner uses it).
+template <class R, bool Ordered>
+class StreamedResults {
+ public:
+  using Item = StreamItem<R>;
+  StreamedResults() {
+    if constexpr (Ordered) last_ = ready_.end();
+  }
+  StreamedResults(const StreamedResults&) = delete;
+  StreamedResults& operator=(const StreamedResults&) = delete;
+
+  // Stores an outcome. Ordered: the first outcome of an index wins (one that was stored or handed
+  // out already is dropped), so a position is never handed out twice, nor skipped. Unordered
+  // keeps no index set (that would cost a node per item): deliver_chunk and the engines give each
+  // index one outcome. Never throws (under memory exhaustion the outcome is lost).
+  void put(Item&& item) noexcept {
+    try {
+      if constexpr (Ordered) {
+        const std::int64_t idx = item.index;
+        if (idx < taken_) return;
+        if (last_ == ready_.end() || end_of(last_) != idx) {
+          auto next = ready_.upper_bound(idx);
+          if (next != ready_.begin()) {
+            auto prev = std::prev(next);
+            if (idx < end_of(prev)) return;  // stored already
+            if (end_of(prev) == idx) {
+              prev->second.items.push_back(std::move(item));
+              last_ = prev;
+              return;
+            }
+          }
+          last_ = ready_.emplace_hint(next, idx, Run{});
+        } else if (auto next = std::next(last_); next != ready_.end() && next->first == idx) {
+          return;  // stored already
+        }
+        last_->second.items.push_back(std::move(item));
+      } else {
+        ready_.push_back(std::move(item));
+      }
+    } catch (...) {
+    }
+  }
+  // next() will not block: in order, the next index is there.
+  [[nodiscard]] bool has_next() const noexcept {
+    if constexpr (Ordered) {
+      if (ready_.empty()) return false;
+      const auto& [first, run] = *ready_.begin();
+      return first + static_cast<std::int64_t>(run.pos) == taken_;
+    } else {
+      return !ready_.empty();
+    }
+  }
+  [[nodiscard]] bool empty() const noexcept { return ready_.empty(); }
+  // Positions handed out so far.
+  [[nodiscard]] std::int64_t taken() const noexcept { return taken_; }
+  // Only when has_next().
+  Item next() {
+    Item item;
+    if constexpr (Ordered) {
+      auto it = ready_.begin();
+      item = std::move(it->second.items[it->second.pos++]);
+      if (it->second.pos == it->second.items.size()) {
+        if (last_ == it) last_ = ready_.end();
+        ready_.erase(it);
+      }
+    } else {
+      item = std::move(ready_.front());
+      ready_.pop_front();
+    }
+    ++taken_;
+    return item;
+  }
+
+ private:
+  struct Run {
+    std::vector<Item> items;
+    std::size_t pos = 0;  // next item to hand out
+  };
+  using Runs = std::map<std::int64_t, Run>;
+  static std::int64_t end_of(typename Runs::const_iterator it) noexcept {
+    return it->first + static_cast<std::int64_t>(it->second.items.size());
+  }
+
+  std::conditional_t<Ordered, Runs, std::deque<Item>> ready_;
+  // The run the last put() went to (Ordered only).
+  std::conditional_t<Ordered, typename Runs::iterator, int> last_{};
+  std::int64_t taken_ = 0;
+};
+
+// One chunk as it came back, for deliver_chunk.
+struct ChunkOutcome {
+  std::int64_t first_index = 0;
+  std::uint32_t count = 0;
+  // Indexes the engine has failed already (a worker died on them), ascending: they have neither
+  // a result nor a failure record in the chunk.
+  std::span<const std::int64_t> skipped{};
+};
+
+// Gives every position of a chunk exactly one outcome, in position order. `failure(pos)` returns
+// the error the worker reported for position `pos` (asked in ascending order; null: it succeeded),
+// `decode()` decodes the next result from the chunk's result bytes (not called for void R);
+// `on_value(index, R&&)` and `on_error(index, exception_ptr)` take the outcomes and must not
+// throw. A result that fails to decode fails its own index with what the decoder threw; the
+// results after it cannot be located (a result's length is known only by decoding it), so their
+// indexes fail with SerializationError, and those before it keep their values. Never throws.
+template <class R, class Failure, class Decode, class OnValue, class OnError>
+void deliver_chunk(const ChunkOutcome& c, Failure&& failure, Decode&& decode, OnValue&& on_value,
+                   OnError&& on_error) noexcept {
+  std::size_t s = 0;
+  std::exception_ptr unlocated;  // once a result failed to decode
+  for (std::uint32_t i = 0; i < c.count; ++i) {
+    const std::int64_t idx = c.first_index + static_cast<std::int64_t>(i);
+    if (s < c.skipped.size() && c.skipped[s] == idx) {
+      ++s;
+      continue;
+    }
+    std::exception_ptr e;
+    try {
+      e = failure(i);
+    } catch (...) {
+      e = std::current_exception();  // no memory to describe it
+    }
+    if (e) {
+      on_error(idx, std::move(e));
+      continue;
+    }
+    if (unlocated) {
+      on_error(idx, unlocated);
+      continue;
+    }
+    if constexpr (!std::is_void_v<R>) {
+      std::optional<R> v;
+      try {
+        v.emplace(decode());
+      } catch (...) {
+        on_error(idx, std::current_exception());
+        try {
+          unlocated = std::make_exception_ptr(SerializationError(
+              "result cannot be located: the result of task " + std::to_string(idx) +
+              " before it in the same chunk failed to decode"));
+        } catch (...) {
+          unlocated = std::current_exception();
+        }
+        continue;
+      }
+      on_value(idx, std::move(*v));
+    }
+  }
+}
 
 // A result slot: R itself, or std::optional<R> when R has no default constructor.
 template <class R>
