@@ -4,11 +4,14 @@
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
+#include <cstdint>
 #include <fstream>
+#include <map>
 #include <numeric>
 #include <random>
 #include <ranges>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -402,6 +405,78 @@ TEST(PoolImap, HugeLazyInputRunsInFlatMemory) {
   EXPECT_LT(after.ru_maxrss, 64 * 1024) << "peak RSS (KiB) of the parent";
 #endif
   (void)before;
+}
+
+// The store behind imap/imap_unordered of both backends (detail/results.hpp), driven directly.
+// Ordered: out-of-order chunks come out in order, and the first outcome of an index wins, so a
+// position is never handed out twice (issue 16.3: a re-reported chunk made imap hang).
+TEST(StreamedResults, OrderedHandsEachIndexOutOnceAndInOrder) {
+  mpp::detail::StreamedResults<int, true> r;
+  auto put = [&](std::int64_t i, int v) {
+    mpp::detail::StreamItem<int> item;
+    item.index = i;
+    item.value = v;
+    r.put(std::move(item));
+  };
+  put(2, 20);
+  put(3, 30);
+  EXPECT_FALSE(r.has_next());
+  put(0, 0);
+  put(2, -1);  // stored already
+  put(1, 10);
+  put(0, -2);  // stored already
+  put(5, 50);
+  put(4, 40);  // joins no run: its own
+  put(5, -3);  // stored already, in a later run
+  std::vector<int> got;
+  while (r.has_next()) got.push_back(*r.next().value);
+  EXPECT_EQ(got, (std::vector<int>{0, 10, 20, 30, 40, 50}));
+  put(1, -4);  // handed out already
+  EXPECT_FALSE(r.has_next());
+  EXPECT_TRUE(r.empty());
+  EXPECT_EQ(r.taken(), 6);
+}
+
+// How one chunk's outcomes reach a batch, for both backends (detail/results.hpp): every position
+// gets one outcome; a result that fails to decode fails where it stands, the ones after it
+// cannot be located, the ones before it keep their values.
+TEST(DeliverChunk, EveryPositionGetsExactlyOneOutcome) {
+  struct Failures {  // the worker reported position 1 as failed
+    std::size_t next = 0;
+    [[nodiscard]] std::exception_ptr broken() const { return nullptr; }
+    [[nodiscard]] std::uint32_t next_pos() const { return next == 0 ? 1 : UINT32_MAX; }
+    std::exception_ptr take() {
+      ++next;
+      return std::make_exception_ptr(std::runtime_error("task failed"));
+    }
+  } failures;
+  const std::vector<std::int64_t> skipped{12};  // a worker died on it: no outcome here
+  const mpp::detail::ChunkOutcome c{10, 7, skipped};
+  int decodes = 0;
+  std::map<std::int64_t, std::string> got;
+  mpp::detail::deliver_chunk<int>(
+      c, failures,
+      [&] {
+        if (++decodes == 3) throw mpp::SerializationError("bad bytes");
+        return decodes;
+      },
+      [&](std::int64_t idx, int v) noexcept { got[idx] += "value " + std::to_string(v) + ";"; },
+      [&](std::int64_t idx, std::exception_ptr e) noexcept {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+          got[idx] += std::string("error ") + x.what() + ";";
+        }
+      });
+  ASSERT_EQ(got.size(), 6u);
+  EXPECT_EQ(got[10], "value 1;");
+  EXPECT_EQ(got[11], "error task failed;");
+  EXPECT_EQ(got.count(12), 0u);
+  EXPECT_EQ(got[13], "value 2;");
+  EXPECT_EQ(got[14], "error bad bytes;");
+  EXPECT_NE(got[15].find("cannot be located"), std::string::npos) << got[15];
+  EXPECT_NE(got[16].find("cannot be located"), std::string::npos) << got[16];
+  EXPECT_EQ(decodes, 3);
 }
 
 INSTANTIATE_TEST_SUITE_P(Workers, PoolTest, ::testing::Values(1u, 2u, 5u));

@@ -38,12 +38,27 @@
 // chunk, which balances uneven tasks. chunksize 0 picks ceil(n / (16 * processes)) (Python: 4)
 // (256 when the input's length is unknown).
 //
-// Faults: a worker that dies (signal, _exit, OOM kill) fails exactly the item it was running with
-// WorkerLost (pid, input index, signal); the other items it held run again on a replacement worker
-// (items of its chunk that had already completed before the crash are re-run: their results died
-// with the worker). A task that throws fails only itself with RemoteError. A task running longer
-// than task_timeout gets its worker SIGKILLed and fails with WorkerLost ("exceeded task_timeout").
-// Nothing hangs: a crash is noticed within ~10 ms while the parent waits.
+// Faults: a worker that dies (signal, _exit, OOM kill) fails exactly the item it was decoding or
+// running with WorkerLost (pid, input index, signal): a worker notes the index before it decodes
+// the item's input, so an input whose decoder crashes is the one blamed. That item is never sent
+// again (its bytes are cut from the re-sent chunk); the other items the worker held run again on a
+// replacement worker (items of its chunk that had already completed before the crash are re-run:
+// their results died with the worker). A worker that dies between items (while sending a chunk's
+// results) fails no item: the chunk runs again, up to 3 times, then its items fail with
+// WorkerLost. A task running longer than task_timeout gets its worker SIGKILLed and fails with
+// WorkerLost ("exceeded task_timeout"). Nothing hangs: a crash is noticed within ~10 ms while the
+// parent waits.
+//
+// A task that throws fails only itself with RemoteError. That includes `throw mpp::SystemExit{N}`:
+// in a pool task it does not end the worker, the item fails with RemoteError (type_name()
+// "mpp::SystemExit", what() containing "exit code N") and the worker goes on serving. (Python's
+// Pool catches only Exception: a SystemExit ends that worker process, the pool starts another, and
+// the task's result never arrives, so map() blocks forever.) An input whose decoder throws in the
+// worker fails with RemoteError, and so do the inputs after it in its chunk (they cannot be
+// located without decoding it). A result whose decoder throws in the parent fails its position
+// with that exception (map: thrown as is); the results after it in its chunk cannot be located
+// either and fail with SerializationError; every position still gets exactly one outcome
+// (chunksize 1 confines such a failure to its own item).
 //
 // Memory ordering: results handed back by get()/map/imap happen-after everything the task did in
 // its worker (the rings publish with release/acquire).
@@ -304,24 +319,28 @@ inline ChunkOutcome outcome_of(const Delivery& d) noexcept {
   return ChunkOutcome{d.first_index, d.count, d.skipped};
 }
 
-// The failures a worker reported in a Delivery, as deliver_chunk asks for them (position by
-// position, ascending): RemoteErrors naming the worker's pid and the input index.
+// The failures a worker reported in a Delivery, as deliver_chunk asks for them: RemoteErrors
+// naming the worker's pid and the input index.
 class DeliveryFailures {
  public:
   explicit DeliveryFailures(const Delivery& d) noexcept : d_(d) {
+    if (d.nerrors == 0) return;
     try {
       records_ = decode_failures(d);
     } catch (...) {
       broken_ = std::current_exception();  // malformed records: no position can be trusted
     }
   }
-  std::exception_ptr operator()(std::uint32_t pos) {
-    if (broken_) return broken_;
-    while (next_ < records_.size() && records_[next_].pos < pos) ++next_;
-    if (next_ == records_.size() || records_[next_].pos != pos) return nullptr;
+  [[nodiscard]] std::exception_ptr broken() const noexcept { return broken_; }
+  [[nodiscard]] std::uint32_t next_pos() const noexcept {
+    return next_ < records_.size() ? records_[next_].pos : UINT32_MAX;
+  }
+  std::exception_ptr take() {
     RemoteFailure& f = records_[next_++];
+    // A second record for the same position (a confused worker) must not hide the later ones.
+    while (next_ < records_.size() && records_[next_].pos <= f.pos) ++next_;
     return std::make_exception_ptr(RemoteError(std::move(f.type_name), std::move(f.message), d_.pid,
-                                               d_.first_index + static_cast<std::int64_t>(pos)));
+                                               d_.first_index + static_cast<std::int64_t>(f.pos)));
   }
 
  private:

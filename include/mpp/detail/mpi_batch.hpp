@@ -144,14 +144,19 @@ inline mpp::detail::ChunkOutcome outcome_of(const Delivery& d) noexcept {
   return mpp::detail::ChunkOutcome{d.first_index, d.count, {}};
 }
 
-// The failures a rank reported in a Delivery, position by position, as deliver_chunk asks.
+// The failures a rank reported in a Delivery (already errors, by ascending position), as
+// mpp::detail::deliver_chunk asks for them.
 class DeliveryFailures {
  public:
   explicit DeliveryFailures(const Delivery& d) noexcept : failures_(d.failures) {}
-  std::exception_ptr operator()(std::uint32_t pos) noexcept {
-    while (next_ < failures_.size() && failures_[next_].first < pos) ++next_;
-    if (next_ == failures_.size() || failures_[next_].first != pos) return nullptr;
-    return failures_[next_++].second;
+  [[nodiscard]] static std::exception_ptr broken() noexcept { return nullptr; }
+  [[nodiscard]] std::uint32_t next_pos() const noexcept {
+    return next_ < failures_.size() ? failures_[next_].first : UINT32_MAX;
+  }
+  std::exception_ptr take() noexcept {
+    const std::size_t i = next_++;
+    while (next_ < failures_.size() && failures_[next_].first <= failures_[i].first) ++next_;
+    return failures_[i].second;
   }
 
  private:
