@@ -7,14 +7,17 @@
 // feeder thread: when put() returns, the item is in shared memory, so a process may exit (even
 // with _exit) or be joined right after putting. Each item is delivered whole to exactly one get().
 //
-// Order: FIFO per producing process: items one process put (from any of its threads, in the
-// order the puts returned) come out in that order. Items of different processes have no defined
-// order between them, even when one put() happened before the other (as with Python's Queue,
-// whose per-process feeder threads give no such order either). Reason: each producing process
-// gets a ring of its own, a "lane" (up to 64 per queue), so producers never wait for one another;
-// consumers take from the lanes in turn (a lane that keeps having items yields after 256 get()s
-// or one get_many()). Processes beyond the 64th, and every producer of a queue with maxsize, share
-// the queue's main ring.
+// Order: real time. If one put() returned before another put() began, in any processes (ordered
+// for instance by a join(), a Lock, an Event, or program order in one thread), no get() returns
+// the later item while the earlier one is still queued. So the classic pattern holds: producers
+// put and exit, the parent joins them and then puts one sentinel per consumer, and no item is
+// left behind the sentinels. Items of puts that overlap in time come out in either order; items
+// of one put_many() keep their order. Each producing process puts to a ring of its own, a "lane"
+// (up to 64 per queue), so producers never wait for one another's lock; processes beyond the 64th,
+// and every producer of a queue with maxsize, share the queue's main ring. Once a second ring has
+// a producer, every put takes a ticket from one shared counter (one atomic increment) and
+// consumers take the oldest head among the rings; a queue with one producing process pays
+// nothing for this. Cost and limits: docs/design.md, "Real-time order across lanes".
 //
 // Lifetime and fork: a Queue is a handle; copies refer to the same queue (a shared_ptr to this
 // process's view of the mapping). Children forked after the queue was created (mpp::Process,

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 #include <stdexcept>
+#include <type_traits>
 
 #include "mpp/detail/failpoint.hpp"
 #include "mpp/detail/fork_hooks.hpp"
@@ -26,9 +28,6 @@ constexpr std::size_t kWarmBytes = 256 * 1024;
 // Batches publish (and free space / wake the other side) at least this often, so a long
 // put_many or get_many keeps the other side busy instead of stalling it until the end.
 constexpr std::size_t kPublishEvery = 256;
-// A consumer moves on to the next ring with items after taking this many from one (with get(),
-// item by item), so that one fast producer's lane cannot starve the others.
-constexpr std::size_t kFairTurn = 256;
 
 shm::Deadline to_deadline(const QueueWait& w) noexcept {
   switch (w.kind) {
@@ -58,10 +57,9 @@ struct QueueCore::Impl {
   [[nodiscard]] shm::ProcessTag tag() const noexcept { return {pid, start}; }
   // Which ring this process puts to (see RingSet::producer).
   std::atomic<int> producer{shm::RingSet::kUnchosen};
-  // Consumers of this process: the ring to look at first, and how many items were taken from it
-  // in a row (races between threads only shift the turn).
+  // Consumers of this process: the ring to look at first (where the oldest item was last seen;
+  // races between threads only cost a move).
   std::atomic<std::size_t> cur{0};
-  std::atomic<std::size_t> streak{0};
   // This process has put an item: it then never concludes that "nobody can put any more".
   std::atomic<bool> has_put{false};
   // Adaptive spin budget of this process's consumers (see Ring::wait_data).
@@ -194,6 +192,18 @@ void store(QueueCore::PutBatch& b, const shm::Ring::PutTxn& t) noexcept {
 shm::Ring::GetTxn txn_of(const QueueCore::GetBatch& g) noexcept {
   return {g.head, g.count, g.start_head, g.rec_end};
 }
+static_assert(sizeof(shm::RingSet::Gate) <= sizeof(QueueCore::GetBatch::gate) &&
+                  alignof(shm::RingSet::Gate) <= 8 &&
+                  std::is_trivially_copyable_v<shm::RingSet::Gate>,
+              "GetBatch::gate holds a RingSet::Gate");
+shm::RingSet::Gate& gate_of(QueueCore::GetBatch& g) noexcept {
+  return *std::launder(reinterpret_cast<shm::RingSet::Gate*>(g.gate));
+}
+void reset_gate(QueueCore::GetBatch& g) noexcept { new (g.gate) shm::RingSet::Gate{}; }
+// Moves a consumer follows to a ring with an older item before it looks elsewhere (consumers
+// of other processes can keep moving heads; each move is towards an older item).
+constexpr std::size_t kMaxHops = 8;
+constexpr std::size_t kNoRing = ~std::size_t{0};
 void store(QueueCore::GetBatch& g, const shm::Ring::GetTxn& t) noexcept {
   g.head = t.head;
   g.count = t.count;
@@ -266,21 +276,31 @@ bool QueueCore::get_open(GetBatch& g, QueueWait wait) {
     const std::size_t n = rs.rings();
     std::size_t i = impl_->cur.load(std::memory_order_relaxed);
     if (i >= n) i = 0;
+    std::size_t hops = 0;
     for (std::size_t v = 0; v < n; ++v, i = next_ring(i, n)) {
       shm::Ring& ring = rs.ring(i);
       if (v != 0 && !ring.has_data()) continue;
       shm::Ring::GetTxn t;
       ring.get_lock(t, impl_->lock_id);
-      if (ring.has_item(t)) {
+      shm::RingSet::Gate gate;
+      const auto verdict = rs.gate(gate, i, t, impl_->lock_id);
+      if (verdict == shm::RingSet::Verdict::take) {
         store(g, t);
         g.taken = 0;
         g.ring = i;
         g.ring_ptr = &ring;
         g.visited = v + 1;
         g.locked = true;
+        g.hops = hops;
+        new (g.gate) shm::RingSet::Gate(gate);
         return true;
       }
-      ring.get_publish_unlock(t);
+      rs.leave(gate, i, t);
+      if (verdict == shm::RingSet::Verdict::elsewhere && hops++ < kMaxHops) {
+        // Look at the ring with the older item next (the loop's step moves to gate.older).
+        i = gate.older == 0 ? n - 1 : gate.older - 1;
+        --v;
+      }
     }
     if (was_closed) throw QueueClosed("get() on a closed and empty queue");
     if (orphaned) {
@@ -307,54 +327,84 @@ bool QueueCore::get_next(GetBatch& g, std::span<const std::byte>& bytes) noexcep
   // return now must stay unreused until it is decoded.
   auto* current = static_cast<shm::Ring*>(g.ring_ptr);
   if (g.taken != 0 && g.taken % kPublishEvery == 0) current->get_publish(g);
+  shm::RingSet& rs = impl_->rings;
   for (;;) {
-    if (auto item = current->next(g)) {
-      ++g.taken;
-      bytes = *item;
-      return true;
+    shm::RingSet::Gate& gate = gate_of(g);
+    auto verdict = shm::RingSet::Verdict::take;
+    if (gate.ordered || !gate.checked || g.head >= gate.seen_end) {
+      verdict = rs.gate(gate, g.ring, g, impl_->lock_id);
     }
-    // This ring has run dry: go on to the next one with items, once around at most.
-    current->get_publish_unlock(g);
+    if (verdict == shm::RingSet::Verdict::take) {
+      if (auto item = current->next(g)) {
+        ++g.taken;
+        bytes = *item;
+        return true;
+      }
+      verdict = shm::RingSet::Verdict::empty;
+    }
+    // Leave this ring: for the one with an older item, or (run dry) for the next one with items,
+    // once around at most.
+    rs.leave(gate, g.ring, g);
     g.locked = false;
-    shm::RingSet& rs = impl_->rings;
     const std::size_t n = rs.rings();
-    for (;;) {
-      if (g.visited >= n) return false;
-      ++g.visited;
-      g.ring = next_ring(g.ring, n);
-      shm::Ring& ring = rs.ring(g.ring);
-      if (!ring.has_data()) continue;
-      shm::Ring::GetTxn t;
-      ring.get_lock(t, impl_->lock_id);
-      store(g, t);
-      g.taken = 0;
-      g.ring_ptr = current = &ring;
-      g.locked = true;
-      break;
+    std::size_t to = kNoRing;
+    if (verdict == shm::RingSet::Verdict::elsewhere && g.hops++ < kMaxHops) {
+      to = gate.older;
+    } else {
+      while (g.visited < n) {
+        ++g.visited;
+        g.ring = next_ring(g.ring, n);
+        if (rs.ring(g.ring).has_data()) {
+          to = g.ring;
+          break;
+        }
+      }
+      if (to == kNoRing) return false;
     }
+    shm::Ring& ring = rs.ring(to);
+    shm::Ring::GetTxn t;
+    ring.get_lock(t, impl_->lock_id);
+    store(g, t);
+    g.taken = 0;
+    g.ring = to;
+    g.ring_ptr = current = &ring;
+    g.locked = true;
+    reset_gate(g);
   }
 }
 
 void QueueCore::get_close(GetBatch& g) noexcept {
   if (!g.locked) return;
   shm::Ring::GetTxn t = txn_of(g);
-  static_cast<shm::Ring*>(g.ring_ptr)->get_publish_unlock(t);
+  impl_->rings.leave(gate_of(g), g.ring, t);
   store(g, t);
   g.locked = false;
-  // The next batch starts at the next ring: batches take turns between producers' lanes.
-  impl_->cur.store(next_ring(g.ring, impl_->rings.rings()), std::memory_order_relaxed);
+  // The next batch starts where this one stopped (at the oldest item, in an ordered queue).
+  impl_->cur.store(g.ring, std::memory_order_relaxed);
 }
 
 namespace {
-// Up to `max` items of one ring into `sink`, under its consumer lock.
-std::size_t take(shm::Ring& ring, std::int32_t self, bool fenceless, std::size_t max, void* sink,
-                 QueueCore::DecodeFn decode) {
+// Up to `max` items of ring `i` into `sink`, under its consumer lock. In an ordered queue it stops
+// where another ring may hold an older item: `older` receives that ring (kNoRing otherwise).
+std::size_t take(shm::RingSet& rs, std::size_t i, std::int32_t self, bool fenceless,
+                 std::size_t max, void* sink, QueueCore::DecodeFn decode, std::size_t& older) {
+  shm::Ring& ring = rs.ring(i);
   shm::Ring::GetTxn t;
   ring.get_lock(t, self);
+  shm::RingSet::Gate gate;
   std::size_t n = 0;
+  older = kNoRing;
   MPP_FAILPOINT("queue.get.holding_lock");
   try {
     while (n < max) {
+      // Unordered queues ask the gate only when the items known to be published run out.
+      if (gate.ordered || !gate.checked || t.head >= gate.seen_end) {
+        const auto verdict = rs.gate(gate, i, t, self);
+        if (verdict != shm::RingSet::Verdict::take) {
+          if (verdict == shm::RingSet::Verdict::elsewhere) older = gate.older;
+          break;
+        }
+      }
       auto bytes = ring.next(t);
       if (!bytes) break;
       ++n;
@@ -364,10 +414,10 @@ std::size_t take(shm::Ring& ring, std::int32_t self, bool fenceless, std::size_t
       if (n % kPublishEvery == 0) ring.get_publish(t);
     }
   } catch (...) {
-    ring.get_publish_unlock(t);
+    rs.leave(gate, i, t);
     throw;
   }
-  ring.get_publish_unlock(t, fenceless);
+  rs.leave(gate, i, t, fenceless);
   return n;
 }
 }  // namespace
@@ -384,24 +434,29 @@ std::size_t QueueCore::get(std::size_t max, void* sink, DecodeFn decode, QueueWa
     std::size_t i = impl_->cur.load(std::memory_order_relaxed);
     if (i >= n_rings) i = 0;
     std::size_t n = 0;
+    std::size_t hops = 0;
+    std::size_t older = kNoRing;
     for (std::size_t v = 0; v < n_rings; ++v) {
       shm::Ring& ring = rs.ring(i);
       // The ring that had items last time is tried under its lock straight away (its cached
       // tail often answers without touching the producer's line); others only if they look
       // non-empty.
       if (v == 0 || ring.has_data()) {
-        n += take(ring, impl_->lock_id, impl_->may_skip_fences(), max - n, sink, decode);
+        n += take(rs, i, impl_->lock_id, impl_->may_skip_fences(), max - n, sink, decode, older);
         if (n == max) break;
+        if (older != kNoRing && hops++ < kMaxHops) {
+          // Another ring may hold an older item (ordered queue): look there next.
+          i = older;
+          --v;
+          continue;
+        }
       }
       i = next_ring(i, n_rings);
     }
     if (n != 0) {
-      if (n_rings > 1) {
-        const std::size_t streak = impl_->streak.load(std::memory_order_relaxed) + n;
-        if (streak >= kFairTurn) i = next_ring(i, n_rings);
-        impl_->streak.store(streak >= kFairTurn ? 0 : streak, std::memory_order_relaxed);
-        impl_->cur.store(i, std::memory_order_relaxed);
-      }
+      // The next get() starts where the oldest item is (an unordered queue has items in one ring
+      // only: the only one that ever had a producer).
+      impl_->cur.store(older != kNoRing ? older : i, std::memory_order_relaxed);
       return n;
     }
     if (was_closed) throw QueueClosed("get() on a closed and empty queue");

@@ -184,7 +184,7 @@ std::byte* Ring::open_batch(PutTxn& t, std::size_t min_payload, std::size_t& roo
     return nullptr;
   }
   if (skip != 0) {
-    RecordHeader sk{static_cast<std::uint32_t>(skip), kSkip};
+    const RecordHeader sk = RecordHeader::make(kSkip, skip);
     std::memcpy(data_ + off, &sk, sizeof sk);
     t.tail += skip;
     off = 0;
@@ -206,7 +206,7 @@ void Ring::recycle(PutTxn& t, std::size_t& off) noexcept {
   if (!h.cons_lock.try_lock(t.self)) return;
   if (h.cons.pos.load(std::memory_order_relaxed) == t.tail) {
     const std::size_t skip = cap_ - off;
-    RecordHeader sk{static_cast<std::uint32_t>(skip), kSkip};
+    const RecordHeader sk = RecordHeader::make(kSkip, skip);
     std::memcpy(data_ + off, &sk, sizeof sk);
     // Producer side first: if we die between the two publishes, the ring holds one lone skip
     // record, which consumers pass like any other.

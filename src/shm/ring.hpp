@@ -6,9 +6,9 @@
 // (a power of two). Positions `tail` (producers) and `head` (consumers) are monotonic 64-bit byte
 // counts; a position's offset in the data is pos & (capacity - 1).
 //
-// Records are 8-byte aligned: an 8-byte RecordHeader {payload size, kind} then the payload; kind
-// is an item, a skip, or a batch (put_many: many items, each with a 4-byte length, taken one by
-// one; a consumer inside a batch keeps the record's end in Cursor::rec_end). A
+// Records are 8-byte aligned: an 8-byte RecordHeader {kind | payload size, stamp} then the
+// payload; kind is an item, a skip, or a batch (put_many: many items, each with a 4-byte length,
+// taken one by one; a consumer inside a batch keeps the record's end in Cursor::rec_end). A
 // record never wraps: when it does not fit before the end, the producer writes a `skip` record
 // covering the rest and starts again at offset 0. Consequence: a record may take up to half the
 // ring (it always fits once the ring drains).
@@ -24,6 +24,16 @@
 // once per hold or kBudgetStep bytes written), and small records wrap early, past offset hold,
 // when consumers are past the start of the current lap (early_wrap()), so that a lane with
 // trailing consumers stays within its first pages even when it is never quite empty.
+//
+// Order: one ring is FIFO in the order its producers took prod_lock. A queue with several rings
+// (lanes, src/shm/ring_set.hpp) keeps real-time order across them with stamps: once the queue is
+// ordered (the main header's `ordered` flag), a producer takes a ticket from the main header's
+// counter for each item or batch record, under its ring's lock (next_stamp), so stamps grow along
+// every ring and a put that began after another returned carries the larger one. Consumers
+// publish, next to their position, a lower bound of the stamp of the ring's next item (head_lb:
+// exact when they saw that item, else the newest ticket read while the ring looked empty), which
+// other consumers read without the lock (peek) to decide whether an older item may wait in
+// another ring (RingSet::gate). An unordered queue writes stamp 0 and costs one load per put.
 //
 // Producers serialise on prod_lock, consumers on cons_lock (RingLock: owner pid in the word, dead
 // owners taken over). A side publishes its work with one release store of its position after the
@@ -70,15 +80,38 @@ inline constexpr std::size_t kMaxLanes = 64;
 // Ring::get_publish_unlock): 4 KiB is a few hundred small items, far from caught up.
 inline constexpr std::size_t kPlainUnlockBacklog = 4096;
 
-struct RecordHeader {
-  std::uint32_t size;  // item: payload bytes; skip: bytes skipped, header included
-  std::uint32_t kind;  // kItem or kSkip
-};
-inline constexpr std::uint32_t kItem = 0x49u;
-inline constexpr std::uint32_t kSkip = 0x53u;
+// Record kinds, in the top bits of RecordHeader::word (lengths stay below: an item's payload is at
+// most half a ring of at most 2^31 bytes, so < 2^30; a skip's length is < 2^31).
+inline constexpr std::uint32_t kItem = 0;
 // A batch record (put_many): its payload is a sequence of items, each a 4-byte length, the
 // bytes, and padding to 4 bytes. Consumers may take its items one by one (Cursor::rec_end).
-inline constexpr std::uint32_t kBatch = 0x42u;
+inline constexpr std::uint32_t kBatch = 0x40000000u;
+inline constexpr std::uint32_t kSkip = 0x80000000u;
+struct RecordHeader {
+  std::uint32_t word;   // kind | length (item, batch: payload bytes; skip: bytes skipped, header
+                        // included)
+  std::uint32_t stamp;  // real-time order stamp of an item or batch (see "Order" above); 0: none
+  static constexpr RecordHeader make(std::uint32_t kind, std::size_t size,
+                                     std::uint32_t stamp = 0) noexcept {
+    return {kind | static_cast<std::uint32_t>(size), stamp};
+  }
+  [[nodiscard]] constexpr std::uint32_t kind() const noexcept {
+    return (word & kSkip) != 0 ? kSkip : word & kBatch;
+  }
+  [[nodiscard]] constexpr std::uint32_t size() const noexcept {
+    return word & ((word & kSkip) != 0 ? ~kSkip : ~(kSkip | kBatch));
+  }
+};
+static_assert(RecordHeader::make(kSkip, (std::size_t{1} << 31) - 8).size() ==
+                  (std::uint32_t{1} << 31) - 8,
+              "a skip keeps 31 bits of length");
+
+// Real-time order stamps (see "Order" above) compare modulo 2^32; 0 is "unstamped", older than
+// every stamp (only the first ring a queue ever used holds unstamped items).
+[[nodiscard]] constexpr bool stamp_older(std::uint32_t a, std::uint32_t b) noexcept {
+  if (a == 0 || b == 0) return a == 0 && b != 0;
+  return static_cast<std::int32_t>(a - b) < 0;
+}
 inline constexpr std::size_t kBatchItemAlign = 4;
 // Largest batch record put_many writes: consumers see each one as soon as it is complete.
 inline constexpr std::size_t kMaxBatchBytes = 64 * 1024;
@@ -180,8 +213,12 @@ struct RingHeader {
   std::atomic<std::uint64_t> early_skip_len;
   // Consumer side, same split.
   alignas(128) RingLock cons_lock;
-  std::uint64_t tail_cache;  // a lower bound of prod.pos
+  std::uint64_t tail_cache;      // a lower bound of prod.pos
+  std::uint32_t cons_rec_stamp;  // stamp of the batch record a consumer is inside (rec_end != 0)
   alignas(128) Cursor cons;
+  // Ordered queues: a lower bound of the stamp of the item at cons.pos (exact when a consumer
+  // has seen that item; see Ring::peek). Stored after cons.pos, read before it.
+  std::atomic<std::uint32_t> head_lb;
   // "Items were published" and "space was freed" futex words, each with its sleepers count.
   alignas(128) std::atomic<std::uint32_t> data_seq;
   std::atomic<std::uint32_t> data_waiters;
@@ -194,6 +231,9 @@ struct RingHeader {
   // 0 open; kClosing: put() refuses (RingSet::close is making sure no put is still publishing);
   // kSealed: closed, and every put that did not refuse has published.
   alignas(128) std::atomic<std::uint32_t> closed;
+  // Main ring: items of different rings must be taken in stamp order (set, never cleared, once a
+  // second ring of the queue has had a producer; see RingSet::ordered).
+  std::atomic<std::uint32_t> ordered;
   std::atomic<std::uint32_t> shared;          // a second process has attached
   std::atomic<std::uint32_t> table_overflow;  // a process could not be recorded in `attached`
   std::atomic<std::uint32_t> join_seq;        // JoinableQueue: bumped when all tasks are done
@@ -204,6 +244,9 @@ struct RingHeader {
   // [0, lanes_used) may hold items) and each lane's owner (a ProcessTag, 0 = free).
   alignas(64) std::atomic<std::uint32_t> lanes_used;
   std::atomic<std::uint64_t> lane_owner[kMaxLanes];
+  // Main ring, ordered queues: the last stamp handed out (producers take the next under their
+  // ring's lock; a line of its own, since every put of an ordered queue writes it).
+  alignas(128) std::atomic<std::uint32_t> ticket;
 };
 inline constexpr std::uint32_t kClosing = 1;
 inline constexpr std::uint32_t kSealed = 2;
@@ -283,7 +326,7 @@ class Ring {
                         std::size_t& max_items) noexcept;
   // Closes the batch record opened at `payload` with `used` bytes holding `items` items.
   void commit_batch(PutTxn& t, std::byte* payload, std::size_t used, std::size_t items) noexcept {
-    RecordHeader rh{static_cast<std::uint32_t>(used), kBatch};
+    const RecordHeader rh = RecordHeader::make(kBatch, used, next_stamp());
     std::memcpy(payload - sizeof(RecordHeader), &rh, sizeof rh);
     t.tail += record_bytes(used);
     t.count += items;
@@ -335,9 +378,13 @@ class Ring {
   };
   void get_lock(GetTxn& t, std::int32_t self) noexcept {
     if (h_->cons_lock.lock(self) == RingLockResult::owner_died) h_->cons.recover();
-    t.head = t.start_head = h_->cons.pos.load(std::memory_order_relaxed);
-    t.count = h_->cons.count.load(std::memory_order_relaxed);
-    t.rec_end = h_->cons.rec_end.load(std::memory_order_relaxed);
+    start_get(t);
+  }
+  // get_lock without blocking: false (nothing held) when another consumer holds the lock.
+  bool try_get_lock(GetTxn& t, std::int32_t self) noexcept {
+    if (!h_->cons_lock.try_lock(self)) return false;
+    start_get(t);
+    return true;
   }
   // Under the consumer lock: the next item's payload, or nullopt when none is published. The
   // bytes stay valid (unreused by producers) until get_publish_unlock.
@@ -358,6 +405,37 @@ class Ring {
     wake_space(WakerFence::needed);
   }
   void get_unlock() noexcept { h_->cons_lock.unlock(); }
+
+  // ---- real-time order (ordered queues; see "Order" above and RingSet::gate) --------------------
+  // Under the consumer lock, after has_item(t) returned true: the stamp of the item t is at.
+  template <class Txn>
+  [[nodiscard]] std::uint32_t head_stamp(const Txn& t) const noexcept;
+  // Without any lock: whether the ring holds something now, and a lower bound of the stamp of
+  // its next item (exact once a consumer has looked at that item; see RingHeader::head_lb).
+  struct Peek {
+    bool has_data;
+    std::uint32_t lb;
+  };
+  [[nodiscard]] Peek peek() const noexcept {
+    const std::uint32_t lb = h_->head_lb.load(std::memory_order_acquire);  // before cons.pos
+    const std::uint64_t head = h_->cons.pos.load(std::memory_order_acquire);
+    const std::uint64_t tail = h_->prod.pos.load(std::memory_order_acquire);
+    return {tail != head, lb};
+  }
+  // Under the consumer lock: the lower bound to publish for the next item (its stamp when there
+  // is one; when the ring is empty, the newest stamp handed out, read before looking: any item
+  // published later that must come before one a consumer takes afterwards was stamped after it).
+  template <class Txn>
+  [[nodiscard]] std::uint32_t next_lb(Txn& t) noexcept {
+    if (has_item(t)) return head_stamp(t);
+    const std::uint32_t c = n_->ticket.load(std::memory_order_acquire);
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // the ticket read before the tail read
+    h_->tail_cache = h_->prod.pos.load(std::memory_order_acquire);
+    return has_item(t) ? head_stamp(t) : c;
+  }
+  // Under the consumer lock: the published tail consumers last saw (items below were published
+  // before now).
+  [[nodiscard]] std::uint64_t seen_tail() const noexcept { return h_->tail_cache; }
   // Frees the space of the items taken, releases the lock, then wakes producers sleeping for
   // space (outside the lock).
   //
@@ -368,10 +446,14 @@ class Ring {
   // consumer has caught up, the locked exchange stays: a consumer that got faster would only
   // poll the line producers are writing, item by item (measured: 1 -> 1 8-byte items fell from
   // ~28 to 6-8 M/s with a plain unlock on every get, and rose to 36-49 M/s with this rule).
+  //
+  // `head_lb` (ordered queues): stored after the position, as RingHeader::head_lb requires.
   template <class Txn>
-  void get_publish_unlock(Txn& t, bool fenceless = false) noexcept {
+  void get_publish_unlock(Txn& t, bool fenceless = false,
+                          const std::uint32_t* head_lb = nullptr) noexcept {
     const bool moved = t.head != t.start_head;
     if (moved) h_->cons.publish(t.head, t.count, t.rec_end);
+    if (head_lb != nullptr) h_->head_lb.store(*head_lb, std::memory_order_release);
     fenceless = fenceless && h_->tail_cache - t.head >= kPlainUnlockBacklog;
     if (fenceless) {
       h_->cons_lock.unlock_plain();
@@ -453,6 +535,19 @@ class Ring {
  private:
   Ring(RingHeader* h, std::byte* data, std::size_t cap, RingHeader* n) noexcept
       : h_(h), n_(n), data_(data), cap_(cap), mask_(cap - 1) {}
+  // Under the producer lock: the stamp of the record being written (0 while the queue is not
+  // ordered). Tickets are unique and increase in the order they are taken; 0 is skipped.
+  std::uint32_t next_stamp() noexcept {
+    if (n_->ordered.load(std::memory_order_relaxed) == 0) return 0;
+    std::uint32_t s = n_->ticket.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (s == 0) s = n_->ticket.fetch_add(1, std::memory_order_relaxed) + 1;
+    return s;
+  }
+  void start_get(GetTxn& t) noexcept {
+    t.head = t.start_head = h_->cons.pos.load(std::memory_order_relaxed);
+    t.count = h_->cons.count.load(std::memory_order_relaxed);
+    t.rec_end = h_->cons.rec_end.load(std::memory_order_relaxed);
+  }
   void wake_data(std::uint64_t items, WakerFence f) noexcept;
   void wake_space(WakerFence f) noexcept;
   [[nodiscard]] bool may_fit(std::size_t rec) const noexcept;
@@ -523,12 +618,12 @@ inline std::byte* Ring::reserve(PutTxn& t, std::size_t payload) noexcept {
   }
   if (hold_ != 0 && t.tail + need > h.budget_until && !grant(t.tail + skip, rec)) return nullptr;
   if (skip != 0) {
-    RecordHeader sk{static_cast<std::uint32_t>(skip), kSkip};
+    const RecordHeader sk = RecordHeader::make(kSkip, skip);
     std::memcpy(data_ + off, &sk, sizeof sk);
     t.tail += skip;
     off = 0;
   }
-  RecordHeader rh{static_cast<std::uint32_t>(payload), kItem};
+  const RecordHeader rh = RecordHeader::make(kItem, payload, next_stamp());
   std::memcpy(data_ + off, &rh, sizeof rh);
   t.tail += rec;
   t.count += 1;
@@ -559,18 +654,22 @@ inline std::optional<std::span<const std::byte>> Ring::next(Txn& t) noexcept {
     const std::size_t off = t.head & mask_;
     RecordHeader rh;
     std::memcpy(&rh, data_ + off, sizeof rh);
-    if (rh.kind == kSkip) {
-      t.head += rh.size;
+    const std::uint32_t kind = rh.kind();
+    const std::uint32_t size = rh.size();
+    if (kind == kSkip) {
+      t.head += size;
       continue;
     }
-    if (rh.kind == kBatch) {
-      t.rec_end = t.head + sizeof(RecordHeader) + rh.size;
+    if (kind == kBatch) {
+      t.rec_end = t.head + sizeof(RecordHeader) + size;
       t.head += sizeof(RecordHeader);
+      // The batch's header may be overwritten once head has moved past it: keep its stamp.
+      h.cons_rec_stamp = rh.stamp;
       continue;
     }
-    t.head += record_bytes(rh.size);
+    t.head += record_bytes(size);
     t.count += 1;
-    return std::span<const std::byte>(data_ + off + sizeof(RecordHeader), rh.size);
+    return std::span<const std::byte>(data_ + off + sizeof(RecordHeader), size);
   }
 }
 
@@ -585,9 +684,17 @@ inline bool Ring::has_item(Txn& t) noexcept {
     }
     RecordHeader rh;
     std::memcpy(&rh, data_ + (t.head & mask_), sizeof rh);
-    if (rh.kind != kSkip) return true;
-    t.head += rh.size;
+    if (rh.kind() != kSkip) return true;
+    t.head += rh.size();
   }
+}
+
+template <class Txn>
+inline std::uint32_t Ring::head_stamp(const Txn& t) const noexcept {
+  if (t.rec_end != 0) return h_->cons_rec_stamp;
+  RecordHeader rh;
+  std::memcpy(&rh, data_ + (t.head & mask_), sizeof rh);
+  return rh.stamp;
 }
 
 }  // namespace mpp::shm

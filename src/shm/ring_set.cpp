@@ -73,12 +73,52 @@ int RingSet::claim(ProcessTag self) noexcept {
       return mark_used(i);
     }
   }
+  // Lanes have run out: this process shares the main ring while others have lanes.
+  set_ordered();
   return kMainRing;
+}
+
+void RingSet::set_ordered() noexcept {
+  // seq_cst, before this process's first put to its second ring: a consumer that sees that put
+  // and then reads the flag (seq_cst) sees it set.
+  std::uint32_t expected = 0;
+  main_.header()->ordered.compare_exchange_strong(expected, 1, std::memory_order_seq_cst);
+}
+
+void RingSet::look_around(Gate& g, std::size_t i, std::uint32_t stamp, std::int32_t self) noexcept {
+  g.limited = false;
+  const std::size_t n = rings();
+  for (std::size_t j = 0; j < n; ++j) {
+    if (j == i) continue;
+    Ring& r = ring(j);
+    const Ring::Peek p = r.peek();
+    if (!p.has_data) {
+      // An empty ring's lower bound must stay within 2^31 of the stamps it is compared with
+      // (they compare modulo 2^32): one 2^29 behind a stamp being taken now is refreshed under
+      // its lock (never waited for: a consumer holding it refreshes it itself on leaving).
+      // Between two looks fewer stamps than that are handed out: a queue holds far fewer
+      // items, and one look covers at most one ring's.
+      Ring::GetTxn t;
+      if (stamp != 0 && static_cast<std::int32_t>(stamp - p.lb) > (1 << 29) &&
+          r.try_get_lock(t, self)) {
+        const std::uint32_t lb = r.next_lb(t);
+        r.get_publish_unlock(t, false, &lb);
+      }
+      continue;
+    }
+    if (!g.limited || stamp_older(p.lb, g.limit)) {
+      g.limit = p.lb;
+      g.older = j;
+      g.limited = true;
+    }
+  }
 }
 
 int RingSet::mark_used(std::size_t lane) noexcept {
   RingHeader& h = *main_.header();
   const auto want = static_cast<std::uint32_t>(lane + 1);
+  // A second ring gets a producer: from now on items carry stamps (see ordered()).
+  if (lane >= 1) set_ordered();
   std::uint32_t used = h.lanes_used.load(std::memory_order_seq_cst);
   while (used < want &&
          !h.lanes_used.compare_exchange_weak(used, want, std::memory_order_seq_cst)) {

@@ -19,7 +19,20 @@
 //
 // Consumers take from any ring with items, each ring under its own consumer lock; all rings wake
 // the main ring's data_seq, so a consumer with nothing to take sleeps once for all of them.
-// Items from different producer processes have no defined order between them.
+//
+// Real-time order across rings: if one put() returned before another began (in any processes),
+// no get() takes the later item while the earlier one is still queued. Within a ring that holds
+// by construction (one producer lock, one FIFO). Across rings, once a second ring of the queue has
+// had a producer (ordered(), set for good in claim/mark_used), every record carries a stamp: a
+// ticket from the main header's counter, taken under its ring's producer lock, so stamps grow
+// along each ring and a put that began after another returned has the larger one. A consumer
+// holding ring i takes the item at its head only when no other ring may hold an older one
+// (gate()): it reads every other ring's head lower bound (Ring::peek) after it saw the item
+// published, so an item that had to come first was visible to that read. Items a process put
+// before the queue became ordered are unstamped (0, older than all) and lie in the one ring used
+// until then. Stamps compare modulo 2^32: they stay correct while the stamps of queued items span
+// less than 2^31 (the oldest head is always taken first, and a queue holds far fewer items) and
+// an empty ring's lower bound is refreshed before it falls 2^29 behind (gate() does).
 //
 // Closing: close() first marks the queue closing (puts refuse), then takes and releases the
 // producer lock of every lane that was ever used and of the main ring, which waits out every put
@@ -93,6 +106,56 @@ class RingSet {
   WaitStatus wait_data(const Deadline& d, std::int32_t self, bool self_may_put,
                        std::atomic<int>* spin) noexcept;
 
+  // ---- real-time order between rings (see the header comment) --------------------------------
+  // True once items of different rings must be taken in stamp order (never cleared).
+  [[nodiscard]] bool ordered() const noexcept {
+    return main_.header()->ordered.load(std::memory_order_seq_cst) != 0;
+  }
+  // A consumer's view while it holds one ring's consumer lock (reset it when it takes another).
+  struct Gate {
+    std::uint64_t seen_end = 0;  // items below this were published before `limit` was read
+    bool checked = false;        // seen_end, ordered and limit are set
+    bool ordered = false;
+    bool limited = false;     // another ring may hold an item
+    std::uint32_t limit = 0;  // the oldest head lower bound among the other rings
+    std::size_t older = 0;    // that ring
+  };
+  enum class Verdict { take, empty, elsewhere };
+  // Under ring i's consumer lock: whether the next item of ring i (t's position) may be taken
+  // now (take), ring i has no item (empty), or another ring may hold an older item (elsewhere:
+  // g.older; leave ring i through leave() and look there). Memory only.
+  template <class Txn>
+  Verdict gate(Gate& g, std::size_t i, Txn& t, std::int32_t self) noexcept {
+    Ring& r = ring(i);
+    if (!r.has_item(t)) {
+      if (!g.checked) g.ordered = ordered();
+      return Verdict::empty;
+    }
+    if (!g.checked || t.head >= g.seen_end) {
+      // The items below seen_end were published before the reads that follow, so an item of
+      // another ring that had to come before one of them is visible to those reads.
+      g.seen_end = r.seen_tail();
+      g.ordered = ordered();
+      g.checked = true;
+      if (g.ordered) look_around(g, i, r.head_stamp(t), self);
+    }
+    if (!g.ordered || !g.limited) return Verdict::take;
+    // Stamps are unique across rings (but 0): a lower bound equal to ours is below a newer item.
+    return stamp_older(g.limit, r.head_stamp(t)) ? Verdict::elsewhere : Verdict::take;
+  }
+  // Publishes what a consumer leaving ring i saw (ordered queues: its next item's lower bound),
+  // then releases its lock (Ring::get_publish_unlock).
+  template <class Txn>
+  void leave(const Gate& g, std::size_t i, Txn& t, bool fenceless = false) noexcept {
+    Ring& r = ring(i);
+    if (!g.ordered) {
+      r.get_publish_unlock(t, fenceless);
+      return;
+    }
+    const std::uint32_t lb = r.next_lb(t);
+    r.get_publish_unlock(t, fenceless, &lb);
+  }
+
   // ---- state -----------------------------------------------------------------------------------
   void close(std::int32_t self) noexcept;
   [[nodiscard]] bool closed() const noexcept { return main_.closed(); }
@@ -109,6 +172,10 @@ class RingSet {
   }
 
  private:
+  // Reads every other ring's head lower bound into g.limit / g.older (gate()); refreshes the
+  // lower bound of an empty ring that has fallen far behind `stamp` (a stamp being taken now).
+  void look_around(Gate& g, std::size_t i, std::uint32_t stamp, std::int32_t self) noexcept;
+  void set_ordered() noexcept;
   Ring& choose(std::atomic<int>& choice, ProcessTag self) noexcept;
   int claim(ProcessTag self) noexcept;
   int mark_used(std::size_t lane) noexcept;

@@ -89,6 +89,10 @@ class QueueCore {
     std::size_t visited = 0;   // rings this batch has looked at
     void* ring_ptr = nullptr;  // that ring
     bool locked = false;
+    std::size_t hops = 0;  // moves to a ring with an older item (ordered queues)
+    // The consumer's real-time-order view of the ring it holds (shm::RingSet::Gate, kept here
+    // so that the batch lives on the caller's stack without a shared-memory header).
+    alignas(8) unsigned char gate[40] = {};
   };
   // Blocks per `wait` until an item is queued; true with the consumer lock held (get_next then
   // yields at least one item), false when the wait gave up. Throws QueueClosed like get().
