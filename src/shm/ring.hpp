@@ -219,6 +219,9 @@ struct RingHeader {
   // Ordered queues: a lower bound of the stamp of the item at cons.pos (exact when a consumer
   // has seen that item; see Ring::peek). Stored after cons.pos, read before it.
   std::atomic<std::uint32_t> head_lb;
+  // Ordered queues: a published tail the last consumer to leave saw (a lower bound of prod.pos
+  // then), so that a peek at a ring known to hold items does not read the producer's line.
+  std::atomic<std::uint64_t> seen_tail;
   // "Items were published" and "space was freed" futex words, each with its sleepers count.
   alignas(128) std::atomic<std::uint32_t> data_seq;
   std::atomic<std::uint32_t> data_waiters;
@@ -412,15 +415,15 @@ class Ring {
   [[nodiscard]] std::uint32_t head_stamp(const Txn& t) const noexcept;
   // Without any lock: whether the ring holds something now, and a lower bound of the stamp of
   // its next item (exact once a consumer has looked at that item; see RingHeader::head_lb).
-  struct Peek {
-    bool has_data;
-    std::uint32_t lb;
-  };
-  [[nodiscard]] Peek peek() const noexcept {
-    const std::uint32_t lb = h_->head_lb.load(std::memory_order_acquire);  // before cons.pos
+  // Peeking is split so that the producer's line is read only when needed: lb() first, then
+  // has_data_after_lb() (positions read after the bound).
+  [[nodiscard]] std::uint32_t lb() const noexcept {
+    return h_->head_lb.load(std::memory_order_acquire);  // before cons.pos
+  }
+  [[nodiscard]] bool has_data_after_lb() const noexcept {
     const std::uint64_t head = h_->cons.pos.load(std::memory_order_acquire);
-    const std::uint64_t tail = h_->prod.pos.load(std::memory_order_acquire);
-    return {tail != head, lb};
+    if (head < h_->seen_tail.load(std::memory_order_acquire)) return true;
+    return h_->prod.pos.load(std::memory_order_acquire) != head;
   }
   // Under the consumer lock: the lower bound to publish for the next item (its stamp when there
   // is one; when the ring is empty, the newest stamp handed out, read before looking: any item
@@ -453,7 +456,10 @@ class Ring {
                           const std::uint32_t* head_lb = nullptr) noexcept {
     const bool moved = t.head != t.start_head;
     if (moved) h_->cons.publish(t.head, t.count, t.rec_end);
-    if (head_lb != nullptr) h_->head_lb.store(*head_lb, std::memory_order_release);
+    if (head_lb != nullptr) {
+      h_->seen_tail.store(h_->tail_cache, std::memory_order_relaxed);
+      h_->head_lb.store(*head_lb, std::memory_order_release);
+    }
     fenceless = fenceless && h_->tail_cache - t.head >= kPlainUnlockBacklog;
     if (fenceless) {
       h_->cons_lock.unlock_plain();

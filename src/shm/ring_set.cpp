@@ -87,27 +87,31 @@ void RingSet::set_ordered() noexcept {
 
 void RingSet::look_around(Gate& g, std::size_t i, std::uint32_t stamp, std::int32_t self) noexcept {
   g.limited = false;
+  g.fresh = true;
   const std::size_t n = rings();
   for (std::size_t j = 0; j < n; ++j) {
     if (j == i) continue;
     Ring& r = ring(j);
-    const Ring::Peek p = r.peek();
-    if (!p.has_data) {
-      // An empty ring's lower bound must stay within 2^31 of the stamps it is compared with
-      // (they compare modulo 2^32): one 2^29 behind a stamp being taken now is refreshed under
-      // its lock (never waited for: a consumer holding it refreshes it itself on leaving).
-      // Between two looks fewer stamps than that are handed out: a queue holds far fewer
-      // items, and one look covers at most one ring's.
+    const std::uint32_t lb = r.lb();
+    // A bound newer than `stamp` cannot hold up this item: it limits the items after it, and
+    // gate() asks again (whether the ring holds anything) when one of them reaches it.
+    const bool matters = stamp_older(lb, stamp);
+    if (matters && !r.has_data_after_lb()) {
+      // An empty ring's bound must stay within 2^31 of the stamps it is compared with (they
+      // compare modulo 2^32): one 2^29 behind a stamp being taken now is refreshed under its
+      // lock (never waited for: a consumer holding the lock refreshes it on leaving). Between two
+      // looks fewer stamps than that are handed out: a queue holds far fewer items, and one look
+      // covers at most one ring's.
       Ring::GetTxn t;
-      if (stamp != 0 && static_cast<std::int32_t>(stamp - p.lb) > (1 << 29) &&
+      if (stamp != 0 && static_cast<std::int32_t>(stamp - lb) > (1 << 29) &&
           r.try_get_lock(t, self)) {
-        const std::uint32_t lb = r.next_lb(t);
-        r.get_publish_unlock(t, false, &lb);
+        const std::uint32_t fresh = r.next_lb(t);
+        r.get_publish_unlock(t, false, &fresh);
       }
       continue;
     }
-    if (!g.limited || stamp_older(p.lb, g.limit)) {
-      g.limit = p.lb;
+    if (!g.limited || stamp_older(lb, g.limit)) {
+      g.limit = lb;
       g.older = j;
       g.limited = true;
     }

@@ -117,6 +117,7 @@ class RingSet {
     bool checked = false;        // seen_end, ordered and limit are set
     bool ordered = false;
     bool limited = false;     // another ring may hold an item
+    bool fresh = false;       // limit was computed for the item now at the head
     std::uint32_t limit = 0;  // the oldest head lower bound among the other rings
     std::size_t older = 0;    // that ring
   };
@@ -141,7 +142,15 @@ class RingSet {
     }
     if (!g.ordered || !g.limited) return Verdict::take;
     // Stamps are unique across rings (but 0): a lower bound equal to ours is below a newer item.
-    return stamp_older(g.limit, r.head_stamp(t)) ? Verdict::elsewhere : Verdict::take;
+    const std::uint32_t s = r.head_stamp(t);
+    if (stamp_older(g.limit, s)) {
+      // Rings whose bound was newer than the item first looked at were not asked whether they
+      // hold anything: ask now, for this item.
+      if (!g.fresh) look_around(g, i, s, self);
+      if (g.limited && stamp_older(g.limit, s)) return Verdict::elsewhere;
+    }
+    g.fresh = false;  // the next item is newer
+    return Verdict::take;
   }
   // Publishes what a consumer leaving ring i saw (ordered queues: its next item's lower bound),
   // then releases its lock (Ring::get_publish_unlock).
