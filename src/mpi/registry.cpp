@@ -8,6 +8,7 @@
 #include <cxxabi.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -52,10 +53,17 @@ struct Registry {
   std::unordered_map<std::uintptr_t, std::uint64_t> by_address;
 };
 
-// Function-local so that it exists before the first static initializer that registers.
+// Made on first use, so that it exists before the first static initializer that registers; not
+// a function-local static, whose guard a fork in another thread could catch half-way (issue 16:
+// the child would wait on it forever). Never destroyed: registrations are looked up until exit.
+std::atomic<Registry*> g_registry{nullptr};
 Registry& registry() noexcept {
-  static Registry r;
-  return r;
+  Registry* r = g_registry.load(std::memory_order_acquire);
+  if (r != nullptr) return *r;
+  auto* fresh = new Registry;  // NOLINT(cppcoreguidelines-owning-memory): lives until exit
+  if (g_registry.compare_exchange_strong(r, fresh, std::memory_order_acq_rel)) return *fresh;
+  delete fresh;  // another thread made it first
+  return *r;
 }
 
 std::string hex(std::uint64_t v) {
