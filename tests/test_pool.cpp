@@ -437,10 +437,10 @@ TEST(StreamedResults, OrderedHandsEachIndexOutOnceAndInOrder) {
   EXPECT_EQ(r.taken(), 6);
 }
 
-// How one chunk's outcomes reach a batch, for both backends (detail/results.hpp): every position
-// gets one outcome; a result that fails to decode fails where it stands, the ones after it
+// How one chunk's outcomes reach a batch's store, for both backends (detail/results.hpp): every
+// position gets one outcome; a result that fails to decode fails where it stands, the ones after it
 // cannot be located, the ones before it keep their values.
-TEST(DeliverChunk, EveryPositionGetsExactlyOneOutcome) {
+TEST(ForEachOutcome, EveryPositionGetsExactlyOneOutcome) {
   struct Failures {  // the worker reported position 1 as failed
     std::size_t next = 0;
     [[nodiscard]] std::exception_ptr broken() const { return nullptr; }
@@ -454,7 +454,7 @@ TEST(DeliverChunk, EveryPositionGetsExactlyOneOutcome) {
   const mpp::detail::ChunkOutcome c{10, 7, skipped};
   int decodes = 0;
   std::map<std::int64_t, std::string> got;
-  mpp::detail::deliver_chunk<int>(
+  mpp::detail::for_each_outcome<int>(
       c, failures,
       [&] {
         if (++decodes == 3) throw mpp::SerializationError("bad bytes");

@@ -314,7 +314,7 @@ class RangeSource {
   std::ranges::sentinel_t<std::remove_reference_t<Src>> end_;
 };
 
-// A Delivery as deliver_chunk sees it.
+// A Delivery as deliver_chunk (detail/results.hpp) sees it.
 inline ChunkOutcome outcome_of(const Delivery& d) noexcept {
   return ChunkOutcome{d.first_index, d.count, d.skipped};
 }
@@ -383,25 +383,10 @@ class CollectBatch final : public ResultBatch<Out> {
         return;
       }
     }
-    DeliveryFailures failures(d);
     std::span<const std::byte> in = d.results;
-    deliver_chunk<R>(
-        outcome_of(d), failures,
-        [&] {
-          if constexpr (!std::is_void_v<R>) return decode_one<R>(in);
-        },
-        [&](std::int64_t idx, auto&& v) noexcept {
-          if constexpr (!std::is_void_v<R>) {
-            try {
-              results_.values()[static_cast<std::size_t>(idx)] = std::move(v);
-            } catch (...) {
-              results_.set_error(idx, std::current_exception());
-            }
-          }
-        },
-        [&](std::int64_t idx, std::exception_ptr e) noexcept {
-          results_.set_error(idx, std::move(e));
-        });
+    deliver_chunk(results_, outcome_of(d), DeliveryFailures(d), [&] {
+      if constexpr (!std::is_void_v<R>) return decode_one<R>(in);
+    });
   }
 
   void fail(std::int64_t index, std::exception_ptr error) noexcept override {
@@ -450,28 +435,12 @@ class ImapBatch final : public StreamBatch<R> {
   [[nodiscard]] bool may_produce() const override { return next_ - ready_.taken() < window_; }
 
   void deliver(const Delivery& d) noexcept override {
-    DeliveryFailures failures(d);
     std::span<const std::byte> in = d.results;
-    deliver_chunk<R>(
-        outcome_of(d), failures, [&] { return decode_one<R>(in); },
-        [&](std::int64_t idx, R&& v) noexcept {
-          Item item;
-          item.index = idx;
-          try {
-            item.value.emplace(std::move(v));
-          } catch (...) {
-            item.error = std::current_exception();
-          }
-          ready_.put(std::move(item));
-        },
-        [&](std::int64_t idx, std::exception_ptr e) noexcept { fail(idx, std::move(e)); });
+    deliver_chunk(ready_, outcome_of(d), DeliveryFailures(d), [&] { return decode_one<R>(in); });
   }
 
   void fail(std::int64_t index, std::exception_ptr error) noexcept override {
-    Item item;
-    item.index = index;
-    item.error = std::move(error);
-    ready_.put(std::move(item));
+    ready_.put_error(index, std::move(error));
   }
 
   [[nodiscard]] bool has_next() const noexcept override { return ready_.has_next(); }

@@ -190,23 +190,9 @@ class CollectBatch final : public ResultBatch<Out> {
 
   void deliver(const Delivery& d) noexcept override {
     std::span<const std::byte> in = d.results;
-    mpp::detail::deliver_chunk<R>(
-        outcome_of(d), DeliveryFailures(d),
-        [&] {
-          if constexpr (!std::is_void_v<R>) return codec::decode_prefix<R>(in);
-        },
-        [&](std::int64_t idx, auto&& v) noexcept {
-          if constexpr (!std::is_void_v<R>) {
-            try {
-              results_.values()[static_cast<std::size_t>(idx)] = std::move(v);
-            } catch (...) {
-              results_.set_error(idx, std::current_exception());
-            }
-          }
-        },
-        [&](std::int64_t idx, std::exception_ptr e) noexcept {
-          results_.set_error(idx, std::move(e));
-        });
+    mpp::detail::deliver_chunk(results_, outcome_of(d), DeliveryFailures(d), [&] {
+      if constexpr (!std::is_void_v<R>) return codec::decode_prefix<R>(in);
+    });
   }
 
   void fail(std::int64_t index, std::exception_ptr error) noexcept override {
@@ -256,26 +242,12 @@ class ImapBatch final : public StreamBatch<R> {
 
   void deliver(const Delivery& d) noexcept override {
     std::span<const std::byte> in = d.results;
-    mpp::detail::deliver_chunk<R>(
-        outcome_of(d), DeliveryFailures(d), [&] { return codec::decode_prefix<R>(in); },
-        [&](std::int64_t idx, R&& v) noexcept {
-          Item item;
-          item.index = idx;
-          try {
-            item.value.emplace(std::move(v));
-          } catch (...) {
-            item.error = std::current_exception();
-          }
-          ready_.put(std::move(item));
-        },
-        [&](std::int64_t idx, std::exception_ptr e) noexcept { fail(idx, std::move(e)); });
+    mpp::detail::deliver_chunk(ready_, outcome_of(d), DeliveryFailures(d),
+                               [&] { return codec::decode_prefix<R>(in); });
   }
 
   void fail(std::int64_t index, std::exception_ptr error) noexcept override {
-    Item item;
-    item.index = index;
-    item.error = std::move(error);
-    ready_.put(std::move(item));
+    ready_.put_error(index, std::move(error));
   }
 
   [[nodiscard]] bool has_next() const noexcept override { return ready_.has_next(); }
