@@ -4,7 +4,9 @@
 //      Python's multiprocessing.Lock;
 //   2. contended: 2 processes incrementing one counter under the lock (ns per increment);
 //   3. Pipe ping-pong with a child: mpp::Pipe<int> vs a raw pair of pipes and Python's
-//      multiprocessing.Pipe (round-trip microseconds).
+//      multiprocessing.Pipe (round-trip microseconds);
+//   4. one-way Pipe streams from a child: many Pipe<int> messages (M messages/s) and 1 MiB
+//      Pipe<std::vector<char>> messages (GB/s), what a receiver's batching decides.
 //
 // Usage: bench_sync [rounds=11] [uncontended ops/round=2000000] [contended ops/process=300000]
 //                   [ping-pongs/round=20000]
@@ -155,6 +157,26 @@ double mpp_pipe_us(long n) {
   return t / static_cast<double>(n) * 1e6;
 }
 
+// A child sends n values of `item` one way; the parent receives them. Messages per second.
+template <class T>
+double mpp_pipe_stream_mps(long n, const T& item) {
+  auto ends = mpp::Pipe<T>(false);
+  auto& reader = ends.first;
+  auto& writer = ends.second;
+  pid_t kid = fork();
+  if (kid == 0) {
+    for (long i = 0; i < n; ++i) writer.send(item);
+    _exit(0);
+  }
+  writer.close();
+  const double t = bench::seconds([&] {
+    for (long i = 0; i < n; ++i)
+      if (reader.recv() != item) std::abort();
+  });
+  waitpid(kid, nullptr, 0);
+  return static_cast<double>(n) / t;
+}
+
 double raw_pipe_us(long n) {
   int to[2], from[2];
   if (pipe2(to, O_CLOEXEC) != 0 || pipe2(from, O_CLOEXEC) != 0) std::abort();
@@ -204,7 +226,8 @@ int main(int argc, char** argv) {
 
   std::vector<double> u_mpp, u_plain, u_robust, u_boost, u_ratio;
   std::vector<double> c_mpp, c_plain, c_boost;
-  std::vector<double> p_mpp, p_raw, v_mpp;
+  std::vector<double> p_mpp, p_raw, v_mpp, s_small, s_big;
+  const std::vector<char> mib(1 << 20, 'm');
   for (int r = 0; r < rounds; ++r) {
     // Alternate who goes first, so drift (frequency, neighbours) does not favour anyone.
     double m, p;
@@ -230,6 +253,8 @@ int main(int argc, char** argv) {
     v_mpp.push_back(value_ns(cops));
     p_mpp.push_back(mpp_pipe_us(pings));
     p_raw.push_back(raw_pipe_us(pings));
+    s_small.push_back(mpp_pipe_stream_mps(pings * 10, 7) / 1e6);
+    s_big.push_back(mpp_pipe_stream_mps(pings / 100 + 1, mib) * (1 << 20) / 1e9);
   }
   const double py_lock = bench::python_peer("sync_peer.py", "lock 200000");
   const double py_value = bench::python_peer("sync_peer.py", "value " + std::to_string(cops / 3));
@@ -277,6 +302,10 @@ int main(int argc, char** argv) {
                           bench::median(p_raw), "us");
   bench::print_ratio_line("Pipe vs Python multiprocessing.Pipe", bench::median(p_mpp), py_pipe,
                           "us");
+  std::printf("Pipe one-way stream from a child (%ld ints, %ld x 1 MiB per round):\n", pings * 10,
+              pings / 100 + 1);
+  std::printf("  mpp::Pipe<int>, M messages/s              %8.3f\n", bench::median(s_small));
+  std::printf("  mpp::Pipe<std::vector<char>> 1 MiB, GB/s  %8.3f\n", bench::median(s_big));
   bench::result("latency", "mpp_Pipe_ping-pong", 0, bench::median(p_mpp));
   bench::result("latency", "raw_pipe_ping-pong", 0, bench::median(p_raw));
   if (py_pipe > 0) bench::result("latency", "Python_mp.Pipe_ping-pong", 0, py_pipe);

@@ -1,14 +1,20 @@
 // Tests for <mpp/pipe.hpp>: duplex and one-way pipes between processes, every way a peer can be
 // finished (close by its user, all copies closed, SIGKILL while others hold copies, death in the
-// middle of a message) ending recv() with QueueClosed instead of a hang, misuse errors, poll.
+// middle of a message) ending recv() with QueueClosed instead of a hang, misuse errors, poll; and
+// one end shared by several processes (poll() consumes nothing, recv() takes one message, two
+// readers of one end each get whole messages, none lost or duplicated; issue 16).
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -295,6 +301,275 @@ TEST_F(PipeTest, NoDescriptorLeaks) {
     EXPECT_EQ(b.recv(), 1);
   }
   EXPECT_EQ(mpp::test::open_fd_count(), before);
+}
+
+// ---- One end used by several processes (issue 16) -------------------------------------------
+
+// Children of the tests below: they die with the test process (a hang found by the watchdog
+// leaves no orphan behind), and the ones a failed assertion left running are killed and reaped
+// when the test's scope ends.
+class Kids {
+ public:
+  Kids() = default;
+  Kids(const Kids&) = delete;
+  Kids& operator=(const Kids&) = delete;
+  ~Kids() {
+    for (pid_t k : live_) {
+      kill(k, SIGKILL);
+      reap(k);
+    }
+  }
+  pid_t start(const std::function<int()>& f) {
+    const pid_t parent = getpid();
+    pid_t k = spawn([&] {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) return 98;  // the parent died before prctl
+      return f();
+    });
+    live_.push_back(k);
+    return k;
+  }
+  int wait(pid_t k) {
+    live_.erase(std::remove(live_.begin(), live_.end(), k), live_.end());
+    return reap(k);
+  }
+
+ private:
+  std::vector<pid_t> live_;
+};
+
+// recv() that reports QueueClosed as nullopt, so that a failed expectation does not end the test
+// body with children still waiting for it.
+template <class T>
+std::optional<T> recv_or_closed(mpp::Connection<T>& c) {
+  try {
+    return c.recv();
+  } catch (const mpp::QueueClosed&) {
+    return std::nullopt;
+  }
+}
+
+TEST_F(PipeTest, PollInAnotherProcessConsumesNothing) {
+  for (auto child_timeout : {0ms, 5000ms}) {
+    SCOPED_TRACE(child_timeout.count());
+    Kids kids;
+    auto ends = mpp::Pipe<std::string>();
+    auto& a = ends.first;
+    auto& b = ends.second;
+    b.send("one");
+    b.send("two");
+    b.close();  // we use b: a reads the end of the stream after the two messages
+    // A child that only polls the end it inherited, then exits.
+    pid_t k = kids.start([&] { return a.poll(child_timeout) ? 0 : 1; });
+    EXPECT_EQ(kids.wait(k), 0);
+    EXPECT_TRUE(a.poll());
+    EXPECT_EQ(recv_or_closed(a), std::optional<std::string>("one"));
+    EXPECT_EQ(recv_or_closed(a), std::optional<std::string>("two"));
+    EXPECT_EQ(recv_or_closed(a), std::nullopt);
+  }
+  // The other way round: this process polls, a child receives both messages.
+  Kids kids;
+  auto ends = mpp::Pipe<std::string>();
+  auto& a = ends.first;
+  auto& b = ends.second;
+  b.send("one");
+  b.send("two");
+  b.close();
+  ASSERT_TRUE(a.poll(5s));
+  ASSERT_TRUE(a.poll());
+  pid_t k = kids.start([&] {
+    if (!a.poll()) return 1;
+    if (a.recv() != "one" || a.recv() != "two") return 2;
+    return 0;
+  });
+  EXPECT_EQ(kids.wait(k), 0);
+  EXPECT_EQ(recv_or_closed(a), std::nullopt);  // the child took both
+}
+
+TEST_F(PipeTest, RecvInAnotherProcessTakesExactlyOneMessage) {
+  Kids kids;
+  auto ends = mpp::Pipe<int>();
+  auto& a = ends.first;
+  auto& b = ends.second;
+  auto control = mpp::Pipe<int>();
+  auto& to_child = control.first;
+  auto& in_child = control.second;
+  constexpr int kN = 12;
+  for (int i = 0; i < kN; ++i) b.send(i);
+  b.close();
+  // On each request the child takes one message from `a` and reports it (-1: end of stream).
+  pid_t k = kids.start([&] {
+    while (in_child.recv() > 0) in_child.send(recv_or_closed(a).value_or(-1));
+    return 0;
+  });
+  // Turns alternate irregularly between the child and this process, on the same end.
+  for (int i = 0; i < kN; ++i) {
+    if (i % 3 != 0) {
+      to_child.send(1);
+      EXPECT_EQ(to_child.recv(), i) << "taken by the child";
+    } else {
+      EXPECT_EQ(recv_or_closed(a), std::optional<int>(i)) << "taken here";
+    }
+  }
+  to_child.send(1);
+  EXPECT_EQ(to_child.recv(), -1);  // the child sees the end of the stream too
+  EXPECT_EQ(recv_or_closed(a), std::nullopt);
+  to_child.send(0);
+  EXPECT_EQ(kids.wait(k), 0);
+}
+
+struct Item {
+  int id;
+  std::vector<std::uint64_t> body;
+};
+
+std::uint64_t body_word(int id, std::size_t i) {
+  return static_cast<std::uint64_t>(id) * 1000003u + i;
+}
+
+// Sizes that cross every boundary of the transport: empty and tiny bodies, frames around the
+// receivers' shared stage (1872 bytes), and bodies larger than the socket buffer (~208 KiB), which
+// go out in several writes.
+std::size_t body_words(int id) {
+  switch (id % 5) {
+    case 0:
+      return 40000 + static_cast<std::size_t>(id);  // ~320 KiB
+    case 1:
+      return 222 + static_cast<std::size_t>(id % 20);  // 1.8-1.95 KB frames
+    default:
+      return static_cast<std::size_t>(id % 7);
+  }
+}
+
+Item make_item(int id) {
+  Item m{id, {}};
+  const std::size_t n = body_words(id);
+  m.body.resize(n);
+  for (std::size_t i = 0; i < n; ++i) m.body[i] = body_word(id, i);
+  return m;
+}
+
+bool item_ok(const Item& m) { return m.id >= 0 && m.body == make_item(m.id).body; }
+
+// Several senders on one end: a message larger than the socket buffer goes out in several writes,
+// which another sender's writes must not come between (they did before issue 16's fix too).
+TEST_F(PipeTest, SeveralReadersOfOneEndEachGetWholeMessagesNoneLostOrDuplicated) {
+  struct Case {
+    int readers;
+    int senders;  // 1: this process; more: children, each sending every senders-th message
+  };
+  for (Case c : {Case{2, 1}, Case{3, 1}, Case{4, 1}, Case{2, 2}, Case{1, 3}}) {
+    SCOPED_TRACE(std::to_string(c.readers) + " readers, " + std::to_string(c.senders) + " senders");
+    constexpr int kN = 400;
+    Kids kids;
+    auto ends = mpp::Pipe<Item>();
+    auto& a = ends.first;
+    auto& b = ends.second;
+    std::vector<std::pair<mpp::Connection<std::vector<int>>, mpp::Connection<std::vector<int>>>>
+        results;
+    for (int r = 0; r < c.readers; ++r) results.push_back(mpp::Pipe<std::vector<int>>());
+    std::vector<pid_t> readers;
+    for (int r = 0; r < c.readers; ++r) {
+      readers.push_back(kids.start([&, r] {
+        std::vector<int> got;
+        for (;;) {
+          Item m = a.recv();
+          if (m.id < 0) break;  // one stop message per reader
+          if (!item_ok(m)) return 3;
+          got.push_back(m.id);
+        }
+        results[static_cast<std::size_t>(r)].second.send(got);
+        return 0;
+      }));
+    }
+    a.close();  // this process only sends (it never used a: the readers are not cut off)
+    // Senders stay alive until the readers are done: the readers' peer is the process that
+    // last sent on b, and its exit would end their stream (mpp/pipe.hpp).
+    mpp::Event done;
+    std::vector<pid_t> senders;
+    if (c.senders == 1) {
+      for (int i = 0; i < kN; ++i) b.send(make_item(i));
+    } else {
+      std::vector<mpp::Event> sent(static_cast<std::size_t>(c.senders));
+      for (int s = 0; s < c.senders; ++s)
+        senders.push_back(kids.start([&, s] {
+          for (int i = s; i < kN; i += c.senders) b.send(make_item(i));
+          sent[static_cast<std::size_t>(s)].set();
+          return done.wait(60s) ? 0 : 1;
+        }));
+      for (auto& e : sent) ASSERT_TRUE(e.wait(60s));
+    }
+    for (int r = 0; r < c.readers; ++r) b.send(Item{-1, {}});
+    std::vector<int> seen(kN, 0);
+    for (int r = 0; r < c.readers; ++r) {
+      auto& res = results[static_cast<std::size_t>(r)].first;
+      ASSERT_TRUE(res.poll(60s)) << "reader " << r << " did not finish";
+      const std::vector<int> got = res.recv();
+      // Each reader takes messages in the order a sender sent them.
+      for (int s = 0; s < c.senders; ++s) {
+        std::vector<int> mine;
+        for (int id : got)
+          if (id % c.senders == s) mine.push_back(id);
+        EXPECT_TRUE(std::is_sorted(mine.begin(), mine.end())) << "reader " << r;
+      }
+      for (int id : got) {
+        ASSERT_GE(id, 0);
+        ASSERT_LT(id, kN);
+        ++seen[static_cast<std::size_t>(id)];
+      }
+    }
+    for (int i = 0; i < kN; ++i) EXPECT_EQ(seen[static_cast<std::size_t>(i)], 1) << "message " << i;
+    for (pid_t k : readers) EXPECT_EQ(kids.wait(k), 0);
+    done.set();
+    for (pid_t k : senders) EXPECT_EQ(kids.wait(k), 0);
+  }
+}
+
+// True once `pid` sleeps in a system call (state S in /proc), checking every millisecond; false
+// after 20 s. The tests below use it where a process has exactly one place it can sleep.
+bool sleeps_soon(pid_t pid) {
+  for (int i = 0; i < 20000; ++i) {
+    if (mpp::test::proc_stat(pid).state == 'S') return true;
+    std::this_thread::sleep_for(1ms);
+  }
+  return false;
+}
+
+TEST_F(PipeTest, AReaderKilledInsideAMessageDoesNotStopTheOthers) {
+  // A reader is killed in the body of a 4 MiB message, holding the end's read lock. The next
+  // reader takes the lock over, skips what is left of that message (the dead reader had taken
+  // its start), and gets every later message whole.
+  Kids kids;
+  auto ends = mpp::Pipe<std::vector<char>>();
+  auto& a = ends.first;
+  auto& b = ends.second;
+  auto small = [](int i) { return std::vector<char>(static_cast<std::size_t>(i) * 1000, 'a'); };
+  mpp::Event sending, reading;
+  pid_t sender = kids.start([&] {
+    std::vector<char> big(4u << 20, 'x');
+    sending.set();
+    b.send(big);
+    for (int i = 1; i <= 5; ++i) b.send(small(i));
+    return 0;
+  });
+  ASSERT_TRUE(sending.wait(20s));
+  // Nobody reads yet: the sender sleeps once it has filled the socket, in the middle of the frame
+  // (the only place it can sleep). Stopped there, it cannot finish it.
+  ASSERT_TRUE(sleeps_soon(sender));
+  kill(sender, SIGSTOP);
+  pid_t first = kids.start([&] {
+    reading.set();
+    (void)a.recv();  // takes the header and what the socket holds, then waits for the rest
+    return 1;
+  });
+  ASSERT_TRUE(reading.wait(20s));
+  ASSERT_TRUE(sleeps_soon(first));  // inside recv(), in the body, holding the read lock
+  kill(first, SIGKILL);
+  EXPECT_EQ(kids.wait(first), -SIGKILL);
+  kill(sender, SIGCONT);
+  for (int i = 1; i <= 5; ++i)
+    EXPECT_EQ(recv_or_closed(a), std::optional<std::vector<char>>(small(i))) << i;
+  EXPECT_EQ(kids.wait(sender), 0);
 }
 
 }  // namespace
