@@ -709,19 +709,19 @@ TEST(QueueRingLock, AHolderWhosePidWasGivenToAnotherProcessIsTakenOver) {
   const std::uint32_t wrong_bits = ((init_start & RingLock::kStartMask) % RingLock::kStartMask) + 1;
   {
     RingLock lock;
-    ASSERT_EQ(lock.lock(RingLock::id_for(1, wrong_bits)), mpp::shm::RingLockResult::acquired);
+    ASSERT_EQ(lock.lock(RingLock::id_for(1, wrong_bits)), mpp::shm::Acquire::acquired);
     EXPECT_EQ(lock.owner(), 1);
-    EXPECT_EQ(lock.lock(me), mpp::shm::RingLockResult::owner_died);  // after ~50 ms
+    EXPECT_EQ(lock.lock(me), mpp::shm::Acquire::owner_died);  // after ~50 ms
     EXPECT_EQ(lock.owner(), mpp::sys::self_pid());
     lock.unlock();
   }
   {
     // Held by init itself (right start bits): a waiter must wait, not take it over.
     RingLock lock;
-    ASSERT_EQ(lock.lock(RingLock::id_for(1, init_start)), mpp::shm::RingLockResult::acquired);
+    ASSERT_EQ(lock.lock(RingLock::id_for(1, init_start)), mpp::shm::Acquire::acquired);
     std::atomic<int> got{0};  // 1 acquired, 2 owner_died
     std::thread waiter([&] {
-      got = lock.lock(me) == mpp::shm::RingLockResult::acquired ? 1 : 2;
+      got = lock.lock(me) == mpp::shm::Acquire::acquired ? 1 : 2;
       lock.unlock();
     });
     std::this_thread::sleep_for(300ms);  // six dead-owner polls

@@ -9,6 +9,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <mutex>
 #include <stdexcept>
@@ -177,6 +179,57 @@ TEST_F(SyncTest, ChildKilledHoldingLockDoesNotBlockAndNextHolderIsTold) {
   EXPECT_FALSE(lock.owner_died());
   EXPECT_EQ(*state, 0);
   lock.release();
+}
+
+// Makes the kernel's next pid `pid` (root in this pid namespace only); false where it cannot.
+bool set_next_pid(pid_t pid) {
+  FILE* f = std::fopen("/proc/sys/kernel/ns_last_pid", "w");
+  if (f == nullptr) return false;
+  const bool ok = std::fprintf(f, "%d", static_cast<int>(pid - 1)) > 0;
+  return std::fclose(f) == 0 && ok;
+}
+
+// A holder that died while the kernel gave its id to a new process: the lock word names the
+// holder by thread id and start time (shm::OwnerLock), so the waiter sees that the live process
+// with that id is another one and takes the lock over. With the thread id alone (before issue 21
+// unified the ring's and mpp::Lock's lock words) it waited for the new process forever.
+TEST_F(SyncTest, LockHeldByADeadProcessWhosePidWasGivenToAnotherIsTakenOver) {
+  mpp::Lock lock;
+  mpp::Event held;
+  const pid_t holder = spawn([&] {
+    lock.acquire();  // from the child's main thread: the lock word holds its pid
+    held.set();
+    pause();
+    return 0;
+  });
+  ASSERT_TRUE(held.wait(20s));
+  const std::uint32_t holder_start = mpp::sys::process_start_time(holder);
+  ASSERT_NE(holder_start, 0u);
+  kill(holder, SIGKILL);
+  ASSERT_EQ(reap(holder), -SIGKILL);
+  // A new process gets the dead holder's pid (other processes of the machine may take it first:
+  // try again), and a start time that differs in the bits the word keeps (a clock tick later).
+  pid_t heir = -1;
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    if (!set_next_pid(holder)) GTEST_SKIP() << "cannot write /proc/sys/kernel/ns_last_pid";
+    heir = spawn([] {
+      pause();
+      return 0;
+    });
+    if (heir == holder && ((mpp::sys::process_start_time(heir) ^ holder_start) & 0x1ffu) != 0)
+      break;
+    kill(heir, SIGKILL);
+    reap(heir);
+    heir = -1;
+    std::this_thread::sleep_for(10ms);  // a clock tick, for the start time to move on
+  }
+  ASSERT_EQ(heir, holder) << "could not give the holder's pid to a new process";
+  ASSERT_TRUE(mpp::sys::process_alive(heir));
+  EXPECT_TRUE(lock.acquire(20s)) << "waited for a new process that got the dead holder's pid";
+  EXPECT_TRUE(lock.owner_died());
+  if (lock.owner_died()) lock.release();
+  kill(heir, SIGKILL);
+  EXPECT_EQ(reap(heir), -SIGKILL);
 }
 
 TEST_F(SyncTest, ParentKilledHoldingLockItsChildRecovers) {

@@ -22,8 +22,9 @@
 // gone, takes the lock over, and returns normally from acquire(); until that holder releases,
 // owner_died() returns true in it: the protected state may be half-updated, repair it before
 // releasing. The lock is usable again at once; there is no "unrecoverable" state. (Limits: a
-// holder that calls execve() keeps the lock; a dead holder's thread id reused by a new thread
-// before anyone noticed, which needs the kernel's pid counter to wrap, would look alive.)
+// holder that calls execve() keeps the lock. A dead holder whose thread id the kernel has given
+// to a new thread is still recognised as dead, by the thread's start time, except for 1 new
+// thread in 512 whose start time matches in the bits the lock keeps.)
 // Semaphores, Events and Barriers have no owner and are not robust: a process that dies before
 // release()/set()/arriving is simply a release that never happens, exactly as in Python.
 //

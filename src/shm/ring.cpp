@@ -372,7 +372,7 @@ WaitStatus Ring::wait_data(const Deadline& d, std::int32_t self, bool self_may_p
 }
 
 void Ring::close(std::int32_t self) noexcept {
-  if (h_->prod_lock.lock(self) == RingLockResult::owner_died) h_->prod.recover();
+  if (h_->prod_lock.lock(self) == Acquire::owner_died) h_->prod.recover();
   h_->closed.store(kSealed, std::memory_order_release);
   h_->prod_lock.unlock();
   h_->data_seq.fetch_add(1, std::memory_order_seq_cst);

@@ -313,7 +313,7 @@ class Ring {
   };
   // Takes the producer lock (blocking briefly; repairs after a dead holder) and starts a batch.
   void put_lock(PutTxn& t, std::int32_t self) noexcept {
-    if (h_->prod_lock.lock(self) == RingLockResult::owner_died) h_->prod.recover();
+    if (h_->prod_lock.lock(self) == Acquire::owner_died) h_->prod.recover();
     t.self = self;
     t.tail = h_->prod.pos.load(std::memory_order_relaxed);
     t.count = t.start_count = h_->prod.count.load(std::memory_order_relaxed);
@@ -380,7 +380,7 @@ class Ring {
     std::uint64_t rec_end = 0;  // see Cursor::rec_end
   };
   void get_lock(GetTxn& t, std::int32_t self) noexcept {
-    if (h_->cons_lock.lock(self) == RingLockResult::owner_died) h_->cons.recover();
+    if (h_->cons_lock.lock(self) == Acquire::owner_died) h_->cons.recover();
     start_get(t);
   }
   // get_lock without blocking: false (nothing held) when another consumer holds the lock.

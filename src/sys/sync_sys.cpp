@@ -21,6 +21,7 @@ std::int32_t current_tid() noexcept { return static_cast<std::int32_t>(::gettid(
 
 namespace tid_cache {
 __thread std::int32_t t_tid = 0;
+__thread std::uint32_t t_start = 0;
 
 namespace {
 void forget_in_child() { t_tid = 0; }
@@ -34,6 +35,8 @@ std::atomic<int> g_atfork{0};
 
 std::int32_t fill() noexcept {
   const std::int32_t tid = current_tid();
+  // One read of /proc/TID/stat per thread (and per fork child): a few microseconds, once.
+  t_start = process_start_time(tid);
   // Cached only once the handler that clears the cache in a fork child is in place (before that,
   // e.g. called from another file's static initialiser, every call asks the kernel).
   if (register_atfork_once(g_atfork, nullptr, nullptr, &forget_in_child)) t_tid = tid;

@@ -15,16 +15,24 @@ namespace mpp::sys {
 // Kernel thread id of the calling thread (a system call; callers keep it off hot paths).
 [[nodiscard]] std::int32_t current_tid() noexcept;
 
-// The same, cached per thread (the lock word of mpp::Lock holds it, so it is read on every
-// acquire). The cache is cleared in the child after fork() by a pthread_atfork handler, because a
-// forked child's thread has a new id but inherits the forking thread's thread-local memory.
+// The same, cached per thread, with the thread's start time (process_start_time of the thread
+// id, /proc/TID/stat): the lock word of mpp::Lock holds both (shm::OwnerLock::id_for), so they are
+// read on every acquire. The cache is cleared in the child after fork() by a pthread_atfork
+// handler, because a forked child's thread has a new id but inherits the forking thread's
+// thread-local memory.
 namespace tid_cache {
-extern __thread std::int32_t t_tid;  // __thread: no dynamic init, so no TLS wrapper call
+extern __thread std::int32_t t_tid;     // __thread: no dynamic init, so no TLS wrapper call
+extern __thread std::uint32_t t_start;  // valid when t_tid != 0
 std::int32_t fill() noexcept;
 }  // namespace tid_cache
 [[nodiscard]] inline std::int32_t cached_tid() noexcept {
   const std::int32_t t = tid_cache::t_tid;
   return t != 0 ? t : tid_cache::fill();
+}
+// The calling thread's start time (as sys::process_start_time; 0 when unknown), cached with its id.
+[[nodiscard]] inline std::uint32_t cached_thread_start() noexcept {
+  if (tid_cache::t_tid == 0) (void)tid_cache::fill();
+  return tid_cache::t_start;
 }
 
 // Fills buf with n cryptographically random bytes (getrandom). Throws std::system_error.
