@@ -25,6 +25,7 @@
 #include <variant>
 #include <vector>
 
+#include "brittle_results.hpp"
 #include "mpp/pool.hpp"
 #include "mpp/process.hpp"
 #include "pool_fixture.hpp"
@@ -312,32 +313,6 @@ TEST_P(PoolFaults, ReplacementForkFailingKeepsThePoolServing) {
 constexpr int kItems = 20;     // inputs of the decode tests
 constexpr int kBadResult = 5;  // the input whose result the parent cannot decode
 
-// A result the parent cannot decode: the codec default-constructs a variant's alternative before
-// decoding into it, and only the decoder does that (the task builds it from a value). Kind 0
-// throws SerializationError there, kind 1 a non-std exception.
-template <int Kind>
-class Brittle {
- public:
-  Brittle() {
-    if constexpr (Kind == 0) {
-      throw mpp::SerializationError("brittle result");
-    } else {
-      throw 42;
-    }
-  }
-  explicit Brittle(int v) : v_(v) {}
-
- private:
-  friend struct mpp::codec::Fields<Brittle>;
-  int v_ = 0;
-};
-
-template <int Kind>
-std::variant<int, Brittle<Kind>> brittle_result(int x) {
-  if (x == kBadResult) return Brittle<Kind>(x);
-  return 2 * x;
-}
-
 // Counters shared with the workers (anonymous shared memory the test maps and unmaps).
 struct Tally {
   std::atomic<int> bombs_decoded{0};
@@ -392,10 +367,6 @@ int open_cargo(const Cargo& c) {
 
 }  // namespace
 
-template <int Kind>
-struct mpp::codec::Fields<Brittle<Kind>> {
-  static auto tie(auto& b) { return std::tie(b.v_); }
-};
 template <>
 struct mpp::codec::Fields<Bomb> {
   static auto tie(auto& b) { return std::tie(b.pad_); }
@@ -403,30 +374,9 @@ struct mpp::codec::Fields<Bomb> {
 
 namespace {
 
-// The error a position rethrows is the decoder's own (kind 0: SerializationError "brittle
-// result", kind 1: the int 42).
-template <int Kind>
-bool is_decoder_error(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const mpp::SerializationError& s) {
-    return Kind == 0 && std::string(s.what()).find("brittle result") != std::string::npos;
-  } catch (int v) {
-    return Kind == 1 && v == 42;
-  } catch (...) {
-  }
-  return false;
-}
-
-bool is_serialization_error(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const mpp::SerializationError&) {
-    return true;
-  } catch (...) {
-  }
-  return false;
-}
+using mpp::test::Brittle;
+using mpp::test::is_decoder_error;
+using mpp::test::is_serialization_error;
 
 // A result that cannot be decoded fails its own position with the decoder's error, once. The
 // results after it in its chunk cannot be located without decoding it, so they fail with
@@ -442,7 +392,8 @@ void check_result_decode_failures(mpp::Pool& pool) {
         std::min<int>((kBadResult / static_cast<int>(cs) + 1) * static_cast<int>(cs), kItems);
     auto lost = [&](int i) { return i > kBadResult && i < chunk_end; };
 
-    auto got = collect(pool.imap(brittle_result<Kind>, std::views::iota(0, kItems), cs));
+    auto got = collect(
+        pool.imap(mpp::test::brittle_result<Kind, kBadResult>, std::views::iota(0, kItems), cs));
     ASSERT_EQ(got.size(), static_cast<std::size_t>(kItems)) << "imap, chunksize " << cs;
     for (int i = 0; i < kItems; ++i) {
       const auto& g = got[static_cast<std::size_t>(i)];
@@ -457,7 +408,8 @@ void check_result_decode_failures(mpp::Pool& pool) {
       EXPECT_EQ(std::get<int>(std::get<R>(g)), 2 * i);
     }
 
-    auto un = collect(pool.imap_unordered(brittle_result<Kind>, std::views::iota(0, kItems), cs));
+    auto un = collect(pool.imap_unordered(mpp::test::brittle_result<Kind, kBadResult>,
+                                          std::views::iota(0, kItems), cs));
     ASSERT_EQ(un.size(), static_cast<std::size_t>(kItems)) << "imap_unordered, chunksize " << cs;
     std::multiset<int> values;
     int decoder_errors = 0;
@@ -482,12 +434,13 @@ void check_result_decode_failures(mpp::Pool& pool) {
   }
   for (std::size_t cs : {0u, 1u, 4u}) {
     try {
-      (void)pool.map(brittle_result<Kind>, std::views::iota(0, kItems), cs);
+      (void)pool.map(mpp::test::brittle_result<Kind, kBadResult>, std::views::iota(0, kItems), cs);
       ADD_FAILURE() << "map should throw, chunksize " << cs;
     } catch (...) {
       EXPECT_TRUE(is_decoder_error<Kind>(std::current_exception())) << "chunksize " << cs;
     }
-    auto r = pool.map_async(brittle_result<Kind>, std::views::iota(0, kItems), cs);
+    auto r = pool.map_async(mpp::test::brittle_result<Kind, kBadResult>,
+                            std::views::iota(0, kItems), cs);
     r.wait();
     EXPECT_FALSE(r.successful());
     try {
@@ -497,14 +450,14 @@ void check_result_decode_failures(mpp::Pool& pool) {
       EXPECT_TRUE(is_decoder_error<Kind>(std::current_exception())) << "chunksize " << cs;
     }
   }
-  auto one = pool.apply_async(brittle_result<Kind>, kBadResult);
+  auto one = pool.apply_async(mpp::test::brittle_result<Kind, kBadResult>, kBadResult);
   try {
     (void)one.get();
     ADD_FAILURE() << "apply_async should fail";
   } catch (...) {
     EXPECT_TRUE(is_decoder_error<Kind>(std::current_exception()));
   }
-  EXPECT_EQ(std::get<int>(pool.apply(brittle_result<Kind>, 3)), 6);
+  EXPECT_EQ(std::get<int>(pool.apply(mpp::test::brittle_result<Kind, kBadResult>, 3)), 6);
   EXPECT_EQ(pool.worker_pids().size(), pool.processes());
 }
 

@@ -19,6 +19,7 @@
 #include <variant>
 #include <vector>
 
+#include "brittle_results.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -49,63 +50,9 @@ constexpr int kWatchdogSeconds = 120;
 constexpr int kItems = 20;     // inputs of the decode test
 constexpr int kBadResult = 5;  // the input whose result rank 0 cannot decode
 
-// A result rank 0 cannot decode: the codec default-constructs a variant's alternative before
-// decoding into it, and only the decoder does that (the task builds it from a value). Kind 0
-// throws SerializationError there, kind 1 a non-std exception.
-template <int Kind>
-class Brittle {
- public:
-  Brittle() {
-    if constexpr (Kind == 0) {
-      throw mpp::SerializationError("brittle result");
-    } else {
-      throw 42;
-    }
-  }
-  explicit Brittle(int v) : v_(v) {}
-
- private:
-  friend struct mpp::codec::Fields<Brittle>;
-  int v_ = 0;
-};
-
-template <int Kind>
-std::variant<int, Brittle<Kind>> brittle_result(int x) {
-  if (x == kBadResult) return Brittle<Kind>(x);
-  return 2 * x;
-}
-
-}  // namespace
-
-template <int Kind>
-struct mpp::codec::Fields<Brittle<Kind>> {
-  static auto tie(auto& b) { return std::tie(b.v_); }
-};
-
-namespace {
-
-template <int Kind>
-bool is_decoder_error(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const mpp::SerializationError& s) {
-    return Kind == 0 && std::string(s.what()).find("brittle result") != std::string::npos;
-  } catch (int v) {
-    return Kind == 1 && v == 42;
-  } catch (...) {
-  }
-  return false;
-}
-
-bool is_serialization_error(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const mpp::SerializationError&) {
-    return true;
-  } catch (...) {
-  }
-  return false;
-}
+using mpp::test::Brittle;
+using mpp::test::is_decoder_error;
+using mpp::test::is_serialization_error;
 
 // As mpp::Pool (tests/test_pool_faults.cpp, same name): a result that cannot be decoded fails its
 // own position with the decoder's error, once; the results after it in its chunk cannot be
@@ -114,7 +61,7 @@ template <int Kind>
 void check_result_decode_failures() {
   mpp::test::Watchdog dog{std::chrono::seconds(kWatchdogSeconds), "result decode failure test"};
   mpp::mpi::Pool pool;
-  constexpr auto f = mpp::mpi::fn<&brittle_result<Kind>>;
+  constexpr auto f = mpp::mpi::fn<&mpp::test::brittle_result<Kind, kBadResult>>;
   using R = std::variant<int, Brittle<Kind>>;
   for (std::size_t cs : {std::size_t{1}, std::size_t{4}, std::size_t{7}, std::size_t{kItems}}) {
     const int chunk_end =
