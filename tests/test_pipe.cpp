@@ -18,6 +18,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "mpp/pipe.hpp"
@@ -349,16 +350,22 @@ std::optional<T> recv_or_closed(mpp::Connection<T>& c) {
   }
 }
 
+// A pipe whose first end holds "one" and "two" and then the end of the stream (this process
+// used the second end and closed it).
+std::pair<mpp::Connection<std::string>, mpp::Connection<std::string>> two_messages_then_closed() {
+  auto ends = mpp::Pipe<std::string>();
+  ends.second.send("one");
+  ends.second.send("two");
+  ends.second.close();
+  return ends;
+}
+
 TEST_F(PipeTest, PollInAnotherProcessConsumesNothing) {
   for (auto child_timeout : {0ms, 5000ms}) {
     SCOPED_TRACE(child_timeout.count());
     Kids kids;
-    auto ends = mpp::Pipe<std::string>();
+    auto ends = two_messages_then_closed();
     auto& a = ends.first;
-    auto& b = ends.second;
-    b.send("one");
-    b.send("two");
-    b.close();  // we use b: a reads the end of the stream after the two messages
     // A child that only polls the end it inherited, then exits.
     pid_t k = kids.start([&] { return a.poll(child_timeout) ? 0 : 1; });
     EXPECT_EQ(kids.wait(k), 0);
@@ -369,12 +376,8 @@ TEST_F(PipeTest, PollInAnotherProcessConsumesNothing) {
   }
   // The other way round: this process polls, a child receives both messages.
   Kids kids;
-  auto ends = mpp::Pipe<std::string>();
+  auto ends = two_messages_then_closed();
   auto& a = ends.first;
-  auto& b = ends.second;
-  b.send("one");
-  b.send("two");
-  b.close();
   ASSERT_TRUE(a.poll(5s));
   ASSERT_TRUE(a.poll());
   pid_t k = kids.start([&] {

@@ -79,8 +79,8 @@ class SyncLock {
   }
   // The calling thread's id in the lock word.
   static std::uint32_t self_id() noexcept {
-    return static_cast<std::uint32_t>(
-        OwnerLock::id_for(sys::cached_tid(), sys::cached_thread_start()));
+    const sys::ThreadIdentity me = sys::cached_thread();
+    return static_cast<std::uint32_t>(OwnerLock::id_for(me.tid, me.start));
   }
   Acquire relock() noexcept;
   Acquire lock_slow(std::uint32_t self, Deadline deadline) noexcept;

@@ -25,14 +25,16 @@ extern __thread std::int32_t t_tid;     // __thread: no dynamic init, so no TLS 
 extern __thread std::uint32_t t_start;  // valid when t_tid != 0
 std::int32_t fill() noexcept;
 }  // namespace tid_cache
-[[nodiscard]] inline std::int32_t cached_tid() noexcept {
-  const std::int32_t t = tid_cache::t_tid;
-  return t != 0 ? t : tid_cache::fill();
-}
-// The calling thread's start time (as sys::process_start_time; 0 when unknown), cached with its id.
-[[nodiscard]] inline std::uint32_t cached_thread_start() noexcept {
-  if (tid_cache::t_tid == 0) (void)tid_cache::fill();
-  return tid_cache::t_start;
+// The calling thread's id and start time (as sys::process_start_time; 0 when unknown).
+struct ThreadIdentity {
+  std::int32_t tid;
+  std::uint32_t start;
+};
+[[nodiscard]] inline ThreadIdentity cached_thread() noexcept {
+  std::int32_t t = tid_cache::t_tid;
+  if (t == 0) [[unlikely]]
+    t = tid_cache::fill();
+  return {t, tid_cache::t_start};
 }
 
 // Fills buf with n cryptographically random bytes (getrandom). Throws std::system_error.
