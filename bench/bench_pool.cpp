@@ -34,6 +34,7 @@
 #include "mpp/pool.hpp"
 #include "sys/futex.hpp"
 #include "sys/proc.hpp"
+#include "sys/sched.hpp"
 
 #if MPP_HAVE_TBB
 #include <tbb/blocked_range.h>

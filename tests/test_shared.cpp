@@ -27,6 +27,7 @@
 #include "mpp/shared.hpp"
 #include "sys/fault.hpp"
 #include "sys/fd.hpp"
+#include "sys/poll.hpp"
 #include "sys/proc.hpp"
 #include "test_util.hpp"
 

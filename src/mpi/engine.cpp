@@ -31,7 +31,9 @@
 #include "mpp/detail/mpi_core.hpp"
 #include "mpp/detail/pool_engine.hpp"
 #include "mpp/errors.hpp"
-#include "sys/mpi_sys.hpp"
+#include "sys/proc.hpp"
+#include "sys/sched.hpp"
+#include "sys/signal.hpp"
 
 namespace mpp::mpi::detail {
 
@@ -716,7 +718,7 @@ std::shared_ptr<Engine> engine_start() {
   int size = 1;
   MPI_Comm_rank(e->comm, &e->rank);
   MPI_Comm_size(e->comm, &size);
-  e->pid = sys::current_pid();
+  e->pid = sys::self_pid();
   e->host = sys::host_name();
 
   Hello me{};

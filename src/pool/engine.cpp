@@ -9,15 +9,15 @@
 #include <system_error>
 
 #include "mpp/detail/exception_info.hpp"
-#include "mpp/detail/failpoint.hpp"
 #include "mpp/detail/fork_hooks.hpp"
 #include "mpp/pool.hpp"
 #include "mpp/process.hpp"
 #include "pool/progress.hpp"
 #include "shm/pool_ring.hpp"
+#include "sys/failpoint.hpp"
 #include "sys/mem.hpp"
-#include "sys/pool_sys.hpp"
 #include "sys/proc.hpp"
+#include "sys/sched.hpp"
 
 namespace mpp::detail {
 

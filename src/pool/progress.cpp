@@ -4,7 +4,7 @@
 #include <atomic>
 #include <cstdio>
 
-#include "sys/pool_sys.hpp"
+#include "sys/terminal.hpp"
 
 namespace mpp::detail {
 
@@ -39,8 +39,8 @@ void draw_progress(const PoolProgress& p) noexcept {
                       static_cast<long long>(p.done), rate, secs, p.finished ? "\n" : "");
   }
   if (n > 0) {
-    sys::write_stderr_bytes(
-        line, static_cast<unsigned long>(n < static_cast<int>(sizeof line) ? n : sizeof line - 1));
+    sys::write_stderr(
+        line, static_cast<std::size_t>(n < static_cast<int>(sizeof line) ? n : sizeof line - 1));
   }
 }
 

@@ -13,10 +13,11 @@
 #include <typeinfo>
 
 #include "mpp/detail/exception_info.hpp"
-#include "mpp/detail/failpoint.hpp"
 #include "mpp/detail/fork_hooks.hpp"
+#include "sys/failpoint.hpp"
 #include "sys/mem.hpp"
 #include "sys/proc.hpp"
+#include "sys/sched.hpp"
 
 namespace mpp {
 namespace detail {

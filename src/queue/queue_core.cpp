@@ -6,11 +6,11 @@
 #include <stdexcept>
 #include <type_traits>
 
-#include "mpp/detail/failpoint.hpp"
 #include "mpp/detail/fork_hooks.hpp"
 #include "mpp/errors.hpp"
 #include "shm/ring.hpp"
 #include "shm/ring_set.hpp"
+#include "sys/failpoint.hpp"
 #include "sys/futex.hpp"
 #include "sys/mem.hpp"
 #include "sys/proc.hpp"

@@ -1,6 +1,6 @@
 #include "shm/ring_lock.hpp"
 
-#include "mpp/detail/failpoint.hpp"
+#include "sys/failpoint.hpp"
 
 namespace mpp::shm {
 

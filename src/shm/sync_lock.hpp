@@ -21,7 +21,7 @@
 
 #include "shm/owner_lock.hpp"
 #include "shm/sync_prims.hpp"
-#include "sys/sync_sys.hpp"
+#include "sys/thread.hpp"
 
 namespace mpp::shm {
 

@@ -61,8 +61,9 @@
 #include "mpp/detail/sync_block.hpp"
 #include "shm/sync_lock.hpp"
 #include "sys/fd.hpp"
+#include "sys/poll.hpp"
 #include "sys/proc.hpp"
-#include "sys/sync_sys.hpp"
+#include "sys/socket.hpp"
 
 namespace mpp::detail {
 

@@ -5,8 +5,8 @@
 #include "mpp/shared.hpp"
 #include "sys/mem.hpp"
 #include "sys/proc.hpp"
+#include "sys/random.hpp"
 #include "sys/shm_named.hpp"
-#include "sys/sync_sys.hpp"
 
 namespace mpp {
 

@@ -1,6 +1,6 @@
-// Fail points (see include/mpp/detail/failpoint.hpp). Compiled into every build so that tests can
+// Fail points (see failpoint.hpp). Compiled into every build so that tests can
 // link it; the macro only calls it in MPP_FAILPOINTS builds.
-#include "mpp/detail/failpoint.hpp"
+#include "sys/failpoint.hpp"
 
 #include <signal.h>
 #include <unistd.h>

@@ -1,4 +1,5 @@
-// RAII owner of a file descriptor. Every fd mpp opens is O_CLOEXEC and owned by one of these.
+// File descriptors: the RAII owner every fd mpp opens lives in (always O_CLOEXEC), and pipes.
+// Sockets are in socket.hpp, waiting for fds in poll.hpp.
 #pragma once
 
 #include <utility>
@@ -35,10 +36,5 @@ struct PipeFds {
   Fd write;
 };
 [[nodiscard]] PipeFds make_pipe(bool nonblocking = false);
-
-// Reads/writes exactly n bytes, retrying on EINTR and short transfers. Return false on EOF (read)
-// or EPIPE (write); throw std::system_error on other errors.
-bool read_full(int fd, void* buf, std::size_t n);
-bool write_full(int fd, const void* buf, std::size_t n);
 
 }  // namespace mpp::sys

@@ -52,6 +52,12 @@ class Mapping {
 // running out of memory shows as ENOSPC here instead of SIGBUS later.
 [[nodiscard]] Fd memfd_create_sized(const char* name, std::size_t size);
 
+// Sizes the file `fd` to `size` bytes (ftruncate) and reserves every page (posix_fallocate), so
+// that a full tmpfs shows as ENOSPC now rather than SIGBUS on a later touch. Where the filesystem
+// has no fallocate (EOPNOTSUPP) the file stays unreserved if `allow_unsupported`, else that is an
+// error. Throws std::system_error ("cannot size shared memory", "cannot reserve shared memory").
+void size_and_reserve(int fd, std::size_t size, bool allow_unsupported);
+
 [[nodiscard]] std::size_t page_size() noexcept;
 
 }  // namespace mpp::sys

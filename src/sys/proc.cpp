@@ -1,8 +1,7 @@
-// fork, child set-up, and waiting for children.
+// Processes: fork, child set-up, waiting for children, pidfds, identity (see proc.hpp).
 #include "sys/proc.hpp"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -14,10 +13,11 @@
 
 #include <atomic>
 #include <cstdio>
-#include <cstring>
+#include <string>
 
 #include "sys/check.hpp"
 #include "sys/fault.hpp"
+#include "sys/poll.hpp"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -115,9 +115,8 @@ void Child::open_pidfd() {
   // (the zombie holds it), so kill(pid) is already safe; the pidfd is for poll()ing with a timeout.
   if (pidfd_ || status_ || pid_ <= 0) return;
   if (fault::take(fault::Op::pidfd) != 0) return;
-  int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
-  // pidfd_open gives O_CLOEXEC fds by definition. ENOSYS (old kernel) falls back to polling.
-  if (fd >= 0) pidfd_.reset(fd);
+  // ENOSYS (old kernel) leaves it invalid: wait_for falls back to polling.
+  pidfd_ = sys::open_pidfd(pid_);
 }
 
 std::optional<int> Child::exitcode() const noexcept {
@@ -153,24 +152,6 @@ void Child::wait() {
   pidfd_.reset();
 }
 
-bool poll_readable(int fd, std::chrono::nanoseconds timeout) {
-  using namespace std::chrono;
-  const auto deadline =
-      timeout.count() < 0 ? steady_clock::time_point::max() : steady_clock::now() + timeout;
-  for (;;) {
-    int ms = -1;
-    if (deadline != steady_clock::time_point::max()) {
-      auto left = duration_cast<milliseconds>(deadline - steady_clock::now() + microseconds(999));
-      ms = static_cast<int>(std::max<long long>(0, std::min<long long>(left.count(), 1 << 30)));
-    }
-    pollfd p{fd, POLLIN, 0};
-    int r = ::poll(&p, 1, ms);
-    if (r > 0) return true;
-    if (r == 0) return false;
-    if (errno != EINTR) throw_errno("cannot poll");
-  }
-}
-
 bool Child::wait_for(std::chrono::nanoseconds timeout) {
   using namespace std::chrono;
   if (poll()) return true;
@@ -196,51 +177,34 @@ bool Child::signal(int sig) noexcept {
   return ::kill(pid_, sig) == 0;
 }
 
-int nice_increment(int increment) {
-  errno = 0;
-  int cur = ::getpriority(PRIO_PROCESS, 0);
-  if (cur == -1 && errno != 0) throw_errno("cannot read niceness");
-  int target = cur + increment;
-  if (target > 19) target = 19;  // like nice(2): clamp to the valid range
-  if (target < -20) target = -20;
-  if (::setpriority(PRIO_PROCESS, 0, target) != 0) {
-    throw_errno(errno == EACCES || errno == EPERM
-                    ? "cannot lower niceness (raising priority needs CAP_SYS_NICE)"
-                    : "cannot change niceness");
-  }
-  return target;
-}
-
-int current_nice() {
-  errno = 0;
-  int cur = ::getpriority(PRIO_PROCESS, 0);
-  if (cur == -1 && errno != 0) throw_errno("cannot read niceness");
-  return cur;
-}
-
-unsigned cpus_allowed() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (::sched_getaffinity(0, sizeof(set), &set) == 0) {
-    int n = CPU_COUNT(&set);
-    if (n > 0) return static_cast<unsigned>(n);
-  }
-  long n = ::sysconf(_SC_NPROCESSORS_ONLN);
-  return n > 0 ? static_cast<unsigned>(n) : 1u;
-}
-
-std::vector<int> affinity_of(pid_t pid) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (::sched_getaffinity(pid, sizeof(set), &set) != 0) throw_errno("cannot read cpu affinity");
-  std::vector<int> cpus;
-  for (int i = 0; i < CPU_SETSIZE; ++i)
-    if (CPU_ISSET(i, &set)) cpus.push_back(i);
-  return cpus;
-}
-
 pid_t self_pid() noexcept { return ::getpid(); }
 pid_t parent_pid() noexcept { return ::getppid(); }
+
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "?";
+  return buf;
+}
+
+void exit_worker(int code) noexcept {
+  std::fflush(nullptr);
+  ::_exit(code);
+}
+
+void exit_immediately(int code) noexcept { ::_exit(code); }
+
+Fd open_pidfd(pid_t pid) noexcept {
+#ifdef SYS_pidfd_open
+  long r = ::syscall(SYS_pidfd_open, pid, 0);
+  if (r >= 0) {
+    // pidfd_open sets O_CLOEXEC itself (man pidfd_open); nothing to add.
+    return Fd(static_cast<int>(r));
+  }
+#else
+  (void)pid;
+#endif
+  return Fd();
+}
 
 namespace {
 
@@ -345,19 +309,6 @@ bool process_alive(pid_t pid, std::uint32_t start, std::uint32_t start_mask) noe
   if (info.result != StatInfo::Result::ok) return true;  // cannot tell: assume alive
   if (info.state == 'Z' || info.state == 'X') return false;
   return (start & start_mask) == 0 || (fold_start(info.start) & start_mask) == (start & start_mask);
-}
-
-void write_stderr(const char* s) noexcept {
-  std::size_t n = std::strlen(s);
-  while (n > 0) {
-    ssize_t w = ::write(2, s, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    s += w;
-    n -= static_cast<std::size_t>(w);
-  }
 }
 
 }  // namespace mpp::sys

@@ -1,5 +1,7 @@
-// Processes: fork (through the test seam), the async-signal-safe child set-up, and the parent's
-// handle on a child (pidfd when the kernel has it, waitpid otherwise).
+// Processes: fork (through the test seam), the async-signal-safe child set-up, the parent's
+// handle on a child (pidfd when the kernel has it, waitpid otherwise), pidfds of other processes,
+// and a process's identity (pid, start time, liveness) and end. Scheduling (niceness, affinity) is
+// in sched.hpp, signal handlers in signal.hpp.
 #pragma once
 
 #include <atomic>
@@ -7,7 +9,7 @@
 #include <csignal>
 #include <cstdint>
 #include <optional>
-#include <vector>
+#include <string>
 
 #include "sys/fd.hpp"
 
@@ -92,17 +94,16 @@ class Child {
   std::optional<int> status_;
 };
 
-// Blocks until fd is readable or timeout passes (EINTR-safe; negative timeout = forever).
-// Returns true if readable.
-bool poll_readable(int fd, std::chrono::nanoseconds timeout);
+// pidfd of any process (not only children), O_CLOEXEC; an invalid Fd if the process is gone or the
+// kernel lacks pidfd_open. Not through the fault seam (Child::open_pidfd is).
+[[nodiscard]] Fd open_pidfd(pid_t pid) noexcept;
 
-// nice(2) semantics with errors as exceptions: adds `increment`, returns the new niceness.
-int nice_increment(int increment);
-[[nodiscard]] int current_nice();
-[[nodiscard]] unsigned cpus_allowed();
-[[nodiscard]] std::vector<int> affinity_of(pid_t pid);
+// Who this process is. getpid/getppid: async-signal-safe.
 [[nodiscard]] pid_t self_pid() noexcept;
 [[nodiscard]] pid_t parent_pid() noexcept;
+// This host's name ("?" if the kernel will not say). Never throws except std::bad_alloc.
+[[nodiscard]] std::string host_name();
+
 // The start time of process `pid` (field 22 of /proc/PID/stat, clock ticks after boot), folded
 // into 32 bits and never 0; 0 when it cannot be read (no such process, /proc not mounted or
 // hidden). Together with the pid it names one process, even after the kernel hands the pid to a
@@ -118,7 +119,10 @@ int nice_increment(int increment);
 [[nodiscard]] bool process_alive(pid_t pid, std::uint32_t start = 0,
                                  std::uint32_t start_mask = ~0u) noexcept;
 
-// Writes the whole buffer to stderr without allocating (async-signal-safe).
-void write_stderr(const char* s) noexcept;
+// Flushes stdio (a worker's printf output must not be lost) and ends the process with `code`
+// without running atexit handlers or static destructors (they belong to the parent's program).
+[[noreturn]] void exit_worker(int code) noexcept;
+// Ends the process at once: no flush, async-signal-safe (for the child before user code ran).
+[[noreturn]] void exit_immediately(int code) noexcept;
 
 }  // namespace mpp::sys

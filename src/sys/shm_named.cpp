@@ -14,7 +14,9 @@
 #include <cstdio>
 
 #include "sys/check.hpp"
-#include "sys/sync_sys.hpp"
+#include "sys/mem.hpp"
+#include "sys/random.hpp"
+#include "sys/socket.hpp"
 
 namespace mpp::sys {
 
@@ -137,14 +139,8 @@ NamedSegment shm_create_exclusive(const std::string& name, std::size_t size) {
   } tmp_guard{tmp_path};
   // The umask may only have removed bits; make the mode exactly owner read/write.
   if (::fchmod(fd.get(), 0600) != 0) throw_errno("cannot set shared memory mode");
-  if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0)
-    throw_errno("cannot size shared memory");
-  // Reserve every page now: a full /dev/shm fails here with ENOSPC, not with SIGBUS on a touch.
-  int e;
-  do {
-    e = ::posix_fallocate(fd.get(), 0, static_cast<off_t>(size));
-  } while (e == EINTR);
-  if (e != 0) throw_errno(e, "cannot reserve shared memory");
+  // Every page reserved now: a full /dev/shm fails here with ENOSPC, not with SIGBUS on a touch.
+  size_and_reserve(fd.get(), size, /*allow_unsupported=*/false);
   const int raw_fd = fd.get();
   NamedSegment seg = describe(std::move(fd));
   seg.guardian = spawn_guardian(final_path, tmp_path, seg.dev, seg.ino);

@@ -35,8 +35,8 @@
 #include <utility>
 #include <vector>
 
-#include "mpp/detail/failpoint.hpp"
 #include "mpp/mpp.hpp"
+#include "sys/failpoint.hpp"
 #include "test_util.hpp"
 
 namespace {

@@ -1,5 +1,6 @@
-// System calls behind mpp::mpi (src/mpi/): who this process is, short sleeps while waiting for MPI
-// traffic, and the last words of a worker rank that dies inside a task.
+// Signal handlers that report a dying process's last words on stderr: what a worker MPI rank was
+// running when a fatal signal or exit() ended it, and what each rank was running when the job
+// was killed (used by src/mpi/). Everything they run is async-signal-safe.
 #pragma once
 
 #include <atomic>
@@ -8,14 +9,6 @@
 #include <string>
 
 namespace mpp::sys {
-
-// This host's name ("?" if the kernel will not say). Never throws except std::bad_alloc.
-[[nodiscard]] std::string host_name();
-[[nodiscard]] pid_t current_pid() noexcept;
-
-// Sleeps about `us` microseconds (EINTR ends it early, which is harmless for a poll loop).
-void sleep_us(unsigned us) noexcept;
-void yield_cpu() noexcept;
 
 // What a worker rank is doing, read by its fatal-signal and exit reports. Written by the rank's
 // only task thread; the handlers read it on that same thread, so relaxed atomics suffice.

@@ -1,4 +1,4 @@
-// mpp/detail/failpoint.hpp: fault-injection points for the chaos tests.
+// sys/failpoint.hpp: fault-injection points for the chaos tests.
 //
 // MPP_FAILPOINT("queue.put.after_claim") marks a place where a test build can make the current
 // process die on purpose (SIGKILL or _exit) on the N-th pass, to prove that no other process hangs,

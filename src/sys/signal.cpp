@@ -1,9 +1,9 @@
-#include "sys/mpi_sys.hpp"
+// Fatal-signal, exit() and SIGTERM reports (see signal.hpp).
+#include "sys/signal.hpp"
 
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,23 +12,9 @@
 #include <string>
 
 #include "sys/check.hpp"
+#include "sys/terminal.hpp"
 
 namespace mpp::sys {
-
-std::string host_name() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof buf - 1) != 0) return "?";
-  return buf;
-}
-
-pid_t current_pid() noexcept { return ::getpid(); }
-
-void sleep_us(unsigned us) noexcept {
-  timespec ts{static_cast<time_t>(us / 1000000), static_cast<long>(us % 1000000) * 1000};
-  ::nanosleep(&ts, nullptr);
-}
-
-void yield_cpu() noexcept { ::sched_yield(); }
 
 CrashContext& crash_context() noexcept {
   static CrashContext ctx;
@@ -44,16 +30,7 @@ char g_prefix[256];
 
 // Everything below runs in a signal handler or at exit of a dying rank: only write(2) and
 // hand-made formatting, no allocation, no stdio.
-void put(const char* s) noexcept {
-  std::size_t n = ::strlen(s);
-  while (n > 0) {
-    const ssize_t w = ::write(STDERR_FILENO, s, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return;
-    s += w;
-    n -= static_cast<std::size_t>(w);
-  }
-}
+void put(const char* s) noexcept { write_stderr(s); }
 
 void put_int(std::int64_t v) noexcept {
   char buf[24];

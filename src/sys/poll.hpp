@@ -1,0 +1,20 @@
+// Waiting for file descriptors (poll(2)), EINTR-safe, with relative timeouts.
+#pragma once
+
+#include <chrono>
+
+namespace mpp::sys {
+
+// Waits until `fd` is ready for `write ? POLLOUT : POLLIN` (or hung up), or `other` (a pidfd, may
+// be -1) becomes readable, or the timeout passes (negative = forever). EINTR-safe. Throws
+// std::system_error ("cannot poll") on other errors.
+enum class Ready { fd, other, timeout };
+Ready poll_two(int fd, bool write, int other, std::chrono::nanoseconds timeout);
+
+// Blocks until fd is readable (or hung up) or timeout passes (negative timeout = forever).
+// Returns true if readable.
+inline bool poll_readable(int fd, std::chrono::nanoseconds timeout) {
+  return poll_two(fd, /*write=*/false, /*other=*/-1, timeout) == Ready::fd;
+}
+
+}  // namespace mpp::sys
