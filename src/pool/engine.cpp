@@ -9,10 +9,10 @@
 #include <system_error>
 
 #include "mpp/detail/exception_info.hpp"
-#include "mpp/detail/fork_hooks.hpp"
 #include "mpp/pool.hpp"
 #include "mpp/process.hpp"
 #include "pool/progress.hpp"
+#include "runtime/fork_hooks.hpp"
 #include "shm/pool_ring.hpp"
 #include "sys/failpoint.hpp"
 #include "sys/mem.hpp"

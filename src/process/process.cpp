@@ -13,7 +13,7 @@
 #include <typeinfo>
 
 #include "mpp/detail/exception_info.hpp"
-#include "mpp/detail/fork_hooks.hpp"
+#include "runtime/fork_hooks.hpp"
 #include "sys/failpoint.hpp"
 #include "sys/mem.hpp"
 #include "sys/proc.hpp"

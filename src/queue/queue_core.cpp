@@ -6,8 +6,8 @@
 #include <stdexcept>
 #include <type_traits>
 
-#include "mpp/detail/fork_hooks.hpp"
 #include "mpp/errors.hpp"
+#include "runtime/fork_hooks.hpp"
 #include "shm/ring.hpp"
 #include "shm/ring_set.hpp"
 #include "sys/failpoint.hpp"

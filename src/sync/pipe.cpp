@@ -57,8 +57,8 @@
 #include <system_error>
 #include <vector>
 
-#include "mpp/detail/fork_hooks.hpp"
 #include "mpp/detail/sync_block.hpp"
+#include "runtime/fork_hooks.hpp"
 #include "shm/sync_lock.hpp"
 #include "sys/fd.hpp"
 #include "sys/poll.hpp"

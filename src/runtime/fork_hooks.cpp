@@ -1,4 +1,5 @@
-#include "mpp/detail/fork_hooks.hpp"
+// Fork hooks (see fork_hooks.hpp): a fixed table walked in the child by one pthread_atfork handler.
+#include "runtime/fork_hooks.hpp"
 
 #include <atomic>
 #include <mutex>

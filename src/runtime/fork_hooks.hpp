@@ -1,4 +1,4 @@
-// mpp/detail/fork_hooks.hpp: internal hooks run in every child right after fork.
+// runtime/fork_hooks.hpp: internal hooks run in every child right after fork.
 //
 // Components that keep per-process state in shared memory (a Queue's table of attached processes,
 // for instance) register a hook here; every fork of the program (mpp's own Process/Pool forks and

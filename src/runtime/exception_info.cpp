@@ -1,3 +1,4 @@
+// mpp/detail/exception_info.hpp: the type and message of the exception in flight, for RemoteError.
 #include "mpp/detail/exception_info.hpp"
 
 #include <cxxabi.h>

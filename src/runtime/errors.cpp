@@ -1,3 +1,4 @@
+// mpp/errors.hpp: the messages of RemoteError and WorkerLost, and signal names.
 #include "mpp/errors.hpp"
 
 #include <csignal>
