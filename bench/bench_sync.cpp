@@ -19,6 +19,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <mpp/pipe.hpp>
 #include <mpp/shared.hpp>
 #include <mpp/sync.hpp>
 #include <mutex>

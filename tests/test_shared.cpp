@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "mpp/pipe.hpp"
 #include "mpp/shared.hpp"
 #include "sys/fault.hpp"
 #include "sys/fd.hpp"

@@ -31,7 +31,6 @@
 #include <chrono>
 #include <concepts>
 #include <csignal>  // pid_t
-#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>

@@ -1,5 +1,5 @@
 // mpp/shared.hpp: memory shared between processes, like Python's multiprocessing.Value, Array and
-// multiprocessing.shared_memory.SharedMemory. Includes <mpp/sync.hpp> and <mpp/pipe.hpp>.
+// multiprocessing.shared_memory.SharedMemory. Includes <mpp/sync.hpp> (their locks).
 //
 // What: Value<T> is one T, Array<T> a fixed-length run of T, each paired with its own robust Lock;
 // SharedMemory is raw bytes, anonymous or named.
@@ -32,7 +32,6 @@
 #include <type_traits>
 
 #include "mpp/detail/sync_block.hpp"
-#include "mpp/pipe.hpp"
 #include "mpp/sync.hpp"
 
 namespace mpp {
