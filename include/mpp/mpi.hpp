@@ -69,11 +69,12 @@
 #include <vector>
 
 #include "mpp/codec.hpp"
-#include "mpp/detail/mpi_batch.hpp"
+#include "mpp/detail/mpi_callable.hpp"
 #include "mpp/detail/mpi_core.hpp"
-#include "mpp/detail/results.hpp"
+#include "mpp/detail/pool_core/batch.hpp"
+#include "mpp/detail/pool_core/results.hpp"
+#include "mpp/detail/pool_core/task.hpp"  // mpp::task_seed(), which works inside MPI tasks too
 #include "mpp/errors.hpp"
-#include "mpp/pool.hpp"  // mpp::task_seed(), which works inside MPI tasks too
 
 namespace mpp::mpi {
 
@@ -101,26 +102,13 @@ inline constexpr Fn<F> fn{};
 [[nodiscard]] int rank();
 [[nodiscard]] int size();
 
-namespace detail {
-// How the shared result handles (mpp/detail/results.hpp) drive the MPI engine.
-struct MpiResults {
-  using Engine = detail::Engine;
-  template <class T>
-  using ResultBatch = detail::ResultBatch<T>;
-  template <class R>
-  using StreamBatch = detail::StreamBatch<R>;
-  static void release(Engine&) noexcept {}  // the ranks outlive every call
-  static constexpr const char* kTimeout = "mpp::mpi::Pool result not ready within the timeout";
-};
-}  // namespace detail
-
 // The outcome of map_async/starmap_async/apply_async: mpp::AsyncResult<T>'s interface and
-// contract (mpp/detail/results.hpp). Move-only; get() hands the value over once (a second get()
-// throws std::logic_error).
+// contract (mpp/detail/pool_core/results.hpp). Move-only; get() hands the value over once (a second
+// get() throws std::logic_error).
 template <class T>
-class [[nodiscard]] AsyncResult : public mpp::detail::BasicAsyncResult<T, detail::MpiResults> {
+class [[nodiscard]] AsyncResult : public mpp::detail::BasicAsyncResult<T, detail::MpiTransport> {
  public:
-  using mpp::detail::BasicAsyncResult<T, detail::MpiResults>::BasicAsyncResult;
+  using mpp::detail::BasicAsyncResult<T, detail::MpiTransport>::BasicAsyncResult;
 };
 
 // The lazy input range returned by imap/imap_unordered (mpp::ImapRange<R>'s interface).
@@ -129,9 +117,9 @@ class [[nodiscard]] AsyncResult : public mpp::detail::BasicAsyncResult<T, detail
 // iteration may go on after it. Dropping the range abandons the rest (results still out are
 // discarded).
 template <class R>
-class [[nodiscard]] ImapRange : public mpp::detail::BasicImapRange<R, detail::MpiResults> {
+class [[nodiscard]] ImapRange : public mpp::detail::BasicImapRange<R, detail::MpiTransport> {
  public:
-  using mpp::detail::BasicImapRange<R, detail::MpiResults>::BasicImapRange;
+  using mpp::detail::BasicImapRange<R, detail::MpiTransport>::BasicImapRange;
 };
 
 class Pool {
@@ -242,10 +230,10 @@ class Pool {
                   "std::function or a functor with data members) and captures cannot cross "
                   "machines. Pass the data as inputs, and use a function (MPP_MPI_REGISTER(f) "
                   "or mpp::mpi::fn<&f>), a captureless lambda or an empty functor");
-    static_assert(codec::Codable<In>,
+    static_assert(mpp::detail::PoolCodable<In>,
                   "mpp::mpi::Pool: the input type cannot travel to another rank (see codec.hpp "
                   "for the types that can, and how to make a type codable)");
-    static_assert(std::is_void_v<R> || codec::Codable<R>,
+    static_assert(std::is_void_v<R> || mpp::detail::PoolCodable<R>,
                   "mpp::mpi::Pool: the result type cannot travel back from another rank (see "
                   "codec.hpp for the types that can, and how to make a type codable)");
   }
@@ -269,7 +257,7 @@ class Pool {
     using R = detail::item_result_t<Fd, In, Star>;
     check_types<Fd, In, R>();
     using Out = std::conditional_t<std::is_void_v<R>, void, std::vector<R>>;
-    check_chunksize(chunksize);
+    mpp::detail::check_chunksize(chunksize, detail::MpiTransport::kChunksizeTooLarge);
     require_open();
     // map() blocks until the call completes, so it can read the caller's range in place.
     using Src = std::conditional_t<Borrow, Range&, std::vector<In>>;
@@ -280,13 +268,12 @@ class Pool {
       n = detail::range_size(inputs);
       batch = std::make_shared<B>(inputs);
     } else {
-      std::vector<In> copy;
-      if constexpr (std::ranges::sized_range<Range>) copy.reserve(std::ranges::size(inputs));
-      for (auto&& x : inputs) copy.push_back(x);
+      std::vector<In> copy = mpp::detail::copy_inputs<In>(inputs);
       n = static_cast<std::int64_t>(copy.size());
       batch = std::make_shared<B>(std::move(copy));
     }
-    batch->chunksize = pick_chunksize(chunksize, n);
+    batch->chunksize =
+        mpp::detail::pick_chunksize(chunksize, n, processes(), detail::MpiTransport::kChunks);
     submit<Fd, In, R, Star>(*batch, f, batch);
     return AsyncResult<Out>(engine_, std::move(batch));
   }
@@ -298,22 +285,17 @@ class Pool {
     using R = detail::item_result_t<Fd, In, false>;
     static_assert(!std::is_void_v<R>, "mpp::mpi::Pool::imap needs a function that returns a value");
     check_types<Fd, In, R>();
-    using Src =
-        std::conditional_t<std::is_lvalue_reference_v<Range>, Range, std::remove_cvref_t<Range>>;
-    using B = detail::ImapBatch<In, R, Src, Ordered>;
-    if (chunksize == 0) throw std::invalid_argument("imap chunksize must be at least 1");
-    check_chunksize(chunksize);
+    using B = detail::ImapBatch<In, R, mpp::detail::imap_source_t<Range>, Ordered>;
+    mpp::detail::check_imap_chunksize(chunksize, detail::MpiTransport::kChunksizeTooLarge);
     require_open();
-    const auto cs = static_cast<std::uint32_t>(chunksize);
-    const std::int64_t window = static_cast<std::int64_t>(cs) * 4 * std::max(processes(), 1u);
-    auto batch = std::make_shared<B>(std::forward<Range>(inputs), window);
-    batch->chunksize = cs;
+    auto batch =
+        std::make_shared<B>(std::forward<Range>(inputs),
+                            mpp::detail::imap_window(chunksize, std::max(processes(), 1u)));
+    batch->chunksize = static_cast<std::uint32_t>(chunksize);
     submit<Fd, In, R, false>(*batch, f, batch);
     return ImapRange<R>(engine_, std::move(batch));
   }
 
-  static void check_chunksize(std::size_t chunksize);
-  [[nodiscard]] std::uint32_t pick_chunksize(std::size_t chunksize, std::int64_t items) const;
   // Seed, timeout, rank limit; remembers the call for join() and terminate().
   void configure(const std::shared_ptr<detail::Batch>& b);
   void require_open() const;
