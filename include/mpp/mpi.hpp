@@ -72,6 +72,7 @@
 #include "mpp/detail/mpi_callable.hpp"
 #include "mpp/detail/mpi_core.hpp"
 #include "mpp/detail/pool_core/batch.hpp"
+#include "mpp/detail/pool_core/front.hpp"
 #include "mpp/detail/pool_core/results.hpp"
 #include "mpp/detail/pool_core/task.hpp"  // mpp::task_seed(), which works inside MPI tasks too
 #include "mpp/errors.hpp"
@@ -122,7 +123,7 @@ class [[nodiscard]] ImapRange : public mpp::detail::BasicImapRange<R, detail::Mp
   using mpp::detail::BasicImapRange<R, detail::MpiTransport>::BasicImapRange;
 };
 
-class Pool {
+class Pool : public mpp::detail::PoolFront<Pool> {
  public:
   // All worker ranks. On ranks other than 0: serves and exits the process (see the header
   // comment). Throws std::runtime_error if MPI cannot start, std::logic_error if the ranks'
@@ -132,66 +133,14 @@ class Pool {
   explicit Pool(unsigned processes);
   // std::invalid_argument for bad options (a zero task_timeout, chunks_per_rank 0).
   explicit Pool(PoolOptions options);
-  Pool(const Pool&) = delete;
-  Pool& operator=(const Pool&) = delete;
-  Pool(Pool&&) noexcept = default;
-  Pool& operator=(Pool&&) noexcept = default;
   // terminate() unless join() ran. Never throws.
   ~Pool();
+  Pool(Pool&&) noexcept = default;
+  Pool& operator=(Pool&&) noexcept = default;
 
-  // f(x) for every x of the input range, results in input order. Blocks. Throws the error of the
-  // first failed input (by index) once the others completed; std::logic_error after close().
-  template <class F, class Range>
-  auto map(F&& f, Range&& inputs, std::size_t chunksize = 0) {
-    ProgressLine line(*this, detail::range_size(inputs));
-    return map_async_impl<false, true>(f, inputs, chunksize).get();
-  }
-  // map without blocking. The input is copied when the call is made.
-  template <class F, class Range>
-  auto map_async(F&& f, Range&& inputs, std::size_t chunksize = 0) {
-    return map_async_impl<false, false>(f, inputs, chunksize);
-  }
-  // std::apply(f, tuple) for every tuple of the input range. Blocks.
-  template <class F, class Range>
-  auto starmap(F&& f, Range&& argument_tuples, std::size_t chunksize = 0) {
-    ProgressLine line(*this, detail::range_size(argument_tuples));
-    return map_async_impl<true, true>(f, argument_tuples, chunksize).get();
-  }
-  template <class F, class Range>
-  auto starmap_async(F&& f, Range&& argument_tuples, std::size_t chunksize = 0) {
-    return map_async_impl<true, false>(f, argument_tuples, chunksize);
-  }
-  // Lazy, in input order. At most 4 chunks per worker rank are produced ahead of what was taken.
-  // An lvalue input range must outlive the returned range; an rvalue is moved in. chunksize 0:
-  // std::invalid_argument.
-  template <class F, class Range>
-  auto imap(F&& f, Range&& inputs, std::size_t chunksize = 1) {
-    return imap_impl<true>(f, std::forward<Range>(inputs), chunksize);
-  }
-  // Lazy, in completion order.
-  template <class F, class Range>
-  auto imap_unordered(F&& f, Range&& inputs, std::size_t chunksize = 1) {
-    return imap_impl<false>(f, std::forward<Range>(inputs), chunksize);
-  }
-  // f(args...) on a worker rank. Blocks; rethrows its error.
-  template <class F, class... Args>
-  auto apply(F&& f, Args&&... args) {
-    return apply_async(f, std::forward<Args>(args)...).get();
-  }
-  // f(args...) on a worker rank, without blocking: an AsyncResult<R>.
-  template <class F, class... Args>
-  auto apply_async(F&& f, Args&&... args) {
-    using Fd = std::decay_t<F>;
-    using In = std::tuple<std::decay_t<Args>...>;
-    using R = detail::item_result_t<Fd, In, true>;
-    check_types<Fd, In, R>();
-    using B = detail::CollectBatch<In, R, std::array<In, 1>, R>;
-    require_open();
-    auto batch = std::make_shared<B>(std::array<In, 1>{In(std::forward<Args>(args)...)});
-    batch->chunksize = 1;
-    submit<Fd, In, R, true>(*batch, f, batch);
-    return AsyncResult<R>(engine_, std::move(batch));
-  }
+  // map, map_async, starmap, starmap_async, imap, imap_unordered, apply, apply_async: see
+  // mpp/detail/pool_core/front.hpp (the contract both pools share) and this header's comment.
+  // map and starmap print PoolOptions::progress's line.
 
   // No more submissions. Never throws.
   void close() noexcept;
@@ -206,6 +155,7 @@ class Pool {
   [[nodiscard]] unsigned processes() const noexcept;
 
  private:
+  friend class mpp::detail::PoolFront<Pool>;
   struct State;
 
   // With PoolOptions::progress: one line on stderr when a blocking call returns normally.
@@ -250,8 +200,32 @@ class Pool {
     detail::engine_submit(*engine_, std::move(owner));
   }
 
+  template <class Fd, class In, class F>
+  auto apply_impl(F& f, In&& args) {
+    using R = detail::item_result_t<Fd, In, true>;
+    check_types<Fd, In, R>();
+    using B = detail::CollectBatch<In, R, std::array<In, 1>, R>;
+    require_open();
+    auto batch = std::make_shared<B>(std::array<In, 1>{std::move(args)});
+    batch->chunksize = 1;
+    submit<Fd, In, R, true>(*batch, f, batch);
+    return AsyncResult<R>(engine_, std::move(batch));
+  }
+
+  template <bool Star, class F, class Range>
+  auto map_impl(F&& f, Range&& inputs, std::size_t chunksize) {
+    ProgressLine line(*this, detail::range_size(inputs));
+    return collect<Star, true>(f, inputs, chunksize).get();
+  }
+  template <bool Star, class F, class Range>
+  auto map_async_impl(F&& f, Range&& inputs, std::size_t chunksize) {
+    return collect<Star, false>(f, inputs, chunksize);
+  }
+
+  // map's and map_async's batch. Borrow: map() blocks until the call completes, so it can read
+  // the caller's range in place.
   template <bool Star, bool Borrow, class F, class Range>
-  auto map_async_impl(F& f, Range& inputs, std::size_t chunksize) {
+  auto collect(F& f, Range& inputs, std::size_t chunksize) {
     using Fd = std::decay_t<F>;
     using In = std::ranges::range_value_t<Range>;
     using R = detail::item_result_t<Fd, In, Star>;
@@ -259,7 +233,6 @@ class Pool {
     using Out = std::conditional_t<std::is_void_v<R>, void, std::vector<R>>;
     mpp::detail::check_chunksize(chunksize, detail::MpiTransport::kChunksizeTooLarge);
     require_open();
-    // map() blocks until the call completes, so it can read the caller's range in place.
     using Src = std::conditional_t<Borrow, Range&, std::vector<In>>;
     using B = detail::CollectBatch<In, R, Src, Out>;
     std::shared_ptr<B> batch;
@@ -279,11 +252,10 @@ class Pool {
   }
 
   template <bool Ordered, class F, class Range>
-  auto imap_impl(F& f, Range&& inputs, std::size_t chunksize) {
+  auto imap_impl(F&& f, Range&& inputs, std::size_t chunksize) {
     using Fd = std::decay_t<F>;
     using In = std::ranges::range_value_t<Range>;
     using R = detail::item_result_t<Fd, In, false>;
-    static_assert(!std::is_void_v<R>, "mpp::mpi::Pool::imap needs a function that returns a value");
     check_types<Fd, In, R>();
     using B = detail::ImapBatch<In, R, mpp::detail::imap_source_t<Range>, Ordered>;
     mpp::detail::check_imap_chunksize(chunksize, detail::MpiTransport::kChunksizeTooLarge);

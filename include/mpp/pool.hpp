@@ -79,6 +79,7 @@
 #include <vector>
 
 #include "mpp/detail/pool_core/batch.hpp"
+#include "mpp/detail/pool_core/front.hpp"
 #include "mpp/detail/pool_core/results.hpp"
 #include "mpp/detail/pool_core/task.hpp"  // mpp::task_seed()
 #include "mpp/detail/pool_engine.hpp"
@@ -129,7 +130,7 @@ class [[nodiscard]] ImapRange : public detail::BasicImapRange<R, detail::LocalTr
   using detail::BasicImapRange<R, detail::LocalTransport>::BasicImapRange;
 };
 
-class Pool {
+class Pool : public detail::PoolFront<Pool> {
  public:
   // cpu_count() workers. Throws std::system_error ("cannot fork worker") if the OS refuses.
   Pool();
@@ -138,70 +139,13 @@ class Pool {
   // std::invalid_argument for bad options (processes > 1024, nice outside [-40, 40], a zero
   // task_timeout).
   explicit Pool(PoolOptions options);
-  Pool(const Pool&) = delete;
-  Pool& operator=(const Pool&) = delete;
   Pool(Pool&&) noexcept = default;
   Pool& operator=(Pool&&) noexcept = default;
   // terminate() unless join() ran. Never throws.
   ~Pool();
 
-  // f(x) for every x of the input range, results in input order. Blocks. Throws the error of the
-  // first failed input (by index) after the others completed: RemoteError, WorkerLost; what the
-  // input range threw; std::logic_error after close(). `void` f: returns nothing.
-  template <class F, class Range>
-  auto map(F&& f, Range&& inputs, std::size_t chunksize = 0) {
-    return map_impl<false>(std::forward<F>(f), std::forward<Range>(inputs), chunksize);
-  }
-  // map without blocking: an AsyncResult<std::vector<R>> (AsyncResult<void> for void f). The
-  // input is copied when the call is made. Throws std::logic_error after close(), and what the
-  // input range throws while it is copied; task errors come out of get().
-  template <class F, class Range>
-  auto map_async(F&& f, Range&& inputs, std::size_t chunksize = 0) {
-    return map_async_impl<false>(std::forward<F>(f), std::forward<Range>(inputs), chunksize);
-  }
-  // std::apply(f, tuple) for every tuple of the input range; blocks and throws like map.
-  template <class F, class Range>
-  auto starmap(F&& f, Range&& argument_tuples, std::size_t chunksize = 0) {
-    return map_impl<true>(std::forward<F>(f), std::forward<Range>(argument_tuples), chunksize);
-  }
-  template <class F, class Range>
-  auto starmap_async(F&& f, Range&& argument_tuples, std::size_t chunksize = 0) {
-    return map_async_impl<true>(std::forward<F>(f), std::forward<Range>(argument_tuples),
-                                chunksize);
-  }
-  // Lazy, in input order: an ImapRange. The input is consumed as results are taken, at most
-  // ~4 chunks per worker ahead, so it streams over inputs of any length. An lvalue input range
-  // must outlive the returned range; an rvalue is moved in. Does not block (iterating does).
-  // Throws std::invalid_argument for chunksize 0, std::logic_error after close().
-  template <class F, class Range>
-  auto imap(F&& f, Range&& inputs, std::size_t chunksize = 1) {
-    return imap_impl<true>(std::forward<F>(f), std::forward<Range>(inputs), chunksize);
-  }
-  // Lazy, in completion order; otherwise as imap.
-  template <class F, class Range>
-  auto imap_unordered(F&& f, Range&& inputs, std::size_t chunksize = 1) {
-    return imap_impl<false>(std::forward<F>(f), std::forward<Range>(inputs), chunksize);
-  }
-  // f(args...) in a worker. Blocks; rethrows its error.
-  template <class F, class... Args>
-  auto apply(F&& f, Args&&... args) {
-    return apply_async(std::forward<F>(f), std::forward<Args>(args)...).get();
-  }
-  // f(args...) in a worker, without blocking: an AsyncResult<R>. The arguments are encoded now.
-  // Throws std::logic_error after close(); task errors come out of get().
-  template <class F, class... Args>
-  auto apply_async(F&& f, Args&&... args) {
-    using Fd = std::decay_t<F>;
-    using In = std::tuple<std::decay_t<Args>...>;
-    using R = detail::item_result_t<Fd, In, true>;
-    check_codable<In, R>();
-    using B = detail::CollectBatch<detail::LocalTransport, In, R, std::array<In, 1>, R>;
-    auto batch = std::make_shared<B>(std::array<In, 1>{In(std::forward<Args>(args)...)});
-    batch->chunksize = 1;
-    batch->total = 1;
-    return AsyncResult<R>(submit<Fd, In, R, true>(*batch, f, batch, 1), batch,
-                          !detail::kStateless<Fd>);
-  }
+  // map, map_async, starmap, starmap_async, imap, imap_unordered, apply, apply_async: see
+  // detail/pool_core/front.hpp (the contract both pools share) and this header's comment.
 
   // No more submissions; workers exit once the queued work is done (see join()). Never throws.
   void close() noexcept;
@@ -219,6 +163,8 @@ class Pool {
   [[nodiscard]] std::vector<pid_t> worker_pids() const;
 
  private:
+  friend class detail::PoolFront<Pool>;
+
   template <class In, class R>
   static constexpr void check_codable() {
     static_assert(detail::PoolCodable<In>,
@@ -248,6 +194,18 @@ class Pool {
     }
     detail::engine_submit(*e, std::move(owner));
     return e;
+  }
+
+  template <class Fd, class In, class F>
+  auto apply_impl(F& f, In&& args) {
+    using R = detail::item_result_t<Fd, In, true>;
+    check_codable<In, R>();
+    using B = detail::CollectBatch<detail::LocalTransport, In, R, std::array<In, 1>, R>;
+    auto batch = std::make_shared<B>(std::array<In, 1>{std::move(args)});
+    batch->chunksize = 1;
+    batch->total = 1;
+    return AsyncResult<R>(submit<Fd, In, R, true>(*batch, f, batch, 1), batch,
+                          !detail::kStateless<Fd>);
   }
 
   template <bool Star, class F, class Range>
@@ -306,7 +264,6 @@ class Pool {
     using Fd = std::decay_t<F>;
     using In = std::ranges::range_value_t<Range>;
     using R = detail::item_result_t<Fd, In, false>;
-    static_assert(!std::is_void_v<R>, "mpp::Pool::imap needs a function that returns a value");
     check_codable<In, R>();
     using B =
         detail::ImapBatch<detail::LocalTransport, In, R, detail::imap_source_t<Range>, Ordered>;

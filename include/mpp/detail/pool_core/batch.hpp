@@ -111,10 +111,22 @@ class RangeSource {
   RangeSource(const RangeSource&) = delete;
   RangeSource& operator=(const RangeSource&) = delete;
 
-  // Appends up to `chunksize` encoded inputs to `payload`; for inputs of varying size also where
-  // each one ends (relative to the first one's start) to `ends`.
-  std::uint32_t produce(ByteBuffer& payload, std::uint32_t chunksize,
+  // Appends up to `chunksize` encoded inputs to `payload`, sets `first_index` to the input index
+  // of the first; for inputs of varying size also appends where each one ends (relative to the
+  // first one's start) to `ends`. Returns how many (0: the range is exhausted).
+  std::uint32_t produce(ByteBuffer& payload, std::uint32_t chunksize, std::int64_t& first_index,
                         std::vector<std::uint64_t>& ends) {
+    first_index = next_;
+    const std::uint32_t n = encode(payload, chunksize, ends);
+    next_ += n;
+    return n;
+  }
+  // Inputs produced so far.
+  [[nodiscard]] std::int64_t produced() const noexcept { return next_; }
+
+ private:
+  std::uint32_t encode(ByteBuffer& payload, std::uint32_t chunksize,
+                       std::vector<std::uint64_t>& ends) {
     using Range = std::remove_reference_t<Src>;
     if constexpr (kRaw<In> && std::ranges::contiguous_range<Range> &&
                   std::is_same_v<std::ranges::range_value_t<Range>, In> &&
@@ -140,10 +152,10 @@ class RangeSource {
     return n;
   }
 
- private:
   Src range_;
   std::ranges::iterator_t<std::remove_reference_t<Src>> it_;
   std::ranges::sentinel_t<std::remove_reference_t<Src>> end_;
+  std::int64_t next_ = 0;
 };
 
 // A Delivery as deliver_chunk (pool_core/results.hpp) sees it.
@@ -191,10 +203,8 @@ class CollectBatch final : public ResultBatch<T, Out> {
 
   std::uint32_t produce(ByteBuffer& payload, std::int64_t& first_index,
                         std::vector<std::uint64_t>& ends) override {
-    first_index = next_;
-    const std::uint32_t n = source_.produce(payload, this->chunksize, ends);
-    next_ += n;
-    results_.resize(next_);
+    const std::uint32_t n = source_.produce(payload, this->chunksize, first_index, ends);
+    results_.resize(source_.produced());
     return n;
   }
 
@@ -225,7 +235,6 @@ class CollectBatch final : public ResultBatch<T, Out> {
 
  private:
   RangeSource<Src, In> source_;
-  std::int64_t next_ = 0;
   CollectedResults<R, Out> results_;
 };
 
@@ -243,6 +252,7 @@ class StreamBatch : public Batch<T> {
 
 template <class T, class In, class R, class Src, bool Ordered>
 class ImapBatch final : public StreamBatch<T, R> {
+  static_assert(!std::is_void_v<R>, "imap and imap_unordered need a function that returns a value");
   using Item = typename StreamBatch<T, R>::Item;
 
  public:
@@ -253,12 +263,11 @@ class ImapBatch final : public StreamBatch<T, R> {
 
   std::uint32_t produce(ByteBuffer& payload, std::int64_t& first_index,
                         std::vector<std::uint64_t>& ends) override {
-    first_index = next_;
-    const std::uint32_t n = source_.produce(payload, this->chunksize, ends);
-    next_ += n;
-    return n;
+    return source_.produce(payload, this->chunksize, first_index, ends);
   }
-  [[nodiscard]] bool may_produce() const override { return next_ - ready_.taken() < window_; }
+  [[nodiscard]] bool may_produce() const override {
+    return source_.produced() - ready_.taken() < window_;
+  }
 
   void deliver(const Delivery& d) noexcept override {
     std::span<const std::byte> in = d.results;
@@ -271,13 +280,12 @@ class ImapBatch final : public StreamBatch<T, R> {
 
   [[nodiscard]] bool has_next() const noexcept override { return ready_.has_next(); }
   [[nodiscard]] bool at_end() const noexcept override {
-    return this->finished() && ready_.empty() && ready_.taken() >= next_;
+    return this->finished() && ready_.empty() && ready_.taken() >= source_.produced();
   }
   Item next() override { return ready_.next(); }
 
  private:
   RangeSource<Src, In> source_;
-  std::int64_t next_ = 0;
   std::int64_t window_;
   StreamedResults<R, Ordered> ready_;
 };
