@@ -695,7 +695,7 @@ class Engine {
   Clock::time_point next_check_{};
 };
 
-// ---- free functions of pool_engine.hpp -----------------------------------------------------
+// ---- the functions of detail/pool_engine.hpp ---------------------------------------------
 
 std::shared_ptr<Engine> make_engine(const PoolOptions& options, unsigned processes) {
   if (processes == 0) processes = sys::cpus_allowed();
@@ -725,48 +725,3 @@ std::vector<pid_t> engine_pids(const Engine& e) { return e.pids(); }
 std::exception_ptr engine_broken(const Engine& e) noexcept { return e.broken(); }
 
 }  // namespace mpp::detail
-
-namespace mpp {
-
-Pool::Pool() : Pool(PoolOptions{}) {}
-Pool::Pool(unsigned processes)
-    : Pool([&] {
-        PoolOptions o;
-        o.processes = processes;
-        return o;
-      }()) {}
-Pool::Pool(PoolOptions options)
-    : options_(std::make_shared<PoolOptions>(std::move(options))),
-      engine_(detail::make_engine(*options_, options_->processes)) {}
-
-Pool::~Pool() {
-  if (engine_ && !joined_) engine_->terminate();
-}
-
-void Pool::close() noexcept {
-  if (engine_) engine_->close();
-}
-
-void Pool::join() {
-  if (!engine_) throw std::logic_error("pool was moved from");
-  engine_->join();
-  joined_ = true;
-}
-
-void Pool::terminate() noexcept {
-  if (engine_) engine_->terminate();
-}
-
-unsigned Pool::processes() const noexcept { return engine_ ? engine_->size() : 0; }
-
-std::vector<pid_t> Pool::worker_pids() const {
-  return engine_ ? engine_->pids() : std::vector<pid_t>{};
-}
-
-void Pool::require_open() const {
-  if (!engine_) throw std::logic_error("pool was moved from");
-  if (auto b = engine_->broken()) std::rethrow_exception(b);
-  if (!engine_->accepting()) throw std::logic_error("pool is closed (close() or terminate() ran)");
-}
-
-}  // namespace mpp
