@@ -78,7 +78,8 @@ struct Worker {
 };
 
 std::exception_ptr lost_error(pid_t pid, std::int64_t index, const sys::Child& child,
-                              bool timed_out, std::chrono::milliseconds timeout) {
+                              const sys::CrashFrames& crash, bool timed_out,
+                              std::chrono::milliseconds timeout) {
   const int st = child.exitcode().value_or(0);
   const int sig = st < 0 ? -st : 0;
   const int code = st < 0 ? 0 : st;
@@ -89,7 +90,8 @@ std::exception_ptr lost_error(pid_t pid, std::int64_t index, const sys::Child& c
             ": killed by signal 9 (SIGKILL) after exceeding task_timeout of " +
             std::to_string(timeout.count()) + " ms"));
   }
-  return std::make_exception_ptr(WorkerLost(pid, index, sig, code));
+  // The worker is dead: its crash handler (if the signal was one it catches) has finished.
+  return std::make_exception_ptr(WorkerLost(pid, index, sig, code, sys::symbolize(crash)));
 }
 
 }  // namespace
@@ -97,6 +99,7 @@ std::exception_ptr lost_error(pid_t pid, std::int64_t index, const sys::Child& c
 class Engine {
  public:
   Engine(const PoolOptions& options, unsigned n) : options_(options) {
+    (void)sys::prepare_crash_stacks();  // once per process; workers' crash handlers need it
     const std::size_t slot = round_up(sizeof(WorkerShared), sys::page_size());
     const std::size_t head = round_up(sizeof(PoolShared), sys::page_size());
     const std::size_t per = slot + kTaskRing + kResultRing;
@@ -260,6 +263,7 @@ class Engine {
     sh->results.reset();
     sh->chunks_started.store(0, std::memory_order_relaxed);
     sh->current.store(-1, std::memory_order_relaxed);
+    sh->crash.state.store(sys::CrashFrames::kNone, std::memory_order_relaxed);
     sh->state.store(wire::kStarting, std::memory_order_relaxed);
     sh->fail_type[0] = '\0';
     sh->fail_message[0] = '\0';
@@ -561,8 +565,8 @@ class Engine {
         // The worker stores the index before decoding the item, so `cur` is the item whose
         // decoding or run killed it: it fails alone, is never sent again, and the others of
         // its chunk (those done before it too: their results died with the worker) run again.
-        r.batch->fail(
-            cur, lost_error(pid, cur, w.child, timed_out, options_.task_timeout.value_or(0ms)));
+        r.batch->fail(cur, lost_error(pid, cur, w.child, w.sh->crash, timed_out,
+                                      options_.task_timeout.value_or(0ms)));
         const bool cut = leave_out(r, cur);
         if (!cut || r.skip.size() == r.count) {
           // Nothing left to run, or the rest cannot be told apart from the dead item's bytes
@@ -570,14 +574,14 @@ class Engine {
           if (cut) {
             finish_record(r);
           } else {
-            fail_record(r, lost_error(pid, -1, w.child, timed_out, 0ms));
+            fail_record(r, lost_error(pid, -1, w.child, w.sh->crash, timed_out, 0ms));
           }
           w.held.pop_front();
           --w.nsent;
         }
       } else if (++r.resends > kMaxResends) {
         // It keeps killing workers before reaching any item: give up on the whole chunk.
-        fail_record(r, lost_error(pid, -1, w.child, timed_out, 0ms));
+        fail_record(r, lost_error(pid, -1, w.child, w.sh->crash, timed_out, 0ms));
         w.held.pop_front();
         --w.nsent;
       }

@@ -15,6 +15,7 @@
 
 #include "mpp/detail/pool_engine.hpp"
 #include "shm/pool_ring.hpp"
+#include "sys/crash_stack.hpp"
 
 namespace mpp::detail::wire {
 
@@ -66,6 +67,7 @@ struct alignas(64) WorkerShared {
   std::atomic<std::uint32_t> state{kStarting};
   char fail_type[128];  // why the worker could not start (kInitFailed)
   char fail_message[512];
+  sys::CrashFrames crash;  // written by the worker's crash handler (WorkerLost::stack())
 };
 
 // The head of the shared mapping, before the workers' slots.

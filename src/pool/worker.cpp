@@ -146,6 +146,8 @@ void worker_write(const WorkerEnv& env, const void* src, std::size_t n) {
     env.sh->state.store(wire::kInitFailed, std::memory_order_release);
     sys::exit_immediately(3);
   }
+  // A crash in user code reports its stack through the slot (async-signal-safe set-up).
+  sys::install_crash_handler(&env.sh->crash);
   // (The fork hooks have run already: fork() runs them through pthread_atfork.)
   MPP_FAILPOINT("pool.worker.before_init");  // forked, before user code
   try {
