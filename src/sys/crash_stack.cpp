@@ -27,6 +27,7 @@ alignas(16) char g_alt_stack[kAltStackBytes];
 
 CrashFrames* g_out = nullptr;    // the child's block (set before its handlers are installed)
 std::atomic<int> g_prepared{0};  // 0 not yet, 1 being prepared, 2 ready, 3 unavailable
+std::atomic<bool> g_enabled{true};
 
 #if MPP_HAVE_LIBBACKTRACE
 std::atomic<backtrace_state*> g_symbolizer{nullptr};
@@ -98,10 +99,15 @@ bool prepare_crash_stacks() noexcept {
       // tables) is done in the parent and inherited, not done in a crashing child.
       _Unwind_Backtrace(count_frame, nullptr);
       bool ok = false;
+      const char* env = std::getenv("MPP_CRASH_STACKS");
+      const bool off = env != nullptr && std::strcmp(env, "0") == 0;
 #if MPP_HAVE_LIBBACKTRACE
-      backtrace_state* st = backtrace_create_state(nullptr, /*threaded=*/1, ignore_error, nullptr);
-      g_symbolizer.store(st, std::memory_order_release);
-      ok = st != nullptr;
+      if (!off) {
+        backtrace_state* st =
+            backtrace_create_state(nullptr, /*threaded=*/1, ignore_error, nullptr);
+        g_symbolizer.store(st, std::memory_order_release);
+        ok = st != nullptr;
+      }
 #endif
       g_prepared.store(ok ? 2 : 3, std::memory_order_release);
       return ok;
@@ -114,8 +120,15 @@ bool prepare_crash_stacks() noexcept {
   return s == 2;
 }
 
+void set_crash_stacks_enabled(bool enabled) noexcept {
+  g_enabled.store(enabled, std::memory_order_relaxed);
+}
+
 void install_crash_handler(CrashFrames* out) noexcept {
-  if (out == nullptr || g_prepared.load(std::memory_order_acquire) != 2) return;
+  if (out == nullptr || g_prepared.load(std::memory_order_acquire) != 2 ||
+      !g_enabled.load(std::memory_order_relaxed)) {
+    return;
+  }
   out->state.store(CrashFrames::kNone, std::memory_order_relaxed);
   out->count = 0;
   out->signo = 0;

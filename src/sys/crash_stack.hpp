@@ -46,8 +46,12 @@ struct CrashFrames {
 };
 
 // Parent: prepares unwinding and symbolizing (once per process; later calls return at once).
-// False when no stacks can be taken (the symbolizer could not be set up). Thread-safe.
+// False when no stacks can be taken (the symbolizer could not be set up, or the environment has
+// MPP_CRASH_STACKS=0: then no child installs a handler). Thread-safe.
 bool prepare_crash_stacks() noexcept;
+// Turns the children's handlers off (false) or back on for children forked later (benchmarks
+// compare the two; the environment variable is the users' switch).
+void set_crash_stacks_enabled(bool enabled) noexcept;
 
 // Child, before user code: handlers for the crash signals that are still at their default
 // action, writing into `out` (shared memory, may be reused: it is reset here). Does nothing if
