@@ -32,6 +32,7 @@
 
 #include "bench_util.hpp"
 #include "mpp/pool.hpp"
+#include "sys/crash_stack.hpp"
 #include "sys/futex.hpp"
 #include "sys/proc.hpp"
 #include "sys/sched.hpp"
@@ -376,6 +377,28 @@ void bench_round_trip(int reps, bool python) {
   std::printf("futex ping-pong    %8.2f us   mpp/futex = %.2fx (target <= 2)\n", t_fx * 1e6,
               t_mpp / t_fx);
   bench::result("latency", "mpp_Pool_apply_async", 0, t_mpp * 1e6);
+  {
+    // What the crash-stack handler costs (issue 17: <= 1.05x): the same round trip with workers
+    // forked without it, interleaved with ones forked with it, medians of the ratios.
+    std::vector<double> ratios;
+    for (int r = 0; r < std::max(reps, 3); ++r) {
+      double t[2];
+      for (int with = 1; with >= 0; --with) {
+        mpp::sys::set_crash_stacks_enabled(with == 1);
+        mpp::Pool p(1);
+        (void)p.apply(plus_one, 1);
+        const auto s0 = Clock::now();
+        for (int i = 0; i < kRounds; ++i) check += p.apply_async(plus_one, i).get();
+        t[with] = seconds_since(s0) / kRounds;
+      }
+      ratios.push_back(t[1] / t[0]);
+    }
+    mpp::sys::set_crash_stacks_enabled(true);
+    const double ratio = median(ratios);
+    std::printf("crash handler installed / not: %.3fx (round trip, median of %zu)\n", ratio,
+                ratios.size());
+    bench::result("ratio", "apply_round_trip_with_crash_handler", 0, ratio);
+  }
   bench::result("latency", "raw_futex_ping-pong_(pool_run)", 0, t_fx * 1e6);
   if (python) {
     const double t_py = run_python("apply 2000");

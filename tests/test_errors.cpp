@@ -1,10 +1,19 @@
 // Tests for <mpp/errors.hpp>: the hierarchy, the fields, and the messages users read.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <csignal>
+#include <cstdlib>
+#include <new>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "mpp/errors.hpp"
+#include "sys/crash_stack.hpp"
+#include "sys/mem.hpp"
+#include "test_util.hpp"
 
 namespace {
 
@@ -66,3 +75,110 @@ TEST(Errors, SignalNames) {
 }
 
 }  // namespace
+
+// ---- crash stacks (sys/crash_stack.hpp: what WorkerLost::stack() and a Process child report) --
+namespace crash {
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitizerOwnsSignals = true;  // it installs its own SIGSEGV/SIGABRT handlers
+#else
+constexpr bool kSanitizerOwnsSignals = false;
+#endif
+
+volatile int* volatile g_null = nullptr;
+[[gnu::noinline]] void crash_here() {
+  *g_null = 1;  // SIGSEGV
+  asm volatile("");
+}
+[[gnu::noinline]] void calls_crash_here() {
+  crash_here();
+  asm volatile("");  // not a tail call: the caller's frame stays
+}
+[[gnu::noinline]] void aborts_here() {
+  std::abort();
+  asm volatile("");
+}
+
+// Forks a child that installs the handler and runs `f`; returns its wait status and frames.
+template <class F>
+std::pair<int, std::vector<std::string>> crash_in_child(F f) {
+  auto map = mpp::sys::map_anonymous_shared(sizeof(mpp::sys::CrashFrames));
+  auto* frames = new (map.data()) mpp::sys::CrashFrames{};
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    mpp::sys::install_crash_handler(frames);
+    f();
+    ::_exit(0);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return {status, mpp::sys::symbolize(*frames)};
+}
+
+bool names(const std::vector<std::string>& frames, std::size_t within, const std::string& fn) {
+  for (std::size_t i = 0; i < frames.size() && i < within; ++i) {
+    if (frames[i].find(fn) != std::string::npos) return true;
+  }
+  return false;
+}
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& f : v) s += "  " + f + "\n";
+  return s;
+}
+
+TEST(CrashStack, SegfaultNamesTheFunctionAndItsCallerWithFileAndLine) {
+  if (kSanitizerOwnsSignals) GTEST_SKIP() << "the sanitizer reports the crash with its own stack";
+  mpp::test::Watchdog watchdog(std::chrono::seconds(60), "crash stack");
+  ASSERT_TRUE(mpp::sys::prepare_crash_stacks());
+  auto [status, frames] = crash_in_child([] { calls_crash_here(); });
+  ASSERT_TRUE(WIFSIGNALED(status)) << status;
+  EXPECT_EQ(WTERMSIG(status), SIGSEGV);  // the exit status still tells the signal
+  ASSERT_FALSE(frames.empty());
+  EXPECT_NE(frames[0].find("crash_here"), std::string::npos) << joined(frames);
+  EXPECT_NE(frames[0].find("test_errors.cpp:"), std::string::npos) << joined(frames);
+  EXPECT_TRUE(names(frames, 3, "calls_crash_here")) << joined(frames);
+}
+
+TEST(CrashStack, AbortGivesAStackThroughAbort) {
+  if (kSanitizerOwnsSignals) GTEST_SKIP() << "the sanitizer reports the crash with its own stack";
+  mpp::test::Watchdog watchdog(std::chrono::seconds(60), "crash stack");
+  ASSERT_TRUE(mpp::sys::prepare_crash_stacks());
+  auto [status, frames] = crash_in_child([] { aborts_here(); });
+  ASSERT_TRUE(WIFSIGNALED(status)) << status;
+  EXPECT_EQ(WTERMSIG(status), SIGABRT);
+  EXPECT_TRUE(names(frames, 8, "abort")) << joined(frames);
+  EXPECT_TRUE(names(frames, 8, "aborts_here")) << joined(frames);
+}
+
+TEST(CrashStack, SigkillLeavesNoFrames) {
+  mpp::test::Watchdog watchdog(std::chrono::seconds(60), "crash stack");
+  ASSERT_TRUE(mpp::sys::prepare_crash_stacks());
+  auto [status, frames] = crash_in_child([] { ::kill(::getpid(), SIGKILL); });
+  ASSERT_TRUE(WIFSIGNALED(status));
+  EXPECT_EQ(WTERMSIG(status), SIGKILL);
+  EXPECT_TRUE(frames.empty()) << joined(frames);
+}
+
+TEST(CrashStack, AHandlerTheProgramInstalledIsLeftAlone) {
+  mpp::test::Watchdog watchdog(std::chrono::seconds(60), "crash stack");
+  ASSERT_TRUE(mpp::sys::prepare_crash_stacks());
+  auto [status, frames] = crash_in_child([] {
+    // Installed before mpp's (as a program's own handler would be, inherited by the child).
+    struct sigaction sa {};
+    sa.sa_handler = [](int) { ::_exit(42); };
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGUSR1, &sa, nullptr);  // not a crash signal: untouched either way
+    ::sigaction(SIGSEGV, &sa, nullptr);
+    // install_crash_handler ran before: re-install so the program's handler predates it.
+    auto map = mpp::sys::map_anonymous_shared(sizeof(mpp::sys::CrashFrames));
+    mpp::sys::install_crash_handler(new (map.data()) mpp::sys::CrashFrames{});
+    calls_crash_here();
+  });
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 42);
+  EXPECT_TRUE(frames.empty());
+}
+
+}  // namespace crash

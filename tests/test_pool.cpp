@@ -407,9 +407,9 @@ TEST(PoolImap, HugeLazyInputRunsInFlatMemory) {
   (void)before;
 }
 
-// The store behind imap/imap_unordered of both backends (detail/results.hpp), driven directly.
-// Ordered: out-of-order chunks come out in order, and the first outcome of an index wins, so a
-// position is never handed out twice (issue 16.3: a re-reported chunk made imap hang).
+// The store behind imap/imap_unordered of both backends (detail/pool_core/results.hpp), driven
+// directly. Ordered: out-of-order chunks come out in order, and the first outcome of an index wins,
+// so a position is never handed out twice (issue 16.3: a re-reported chunk made imap hang).
 TEST(StreamedResults, OrderedHandsEachIndexOutOnceAndInOrder) {
   mpp::detail::StreamedResults<int, true> r;
   auto put = [&](std::int64_t i, int v) {
@@ -437,9 +437,9 @@ TEST(StreamedResults, OrderedHandsEachIndexOutOnceAndInOrder) {
   EXPECT_EQ(r.taken(), 6);
 }
 
-// How one chunk's outcomes reach a batch's store, for both backends (detail/results.hpp): every
-// position gets one outcome; a result that fails to decode fails where it stands, the ones after it
-// cannot be located, the ones before it keep their values.
+// How one chunk's outcomes reach a batch's store, for both backends (detail/pool_core/results.hpp):
+// every position gets one outcome; a result that fails to decode fails where it stands, the ones
+// after it cannot be located, the ones before it keep their values.
 TEST(ForEachOutcome, EveryPositionGetsExactlyOneOutcome) {
   struct Failures {  // the worker reported position 1 as failed
     std::size_t next = 0;

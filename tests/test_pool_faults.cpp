@@ -59,6 +59,25 @@ int faulty(int x) {
   return x * 2;
 }
 
+bool names_frame(const std::vector<std::string>& stack, const std::string& fn, std::size_t within) {
+  for (std::size_t i = 0; i < stack.size() && i < within; ++i) {
+    if (stack[i].find(fn) != std::string::npos) return true;
+  }
+  return false;
+}
+
+volatile int* volatile g_null = nullptr;
+[[gnu::noinline]] int pool_crash_here(int x) {
+  if (x == kBad) *g_null = x;  // SIGSEGV
+  asm volatile("");
+  return x;
+}
+[[gnu::noinline]] int pool_task_crashes(int x) {
+  const int r = pool_crash_here(x) * 2;
+  asm volatile("");  // not a tail call: this frame stays
+  return r;
+}
+
 int thrower(int x) {
   if (x == kBad) throw std::runtime_error("bad input " + std::to_string(x));
   if (x == kBad + 1) throw 42;
@@ -124,6 +143,19 @@ class PoolFaults : public mpp::test::PoolFixture {
             EXPECT_EQ(e.signal(), 0);
             EXPECT_EQ(e.exit_code(), 0);
           }
+          // Crash stacks: SIGKILL and exits leave none (and what() says so for SIGKILL); an
+          // abort() is caught by mpp's handler (also under ASan, which leaves SIGABRT alone).
+          if constexpr (F == kSigkill || F == kExit0) {
+            EXPECT_TRUE(e.stack().empty()) << what;
+          }
+          if constexpr (F == kSigkill) {
+            EXPECT_NE(what.find("no stack"), std::string::npos) << what;
+          }
+          if constexpr (F == kAbort) {
+            EXPECT_TRUE(names_frame(e.stack(), "abort", 8)) << what;
+            EXPECT_TRUE(names_frame(e.stack(), "faulty", 8)) << what;
+            EXPECT_NE(what.find("stack: #0"), std::string::npos) << what;
+          }
         }
       }
       // map reports the failed item and the pool is still whole.
@@ -145,6 +177,30 @@ TEST_P(PoolFaults, WorkerSigkilledMidTask) { check_worker_death<kSigkill>(SIGKIL
 TEST_P(PoolFaults, WorkerSegfaultsMidTask) { check_worker_death<kSegv>(SIGSEGV); }
 TEST_P(PoolFaults, WorkerAbortsMidTask) { check_worker_death<kAbort>(SIGABRT); }
 TEST_P(PoolFaults, WorkerExitsZeroMidTask) { check_worker_death<kExit0>(-1); }
+
+TEST_P(PoolFaults, SegfaultStackNamesTheFunctionAndItsCaller) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "the sanitizer's own SIGSEGV handler reports the crash (mpp leaves it alone)";
+#endif
+  mpp::Pool pool(workers());
+  for (int chunksize : {1, 4}) {
+    try {
+      (void)pool.map(pool_task_crashes, std::views::iota(0, 64), chunksize);
+      ADD_FAILURE() << "map should throw WorkerLost";
+    } catch (const mpp::WorkerLost& e) {
+      const std::string what = e.what();
+      EXPECT_EQ(e.task_index(), kBad);
+      EXPECT_EQ(e.signal(), SIGSEGV) << what;
+      ASSERT_FALSE(e.stack().empty()) << what;
+      EXPECT_NE(e.stack()[0].find("pool_crash_here"), std::string::npos) << what;
+      EXPECT_NE(e.stack()[0].find("test_pool_faults.cpp:"), std::string::npos) << what;
+      EXPECT_TRUE(names_frame(e.stack(), "pool_task_crashes", 3)) << what;
+      EXPECT_NE(what.find("stack: #0 pool_crash_here"), std::string::npos) << what;
+    }
+  }
+  // The replaced worker serves again, and a crash in it reports its own stack.
+  EXPECT_EQ(pool.map(plus_one, std::views::iota(0, 100)).back(), 100);
+}
 
 TEST_P(PoolFaults, ThrowingTasksFailOnlyThemselves) {
   mpp::Pool pool(workers());

@@ -99,6 +99,49 @@ TEST_F(ProcessTest, CrashingTargetGivesMinusSigsegv) {
   EXPECT_EQ(p.exitcode(), -SIGSEGV);
 }
 
+namespace crash {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitizerOwnsSignals = true;  // its own SIGSEGV handler reports the crash
+#else
+constexpr bool kSanitizerOwnsSignals = false;
+#endif
+volatile int* volatile g_null = nullptr;
+[[gnu::noinline]] void process_crash_here() {
+  *g_null = 7;
+  asm volatile("");
+}
+[[gnu::noinline]] void process_calls_crash() {
+  process_crash_here();
+  asm volatile("");
+}
+}  // namespace crash
+
+TEST_F(ProcessTest, CrashedChildPrintsItsStackOnStderr) {
+  if (crash::kSanitizerOwnsSignals) GTEST_SKIP() << "the sanitizer prints its own report";
+  mpp::Process p(mpp::ProcessOptions{.name = "crasher"}, [] { crash::process_calls_crash(); });
+  testing::internal::CaptureStderr();
+  p.start();
+  p.join();
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(p.exitcode(), -SIGSEGV);
+  EXPECT_NE(err.find("process 'crasher'"), std::string::npos) << err;
+  EXPECT_NE(err.find("SIGSEGV"), std::string::npos) << err;
+  const auto at = err.find("#0 process_crash_here");
+  EXPECT_NE(at, std::string::npos) << err;
+  EXPECT_NE(err.find("#1 process_calls_crash", at), std::string::npos) << err;
+  EXPECT_NE(err.find("test_process.cpp:"), std::string::npos) << err;
+}
+
+TEST_F(ProcessTest, KilledChildPrintsNoStack) {
+  mpp::Process p([] { ::kill(::getpid(), SIGKILL); });
+  testing::internal::CaptureStderr();
+  p.start();
+  p.join();
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(p.exitcode(), -SIGKILL);
+  EXPECT_EQ(err.find("its stack"), std::string::npos) << err;
+}
+
 TEST_F(ProcessTest, JoinWithTimeoutOnSleepingChild) {
   mpp::Process p([] { std::this_thread::sleep_for(400ms); });
   p.start();

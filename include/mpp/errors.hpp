@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace mpp {
 
@@ -56,17 +57,28 @@ class WorkerLost : public Error {
   // task that was killed because it exceeded its timeout).
   WorkerLost(pid_t pid, std::int64_t task_index, int signal, int exit_code,
              const std::string& what);
+  // Same fields plus the frames of the worker's faulting thread (see stack()); what() names
+  // the first few.
+  WorkerLost(pid_t pid, std::int64_t task_index, int signal, int exit_code,
+             std::vector<std::string> stack);
 
   [[nodiscard]] pid_t pid() const noexcept { return pid_; }
   [[nodiscard]] std::int64_t task_index() const noexcept { return task_index_; }
   [[nodiscard]] int signal() const noexcept { return signal_; }
   [[nodiscard]] int exit_code() const noexcept { return exit_code_; }
+  // Frames of the faulting thread of a worker killed by SIGSEGV, SIGBUS, SIGFPE, SIGILL or
+  // SIGABRT, innermost first ("function at file:line" where debug info allows, the function name
+  // otherwise). Empty when none could be taken: SIGKILL (an OOM kill, a task_timeout, kill -9)
+  // cannot be caught, a worker that exited has none, and a program's (or a sanitizer's) own
+  // handler for the signal is left in charge.
+  [[nodiscard]] const std::vector<std::string>& stack() const noexcept { return stack_; }
 
  private:
   pid_t pid_;
   std::int64_t task_index_;
   int signal_;
   int exit_code_;
+  std::vector<std::string> stack_;
 };
 
 // A wait ran past its timeout where the API says it throws (AsyncResult::get(timeout), ...).

@@ -69,11 +69,13 @@
 #include <vector>
 
 #include "mpp/codec.hpp"
-#include "mpp/detail/mpi_batch.hpp"
+#include "mpp/detail/mpi_callable.hpp"
 #include "mpp/detail/mpi_core.hpp"
-#include "mpp/detail/results.hpp"
+#include "mpp/detail/pool_core/batch.hpp"
+#include "mpp/detail/pool_core/front.hpp"
+#include "mpp/detail/pool_core/results.hpp"
+#include "mpp/detail/pool_core/task.hpp"  // mpp::task_seed(), which works inside MPI tasks too
 #include "mpp/errors.hpp"
-#include "mpp/pool.hpp"  // mpp::task_seed(), which works inside MPI tasks too
 
 namespace mpp::mpi {
 
@@ -101,26 +103,13 @@ inline constexpr Fn<F> fn{};
 [[nodiscard]] int rank();
 [[nodiscard]] int size();
 
-namespace detail {
-// How the shared result handles (mpp/detail/results.hpp) drive the MPI engine.
-struct MpiResults {
-  using Engine = detail::Engine;
-  template <class T>
-  using ResultBatch = detail::ResultBatch<T>;
-  template <class R>
-  using StreamBatch = detail::StreamBatch<R>;
-  static void release(Engine&) noexcept {}  // the ranks outlive every call
-  static constexpr const char* kTimeout = "mpp::mpi::Pool result not ready within the timeout";
-};
-}  // namespace detail
-
 // The outcome of map_async/starmap_async/apply_async: mpp::AsyncResult<T>'s interface and
-// contract (mpp/detail/results.hpp). Move-only; get() hands the value over once (a second get()
-// throws std::logic_error).
+// contract (mpp/detail/pool_core/results.hpp). Move-only; get() hands the value over once (a second
+// get() throws std::logic_error).
 template <class T>
-class [[nodiscard]] AsyncResult : public mpp::detail::BasicAsyncResult<T, detail::MpiResults> {
+class [[nodiscard]] AsyncResult : public mpp::detail::BasicAsyncResult<T, detail::MpiTransport> {
  public:
-  using mpp::detail::BasicAsyncResult<T, detail::MpiResults>::BasicAsyncResult;
+  using mpp::detail::BasicAsyncResult<T, detail::MpiTransport>::BasicAsyncResult;
 };
 
 // The lazy input range returned by imap/imap_unordered (mpp::ImapRange<R>'s interface).
@@ -129,12 +118,12 @@ class [[nodiscard]] AsyncResult : public mpp::detail::BasicAsyncResult<T, detail
 // iteration may go on after it. Dropping the range abandons the rest (results still out are
 // discarded).
 template <class R>
-class [[nodiscard]] ImapRange : public mpp::detail::BasicImapRange<R, detail::MpiResults> {
+class [[nodiscard]] ImapRange : public mpp::detail::BasicImapRange<R, detail::MpiTransport> {
  public:
-  using mpp::detail::BasicImapRange<R, detail::MpiResults>::BasicImapRange;
+  using mpp::detail::BasicImapRange<R, detail::MpiTransport>::BasicImapRange;
 };
 
-class Pool {
+class Pool : public mpp::detail::PoolFront<Pool> {
  public:
   // All worker ranks. On ranks other than 0: serves and exits the process (see the header
   // comment). Throws std::runtime_error if MPI cannot start, std::logic_error if the ranks'
@@ -144,66 +133,14 @@ class Pool {
   explicit Pool(unsigned processes);
   // std::invalid_argument for bad options (a zero task_timeout, chunks_per_rank 0).
   explicit Pool(PoolOptions options);
-  Pool(const Pool&) = delete;
-  Pool& operator=(const Pool&) = delete;
-  Pool(Pool&&) noexcept = default;
-  Pool& operator=(Pool&&) noexcept = default;
   // terminate() unless join() ran. Never throws.
   ~Pool();
+  Pool(Pool&&) noexcept = default;
+  Pool& operator=(Pool&&) noexcept = default;
 
-  // f(x) for every x of the input range, results in input order. Blocks. Throws the error of the
-  // first failed input (by index) once the others completed; std::logic_error after close().
-  template <class F, class Range>
-  auto map(F&& f, Range&& inputs, std::size_t chunksize = 0) {
-    ProgressLine line(*this, detail::range_size(inputs));
-    return map_async_impl<false, true>(f, inputs, chunksize).get();
-  }
-  // map without blocking. The input is copied when the call is made.
-  template <class F, class Range>
-  auto map_async(F&& f, Range&& inputs, std::size_t chunksize = 0) {
-    return map_async_impl<false, false>(f, inputs, chunksize);
-  }
-  // std::apply(f, tuple) for every tuple of the input range. Blocks.
-  template <class F, class Range>
-  auto starmap(F&& f, Range&& argument_tuples, std::size_t chunksize = 0) {
-    ProgressLine line(*this, detail::range_size(argument_tuples));
-    return map_async_impl<true, true>(f, argument_tuples, chunksize).get();
-  }
-  template <class F, class Range>
-  auto starmap_async(F&& f, Range&& argument_tuples, std::size_t chunksize = 0) {
-    return map_async_impl<true, false>(f, argument_tuples, chunksize);
-  }
-  // Lazy, in input order. At most 4 chunks per worker rank are produced ahead of what was taken.
-  // An lvalue input range must outlive the returned range; an rvalue is moved in. chunksize 0:
-  // std::invalid_argument.
-  template <class F, class Range>
-  auto imap(F&& f, Range&& inputs, std::size_t chunksize = 1) {
-    return imap_impl<true>(f, std::forward<Range>(inputs), chunksize);
-  }
-  // Lazy, in completion order.
-  template <class F, class Range>
-  auto imap_unordered(F&& f, Range&& inputs, std::size_t chunksize = 1) {
-    return imap_impl<false>(f, std::forward<Range>(inputs), chunksize);
-  }
-  // f(args...) on a worker rank. Blocks; rethrows its error.
-  template <class F, class... Args>
-  auto apply(F&& f, Args&&... args) {
-    return apply_async(f, std::forward<Args>(args)...).get();
-  }
-  // f(args...) on a worker rank, without blocking: an AsyncResult<R>.
-  template <class F, class... Args>
-  auto apply_async(F&& f, Args&&... args) {
-    using Fd = std::decay_t<F>;
-    using In = std::tuple<std::decay_t<Args>...>;
-    using R = detail::item_result_t<Fd, In, true>;
-    check_types<Fd, In, R>();
-    using B = detail::CollectBatch<In, R, std::array<In, 1>, R>;
-    require_open();
-    auto batch = std::make_shared<B>(std::array<In, 1>{In(std::forward<Args>(args)...)});
-    batch->chunksize = 1;
-    submit<Fd, In, R, true>(*batch, f, batch);
-    return AsyncResult<R>(engine_, std::move(batch));
-  }
+  // map, map_async, starmap, starmap_async, imap, imap_unordered, apply, apply_async: see
+  // mpp/detail/pool_core/front.hpp (the contract both pools share) and this header's comment.
+  // map and starmap print PoolOptions::progress's line.
 
   // No more submissions. Never throws.
   void close() noexcept;
@@ -218,6 +155,7 @@ class Pool {
   [[nodiscard]] unsigned processes() const noexcept;
 
  private:
+  friend class mpp::detail::PoolFront<Pool>;
   struct State;
 
   // With PoolOptions::progress: one line on stderr when a blocking call returns normally.
@@ -242,10 +180,10 @@ class Pool {
                   "std::function or a functor with data members) and captures cannot cross "
                   "machines. Pass the data as inputs, and use a function (MPP_MPI_REGISTER(f) "
                   "or mpp::mpi::fn<&f>), a captureless lambda or an empty functor");
-    static_assert(codec::Codable<In>,
+    static_assert(mpp::detail::PoolCodable<In>,
                   "mpp::mpi::Pool: the input type cannot travel to another rank (see codec.hpp "
                   "for the types that can, and how to make a type codable)");
-    static_assert(std::is_void_v<R> || codec::Codable<R>,
+    static_assert(std::is_void_v<R> || mpp::detail::PoolCodable<R>,
                   "mpp::mpi::Pool: the result type cannot travel back from another rank (see "
                   "codec.hpp for the types that can, and how to make a type codable)");
   }
@@ -262,16 +200,39 @@ class Pool {
     detail::engine_submit(*engine_, std::move(owner));
   }
 
+  template <class Fd, class In, class F>
+  auto apply_impl(F& f, In&& args) {
+    using R = detail::item_result_t<Fd, In, true>;
+    check_types<Fd, In, R>();
+    using B = detail::CollectBatch<In, R, std::array<In, 1>, R>;
+    require_open();
+    auto batch = std::make_shared<B>(std::array<In, 1>{std::move(args)});
+    batch->chunksize = 1;
+    submit<Fd, In, R, true>(*batch, f, batch);
+    return AsyncResult<R>(engine_, std::move(batch));
+  }
+
+  template <bool Star, class F, class Range>
+  auto map_impl(F&& f, Range&& inputs, std::size_t chunksize) {
+    ProgressLine line(*this, detail::range_size(inputs));
+    return collect<Star, true>(f, inputs, chunksize).get();
+  }
+  template <bool Star, class F, class Range>
+  auto map_async_impl(F&& f, Range&& inputs, std::size_t chunksize) {
+    return collect<Star, false>(f, inputs, chunksize);
+  }
+
+  // map's and map_async's batch. Borrow: map() blocks until the call completes, so it can read
+  // the caller's range in place.
   template <bool Star, bool Borrow, class F, class Range>
-  auto map_async_impl(F& f, Range& inputs, std::size_t chunksize) {
+  auto collect(F& f, Range& inputs, std::size_t chunksize) {
     using Fd = std::decay_t<F>;
     using In = std::ranges::range_value_t<Range>;
     using R = detail::item_result_t<Fd, In, Star>;
     check_types<Fd, In, R>();
     using Out = std::conditional_t<std::is_void_v<R>, void, std::vector<R>>;
-    check_chunksize(chunksize);
+    mpp::detail::check_chunksize(chunksize, detail::MpiTransport::kChunksizeTooLarge);
     require_open();
-    // map() blocks until the call completes, so it can read the caller's range in place.
     using Src = std::conditional_t<Borrow, Range&, std::vector<In>>;
     using B = detail::CollectBatch<In, R, Src, Out>;
     std::shared_ptr<B> batch;
@@ -280,40 +241,33 @@ class Pool {
       n = detail::range_size(inputs);
       batch = std::make_shared<B>(inputs);
     } else {
-      std::vector<In> copy;
-      if constexpr (std::ranges::sized_range<Range>) copy.reserve(std::ranges::size(inputs));
-      for (auto&& x : inputs) copy.push_back(x);
+      std::vector<In> copy = mpp::detail::copy_inputs<In>(inputs);
       n = static_cast<std::int64_t>(copy.size());
       batch = std::make_shared<B>(std::move(copy));
     }
-    batch->chunksize = pick_chunksize(chunksize, n);
+    batch->chunksize =
+        mpp::detail::pick_chunksize(chunksize, n, processes(), detail::MpiTransport::kChunks);
     submit<Fd, In, R, Star>(*batch, f, batch);
     return AsyncResult<Out>(engine_, std::move(batch));
   }
 
   template <bool Ordered, class F, class Range>
-  auto imap_impl(F& f, Range&& inputs, std::size_t chunksize) {
+  auto imap_impl(F&& f, Range&& inputs, std::size_t chunksize) {
     using Fd = std::decay_t<F>;
     using In = std::ranges::range_value_t<Range>;
     using R = detail::item_result_t<Fd, In, false>;
-    static_assert(!std::is_void_v<R>, "mpp::mpi::Pool::imap needs a function that returns a value");
     check_types<Fd, In, R>();
-    using Src =
-        std::conditional_t<std::is_lvalue_reference_v<Range>, Range, std::remove_cvref_t<Range>>;
-    using B = detail::ImapBatch<In, R, Src, Ordered>;
-    if (chunksize == 0) throw std::invalid_argument("imap chunksize must be at least 1");
-    check_chunksize(chunksize);
+    using B = detail::ImapBatch<In, R, mpp::detail::imap_source_t<Range>, Ordered>;
+    mpp::detail::check_imap_chunksize(chunksize, detail::MpiTransport::kChunksizeTooLarge);
     require_open();
-    const auto cs = static_cast<std::uint32_t>(chunksize);
-    const std::int64_t window = static_cast<std::int64_t>(cs) * 4 * std::max(processes(), 1u);
-    auto batch = std::make_shared<B>(std::forward<Range>(inputs), window);
-    batch->chunksize = cs;
+    auto batch =
+        std::make_shared<B>(std::forward<Range>(inputs),
+                            mpp::detail::imap_window(chunksize, std::max(processes(), 1u)));
+    batch->chunksize = static_cast<std::uint32_t>(chunksize);
     submit<Fd, In, R, false>(*batch, f, batch);
     return ImapRange<R>(engine_, std::move(batch));
   }
 
-  static void check_chunksize(std::size_t chunksize);
-  [[nodiscard]] std::uint32_t pick_chunksize(std::size_t chunksize, std::int64_t items) const;
   // Seed, timeout, rank limit; remembers the call for join() and terminate().
   void configure(const std::shared_ptr<detail::Batch>& b);
   void require_open() const;

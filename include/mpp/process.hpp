@@ -24,6 +24,13 @@
 // error() describes it in the parent); N for `throw mpp::SystemExit{N}` (like sys.exit(N)); -N when
 // killed by signal N.
 //
+// Crash stacks: a child killed by SIGSEGV, SIGBUS, SIGFPE, SIGILL or SIGABRT has the frames of its
+// faulting thread recorded by a handler mpp installs in the child (on an alternate stack, only
+// for those of the five signals whose action is still the default; a program's or a sanitizer's
+// handler is left alone). The parent names them ("function at file:line" where debug info is
+// present) and prints them on stderr, innermost first, when it learns that the child ended
+// (join(), join_for(), exitcode(), the destructor). SIGKILL leaves no stack.
+//
 // Thread-safety: one Process object must not be used from several threads at once; distinct
 // Process objects are independent.
 #pragma once

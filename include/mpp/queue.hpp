@@ -176,37 +176,27 @@ class Queue {
   template <std::ranges::input_range R>
   requires std::convertible_to < std::ranges::range_reference_t<R>,
   const T& > std::size_t put_many(R&& items) {
-    detail::QueueCore::PutBatch batch;
+    using Core = detail::QueueCore;
+    Core::PutBatch batch;
+    Core::BatchWriter w;
     auto it = std::ranges::begin(items);
     const auto last = std::ranges::end(items);
     std::size_t n = 0;
-    std::byte* data = nullptr;
-    std::size_t used = 0;
-    std::size_t k = 0;
     try {
       while (it != last) {
         std::size_t size = codec::encoded_size(static_cast<const T&>(*it));
-        const auto room = core_->batch_open(batch, detail::QueueCore::batch_item_bytes(size));
-        data = room.data;
-        used = 0;
-        k = 0;
-        for (;;) {
-          const auto len = static_cast<std::uint32_t>(size);
-          std::memcpy(data + used, &len, sizeof len);
-          codec::encode_to(data + used + 4, static_cast<const T&>(*it));
-          used += detail::QueueCore::batch_item_bytes(size);
-          ++k;
+        // Room for at least this item; then as many of the next ones as fit.
+        w = Core::BatchWriter(core_->batch_open(batch, Core::batch_item_bytes(size)));
+        do {
+          w.add(size, [&](std::byte* dst) { codec::encode_to(dst, static_cast<const T&>(*it)); });
           ++it;
-          if (it == last || k == room.max_items) break;
+          if (it == last) break;
           size = codec::encoded_size(static_cast<const T&>(*it));
-          if (used + detail::QueueCore::batch_item_bytes(size) > room.bytes) break;
-        }
-        core_->batch_commit(batch, data, used, k);
-        n += k;
-        data = nullptr;
+        } while (w.fits(size));
+        n += core_->batch_commit(batch, w);
       }
     } catch (...) {
-      if (data != nullptr && k != 0) core_->batch_commit(batch, data, used, k);
+      (void)core_->batch_commit(batch, w);
       core_->batch_close(batch);
       throw;
     }

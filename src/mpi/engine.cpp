@@ -27,15 +27,18 @@
 
 #include "mpi/registry.hpp"
 #include "mpp/codec.hpp"
-#include "mpp/detail/exception_info.hpp"
 #include "mpp/detail/mpi_core.hpp"
-#include "mpp/detail/pool_engine.hpp"
+#include "mpp/detail/pool_core/buffer.hpp"
+#include "mpp/detail/pool_core/task.hpp"
 #include "mpp/errors.hpp"
+#include "pool/core.hpp"
 #include "sys/proc.hpp"
 #include "sys/sched.hpp"
 #include "sys/signal.hpp"
 
 namespace mpp::mpi::detail {
+
+using mpp::detail::ByteBuffer;
 
 namespace {
 
@@ -79,9 +82,6 @@ struct Hello {
 };
 static_assert(std::is_trivially_copyable_v<Hello>,
               "the start-up handshake travels as raw bytes (MPI_BYTE)");
-
-using Failure = std::tuple<std::uint32_t, std::string, std::string>;
-constexpr std::uint32_t kBrokenChunk = 0xffffffffU;  // a failure record could not be written
 
 void check(int rc, const char* what) {
   if (rc != MPI_SUCCESS) {
@@ -142,8 +142,8 @@ class Backoff {
 
 // Runs one chunk in this process and appends its encoded results to `out`, its failures to
 // `errors`. Never throws except std::bad_alloc.
-std::uint32_t run_chunk(const TaskHeader& h, std::span<const std::byte> payload,
-                        std::vector<std::byte>& out, std::vector<std::byte>& errors) {
+std::uint32_t run_chunk(const TaskHeader& h, std::span<const std::byte> payload, ByteBuffer& out,
+                        ByteBuffer& errors) {
   Resolved r = resolve(h.trampoline, h.function);
   TaskCall call;
   call.in = payload;
@@ -153,12 +153,13 @@ std::uint32_t run_chunk(const TaskHeader& h, std::span<const std::byte> payload,
   call.seed = h.seed;
   call.out = &out;
   call.errors = &errors;
+  call.current = &sys::crash_context().task;  // what a crash report names
   if (r.trampoline == nullptr) {
     for (std::uint32_t i = 0; i < h.count; ++i) {
       try {
         throw std::logic_error("mpp::mpi: " + r.error);
       } catch (...) {
-        record_failure(call, i);
+        mpp::detail::record_failure(call, i);
       }
     }
     return call.nerrors;
@@ -198,7 +199,7 @@ struct Chunk {
   std::shared_ptr<Batch> batch;
   std::int64_t first = 0;
   std::uint32_t count = 0;
-  std::vector<std::byte> msg;  // TaskHeader + encoded inputs
+  ByteBuffer msg;  // TaskHeader + encoded inputs
   MPI_Request req = MPI_REQUEST_NULL;
   Clock::time_point sent{};
   bool orphan = false;  // its batch was cancelled: the result is dropped
@@ -221,7 +222,8 @@ class Engine {
   bool stopped = false;
   pid_t pid = 0;
   std::string host;
-  std::vector<WorkerRank> workers;                // workers[i].rank == i + 1
+  // workers[i].rank == i + 1. A deque: a WorkerRank (its deque of chunks) never moves.
+  std::deque<WorkerRank> workers;
   std::unique_ptr<sys::RankActivity[]> activity;  // what workers[i] runs, for the kill report
   std::vector<std::shared_ptr<Batch>> active;
   std::deque<Chunk> retry;      // chunks of a rank given up on, to run elsewhere
@@ -229,7 +231,8 @@ class Engine {
   std::uint64_t next_id = 1;
   std::chrono::milliseconds longest_timeout{0};
   std::vector<std::byte> rbuf;
-  std::vector<std::pair<std::uint32_t, std::exception_ptr>> failures;
+  std::vector<std::uint64_t> ends;  // produce()'s, unused here (no input is ever left out)
+  std::vector<std::pair<std::uint32_t, std::exception_ptr>> failures;  // deliver_reply's scratch
 
   void submit(std::shared_ptr<Batch> b);
   bool pump(bool may_block = true);
@@ -282,8 +285,8 @@ void serve(Engine& e) {
   std::string prefix = "mpp::mpi: " + rank_label(e.rank, e.pid, e.host);
   sys::install_crash_report(prefix);
   std::vector<std::byte> in;
-  std::vector<std::byte> out;
-  std::vector<std::byte> errors;
+  ByteBuffer out;
+  ByteBuffer errors;
   Backoff backoff(std::chrono::microseconds(300), std::chrono::microseconds(3000), 1000);
   for (;;) {
     int flag = 0;
@@ -312,7 +315,7 @@ void serve(Engine& e) {
         run_chunk(h, std::span<const std::byte>(in).subspan(sizeof h), out, errors);
     ResultHeader rh{h.batch, h.first, h.count, nerrors, out.size() - sizeof(ResultHeader)};
     std::memcpy(out.data(), &rh, sizeof rh);
-    out.insert(out.end(), errors.begin(), errors.end());
+    out.append(errors.data(), errors.size());
     if (out.size() > static_cast<std::size_t>(INT_MAX)) {
       // Too big for one message: report every item as failed rather than send garbage.
       out.resize(sizeof(ResultHeader));
@@ -324,12 +327,12 @@ void serve(Engine& e) {
           throw SerializationError(
               "mpp::mpi: a chunk's results exceed 2 GiB; use a smaller chunksize");
         } catch (...) {
-          record_failure(call, i);
+          mpp::detail::record_failure(call, i);
         }
       }
       rh = ResultHeader{h.batch, h.first, h.count, call.nerrors, 0};
       std::memcpy(out.data(), &rh, sizeof rh);
-      out.insert(out.end(), errors.begin(), errors.end());
+      out.append(errors.data(), errors.size());
     }
     check(MPI_Send(out.data(), static_cast<int>(out.size()), MPI_BYTE, 0, kTagResult, e.comm),
           "send failed");
@@ -359,13 +362,10 @@ bool Engine::any_live(const Batch& b) const noexcept {
 }
 
 WorkerRank* Engine::pick(const Batch& b) {
-  WorkerRank* best = nullptr;
-  for (unsigned i = 0; i < limit(b); ++i) {
-    WorkerRank& w = workers[i];
-    if (w.lost || w.out.size() >= b.per_rank) continue;
-    if (best == nullptr || w.out.size() < best->out.size()) best = &w;
-  }
-  return best;
+  return mpp::detail::least_loaded(
+      workers.begin(), workers.begin() + limit(b),
+      [&](const WorkerRank& w) { return !w.lost && w.out.size() < b.per_rank; },
+      [](const WorkerRank& w) { return w.out.size(); });
 }
 
 void Engine::submit(std::shared_ptr<Batch> b) {
@@ -399,27 +399,27 @@ void Engine::note_head(const WorkerRank& w) noexcept {
 
 void Engine::fail_chunk(Chunk& c, const std::exception_ptr& e) noexcept {
   if (c.orphan) return;
-  for (std::uint32_t i = 0; i < c.count; ++i) c.batch->fail(c.first + i, e);
+  mpp::detail::fail_items(*c.batch, c.first, c.count, {}, [&](std::int64_t) { return e; });
   --c.batch->in_flight;
   c.orphan = true;
 }
 
 bool Engine::run_locally(Batch& b) {
-  std::vector<std::byte> payload(sizeof(TaskHeader));
+  ByteBuffer payload;
+  payload.resize(sizeof(TaskHeader));
   std::int64_t first = 0;
-  const std::uint32_t n = b.produce(payload, first);
-  if (n == 0) {
-    b.exhausted = true;
-    return true;
-  }
+  ends.clear();
+  const std::uint32_t n = mpp::detail::produce_chunk(b, payload, first, ends);
+  if (n == 0) return true;
   TaskHeader h{b.id, first, n, 0, b.trampoline, b.function, b.seed};
-  std::vector<std::byte> out;
-  std::vector<std::byte> errors;
+  ByteBuffer out;
+  ByteBuffer errors;
   ++b.in_flight;
   const std::uint32_t nerrors =
-      run_chunk(h, std::span<const std::byte>(payload).subspan(sizeof h), out, errors);
+      run_chunk(h, std::span<const std::byte>(payload.data() + sizeof h, payload.size() - sizeof h),
+                out, errors);
   ResultHeader rh{b.id, first, n, nerrors, out.size()};
-  deliver(b, rh, out, errors, 0, pid, host);
+  deliver(b, rh, {out.data(), out.size()}, {errors.data(), errors.size()}, 0, pid, host);
   --b.in_flight;
   return true;
 }
@@ -467,9 +467,10 @@ bool Engine::dispatch(bool may_block) {
         if (w == nullptr && !doomed) continue;
         Chunk c;
         c.msg.resize(sizeof(TaskHeader));
-        const std::uint32_t n = b.produce(c.msg, c.first);
+        ends.clear();
+        const std::uint32_t n = mpp::detail::produce_chunk(b, c.msg, c.first, ends);
         if (n == 0) {
-          b.exhausted = true;
+          any |= b.batch_error != nullptr;  // the input range threw
           continue;
         }
         if (c.msg.size() > static_cast<std::size_t>(INT_MAX)) {
@@ -504,31 +505,23 @@ bool Engine::dispatch(bool may_block) {
 void Engine::deliver(Batch& b, const ResultHeader& h, std::span<const std::byte> results,
                      std::span<const std::byte> errors, int from, pid_t from_pid,
                      const std::string& from_host) noexcept {
-  try {
-    failures.clear();
-    std::span<const std::byte> in = errors;
-    if (h.nerrors > h.count)
-      throw SerializationError("mpp::mpi: a chunk's failure records were lost");
-    for (std::uint32_t i = 0; i < h.nerrors; ++i) {
-      auto [pos, type, message] = codec::decode_prefix<Failure>(in);
-      if (pos >= h.count) throw SerializationError("mpp::mpi: failure record out of range");
-      message += " [on MPI rank " + std::to_string(from) + ", host " + from_host + "]";
-      failures.emplace_back(
-          pos, std::make_exception_ptr(RemoteError(std::move(type), std::move(message), from_pid,
-                                                   h.first + static_cast<std::int64_t>(pos))));
+  std::string where;
+  if (h.nerrors != 0) {
+    try {
+      where = " [on MPI rank " + std::to_string(from) + ", host " + from_host + "]";
+    } catch (...) {
+      // No memory for the suffix: the errors still name the pid.
     }
-    std::sort(failures.begin(), failures.end(),
-              [](const auto& a, const auto& c) { return a.first < c.first; });
-    Delivery d;
-    d.first_index = h.first;
-    d.count = h.count;
-    d.results = results;
-    d.failures = failures;
-    b.deliver(d);
-  } catch (...) {
-    auto e = std::current_exception();
-    for (std::uint32_t i = 0; i < h.count; ++i) b.fail(h.first + i, e);
   }
+  mpp::detail::ChunkReply r;
+  r.first_index = h.first;
+  r.count = h.count;
+  r.results = results;
+  r.records = errors;
+  r.nerrors = h.nerrors;
+  r.pid = from_pid;
+  r.where = where;
+  mpp::detail::deliver_reply(b, r, failures);
 }
 
 void Engine::handle_result(WorkerRank& w, std::span<const std::byte> bytes) {
@@ -588,10 +581,9 @@ void Engine::give_up(WorkerRank& w, Clock::time_point now) {
           std::to_string(c.batch->timeout.count()) + " ms per item) running " +
           range_label(c.first, c.count) + " of " + (r.name != nullptr ? r.name : "?") +
           ": a hung task or a network partition; the rank gets no more work";
-      for (std::uint32_t i = 0; i < c.count; ++i) {
-        c.batch->fail(c.first + i,
-                      std::make_exception_ptr(WorkerLost(w.pid, c.first + i, 0, 0, what)));
-      }
+      mpp::detail::fail_items(*c.batch, c.first, c.count, {}, [&](std::int64_t idx) {
+        return std::make_exception_ptr(WorkerLost(w.pid, idx, 0, 0, what));
+      });
       --c.batch->in_flight;
       c.orphan = true;
     } else if (!c.orphan) {
@@ -600,7 +592,7 @@ void Engine::give_up(WorkerRank& w, Clock::time_point now) {
       again.batch = c.batch;
       again.first = c.first;
       again.count = c.count;
-      again.msg = c.msg;
+      again.msg.append(c.msg.data(), c.msg.size());
       retry.push_back(std::move(again));
     }
     head = false;
@@ -830,35 +822,6 @@ int world_size() {
   int s = 1;
   MPI_Comm_size(MPI_COMM_WORLD, &s);
   return s;
-}
-
-// ---- worker side helpers used by the trampolines ----
-
-void record_failure(TaskCall& call, std::uint32_t pos) noexcept {
-  if (call.nerrors == kBrokenChunk) return;
-  try {
-    auto info = mpp::detail::describe_task_failure();
-    Failure f{pos, std::move(info.type_name), std::move(info.message)};
-    const std::size_t old = call.errors->size();
-    call.errors->resize(old + codec::encoded_size(f));
-    codec::encode_to(call.errors->data() + old, f);
-    ++call.nerrors;
-  } catch (...) {
-    // Without its record the item would shift every later result onto the wrong index: poison
-    // the count instead, which rank 0 rejects as a malformed chunk.
-    call.nerrors = kBrokenChunk;
-  }
-}
-
-void begin_item(const TaskCall& call, std::int64_t index) noexcept {
-  mpp::detail::t_seed_base = call.seed;
-  mpp::detail::t_task_index = index;
-  sys::crash_context().task.store(index, std::memory_order_relaxed);
-}
-
-void end_chunk() noexcept {
-  mpp::detail::t_task_index = -1;
-  sys::crash_context().task.store(-1, std::memory_order_relaxed);
 }
 
 }  // namespace mpp::mpi::detail

@@ -86,21 +86,6 @@ unsigned Pool::processes() const noexcept {
   return cap == 0 ? n : std::min(cap, n);
 }
 
-void Pool::check_chunksize(std::size_t chunksize) {
-  if (chunksize > (std::size_t{1} << 30)) {
-    throw std::invalid_argument("mpp::mpi::Pool: chunksize larger than 2^30");
-  }
-}
-
-std::uint32_t Pool::pick_chunksize(std::size_t chunksize, std::int64_t items) const {
-  if (chunksize != 0) return static_cast<std::uint32_t>(chunksize);
-  // About four chunks per rank: few enough that a message per chunk is cheap next to the work,
-  // enough that uneven chunks still balance.
-  if (items < 0) return 64;
-  const std::int64_t per = static_cast<std::int64_t>(std::max(processes(), 1u)) * 4;
-  return static_cast<std::uint32_t>(std::clamp<std::int64_t>((items + per - 1) / per, 1, 1 << 20));
-}
-
 void Pool::configure(const std::shared_ptr<detail::Batch>& b) {
   const auto& o = state_->options;
   b->seed = o.seed;

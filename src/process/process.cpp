@@ -10,25 +10,33 @@
 #include <iostream>
 #include <mutex>
 #include <stdexcept>
+#include <string>
 #include <typeinfo>
+#include <vector>
 
 #include "mpp/detail/exception_info.hpp"
 #include "runtime/fork_hooks.hpp"
+#include "sys/crash_stack.hpp"
 #include "sys/failpoint.hpp"
 #include "sys/mem.hpp"
 #include "sys/proc.hpp"
 #include "sys/sched.hpp"
+#include "sys/terminal.hpp"
 
 namespace mpp {
 namespace detail {
 
 // One shared page through which the child reports an exception that escaped its target. A page
 // (rather than a pipe) never blocks the child and costs the parent nothing unless it reads it.
+// The same page carries the frames of a crash (sys/crash_stack.hpp), written by the child's
+// crash handler.
 struct ErrorPage {
   std::atomic<std::uint32_t> has_error;
   std::uint32_t type_len;
   std::uint32_t message_len;
-  char text[4096 - 3 * sizeof(std::uint32_t)];
+  std::uint32_t reserved;  // keeps `crash` 8-byte aligned
+  sys::CrashFrames crash;
+  char text[4096 - 4 * sizeof(std::uint32_t) - sizeof(sys::CrashFrames)];
 };
 static_assert(sizeof(ErrorPage) == 4096, "the error report must fit one page");
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free,
@@ -63,8 +71,10 @@ struct ProcessState {
     collect_error();
     return true;
   }
-  // Once the child has ended, its error page is read and the page recycled.
+  // Once the child has ended, its error page is read (a crash stack printed on stderr) and the
+  // page recycled.
   void collect_error() const;
+  void report_crash(const sys::CrashFrames& crash) const;
 };
 
 namespace {
@@ -191,6 +201,8 @@ void flush_standard_streams() noexcept {
     page->has_error.store(1, std::memory_order_release);
     ::_exit(1);
   }
+  // After the default dispositions were restored: a crash in the target reports its stack.
+  sys::install_crash_handler(&page->crash);
   int code = 0;
   MPP_FAILPOINT("process.child.before_target");
   try {
@@ -221,7 +233,31 @@ void ProcessState::collect_error() const {
     std::size_t ml = std::min<std::size_t>(page->message_len, sizeof(page->text) - tl);
     error.emplace(std::string(page->text, tl), std::string(page->text + tl, ml), child.pid());
   }
+  report_crash(page->crash);
   release_error_slot(error_slot);
+}
+
+// A child killed by a crash signal had its frames recorded by its handler (sys/crash_stack.hpp).
+// They are named here, in the parent, which has the same code at the same addresses, and printed
+// on stderr: the child's stderr too, unless it redirected its own.
+void ProcessState::report_crash(const sys::CrashFrames& crash) const {
+  const std::optional<int> code = child.exitcode();
+  if (!code || *code >= 0) return;
+  std::vector<std::string> frames;
+  try {
+    frames = sys::symbolize(crash);
+  } catch (...) {
+    return;  // out of memory: the exit code still says which signal
+  }
+  if (frames.empty()) return;
+  std::string text = "mpp: process '" + options.name + "' (pid " + std::to_string(child.pid()) +
+                     ") killed by signal " + std::to_string(-*code) + " (" + signal_name(-*code) +
+                     "); its stack, innermost first:\n";
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    text += "  #" + std::to_string(i) + " " + frames[i] + "\n";
+  }
+  flush_standard_streams();
+  sys::write_stderr(text.data(), text.size());
 }
 }  // namespace detail
 
@@ -277,6 +313,7 @@ void Process::start() {
     if (c < 0) throw std::invalid_argument("mpp::Process: negative cpu number in cpus");
   }
   if (s.error_slot.page == nullptr) s.error_slot = detail::acquire_error_slot();
+  (void)sys::prepare_crash_stacks();  // once per process: the child's handler needs it
 
   // Everything the child needs is prepared before fork, so the child allocates nothing.
   char name[16] = {};
@@ -310,6 +347,7 @@ void Process::join() {
   if (!state_) moved_from("join");
   if (!state_->started) throw std::logic_error("mpp::Process::join: process not started");
   state_->child.wait();
+  state_->collect_error();
   detail::registry_remove(state_.get());
 }
 
@@ -318,7 +356,10 @@ bool Process::join_for(std::chrono::nanoseconds timeout) {
   if (!state_->started) throw std::logic_error("mpp::Process::join: process not started");
   if (timeout.count() < 0) timeout = std::chrono::nanoseconds::zero();
   bool done = state_->child.wait_for(timeout);
-  if (done) detail::registry_remove(state_.get());
+  if (done) {
+    state_->collect_error();
+    detail::registry_remove(state_.get());
+  }
   return done;
 }
 

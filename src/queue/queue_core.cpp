@@ -38,7 +38,7 @@ shm::Deadline to_deadline(const QueueWait& w) noexcept {
     case QueueWait::Kind::until:
       break;
   }
-  return {shm::Deadline::Kind::at, w.deadline};
+  return shm::Deadline::at(w.deadline);
 }
 
 [[noreturn]] void throw_put_closed() { throw QueueClosed("put() on a closed queue"); }
@@ -192,6 +192,16 @@ void store(QueueCore::PutBatch& b, const shm::Ring::PutTxn& t) noexcept {
 shm::Ring::GetTxn txn_of(const QueueCore::GetBatch& g) noexcept {
   return {g.head, g.count, g.start_head, g.rec_end};
 }
+// The batch record format has two readers of one layout: QueueCore::BatchWriter (public side,
+// which cannot include src/shm) writes what shm::Ring reads.
+constexpr bool same_batch_format() noexcept {
+  for (std::size_t n : {0, 1, 2, 3, 4, 5, 7, 8, 9, 100, 65535}) {
+    if (QueueCore::batch_item_bytes(n) != shm::Ring::batch_item_bytes(n)) return false;
+  }
+  return true;
+}
+static_assert(same_batch_format() && shm::kBatchItemAlign == 4,
+              "QueueCore::BatchWriter writes the batch records shm::Ring reads");
 static_assert(sizeof(shm::RingSet::Gate) <= sizeof(QueueCore::GetBatch::gate) &&
                   alignof(shm::RingSet::Gate) <= 8 &&
                   std::is_trivially_copyable_v<shm::RingSet::Gate>,

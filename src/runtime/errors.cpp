@@ -4,6 +4,8 @@
 #include <csignal>
 #include <cstring>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace mpp {
 
@@ -31,6 +33,20 @@ std::string lost_message(pid_t pid, std::int64_t task, int sig, int code) {
   }
   return w;
 }
+// The first frames, on one line: the whole list is in stack().
+std::string with_frames(std::string w, int sig, const std::vector<std::string>& stack) {
+  constexpr std::size_t kShown = 3;
+  if (stack.empty()) {
+    if (sig == SIGKILL) w += "; no stack (SIGKILL cannot be caught: OOM killer, timeout, kill -9)";
+    return w;
+  }
+  w += "; stack:";
+  for (std::size_t i = 0; i < stack.size() && i < kShown; ++i) {
+    w += (i == 0 ? " #" : ", #") + std::to_string(i) + " " + stack[i];
+  }
+  if (stack.size() > kShown) w += ", ... (" + std::to_string(stack.size()) + " frames in stack())";
+  return w;
+}
 }  // namespace
 
 WorkerLost::WorkerLost(pid_t pid, std::int64_t task_index, int signal, int exit_code)
@@ -40,6 +56,15 @@ WorkerLost::WorkerLost(pid_t pid, std::int64_t task_index, int signal, int exit_
 WorkerLost::WorkerLost(pid_t pid, std::int64_t task_index, int signal, int exit_code,
                        const std::string& what)
     : Error(what), pid_(pid), task_index_(task_index), signal_(signal), exit_code_(exit_code) {}
+
+WorkerLost::WorkerLost(pid_t pid, std::int64_t task_index, int signal, int exit_code,
+                       std::vector<std::string> stack)
+    : Error(with_frames(lost_message(pid, task_index, signal, exit_code), signal, stack)),
+      pid_(pid),
+      task_index_(task_index),
+      signal_(signal),
+      exit_code_(exit_code),
+      stack_(std::move(stack)) {}
 
 std::string signal_name(int signal) {
   // sigabbrev_np is glibc >= 2.32 and async-signal-safe; it returns nullptr for unknown numbers.

@@ -39,7 +39,7 @@ bool OwnerLock::take_over_if_dead(std::uint32_t self) noexcept {
 }
 
 Acquire OwnerLock::lock_slow(std::uint32_t self, const OwnerLockTiming& timing,
-                             std::chrono::steady_clock::time_point deadline) noexcept {
+                             Deadline deadline) noexcept {
   using clock = std::chrono::steady_clock;
   // Critical sections are short (a record copy, a user's few statements): a holder on another CPU
   // usually releases within a microsecond, while a futex sleep/wake round trip between processes
@@ -51,7 +51,6 @@ Acquire OwnerLock::lock_slow(std::uint32_t self, const OwnerLockTiming& timing,
         word_.compare_exchange_weak(w, self, std::memory_order_acquire, std::memory_order_relaxed))
       return Acquire::acquired;
   }
-  const bool forever = deadline == clock::time_point::max();
   std::chrono::nanoseconds interval = timing.first_check;
   clock::time_point next_check = clock::now() + interval;
   for (;;) {
@@ -75,9 +74,9 @@ Acquire OwnerLock::lock_slow(std::uint32_t self, const OwnerLockTiming& timing,
       interval = std::min(interval * 2, timing.last_check);
       next_check = now + interval;
     }
-    if (!forever && now >= deadline) return Acquire::timed_out;
-    std::chrono::nanoseconds t = std::min(timing.slice, next_check - now);
-    if (!forever) t = std::min<std::chrono::nanoseconds>(t, deadline - now);
+    const std::chrono::nanoseconds left = deadline.remaining();
+    if (left.count() <= 0) return Acquire::timed_out;
+    const std::chrono::nanoseconds t = std::min({timing.slice, next_check - now, left});
     (void)sys::futex_wait(&word_, w, std::max(t, std::chrono::nanoseconds(1000)));
   }
 }

@@ -30,6 +30,8 @@
 #include <chrono>
 #include <cstdint>
 
+#include "shm/deadline.hpp"
+
 namespace mpp::shm {
 
 // What an acquisition did (every robust lock of mpp answers with it).
@@ -80,11 +82,10 @@ class OwnerLock {
     return word_.compare_exchange_strong(expected, self, std::memory_order_acquire,
                                          std::memory_order_relaxed);
   }
-  // Blocks until acquired (acquired or owner_died) or `deadline` (max(): never; then timed_out).
+  // Blocks until acquired (acquired or owner_died) or `deadline` passes (then timed_out).
   // The uncontended path is one CAS, inline.
   Acquire lock(std::uint32_t self, const OwnerLockTiming& timing,
-               std::chrono::steady_clock::time_point deadline =
-                   std::chrono::steady_clock::time_point::max()) noexcept {
+               Deadline deadline = Deadline::forever()) noexcept {
     if (try_lock(self)) [[likely]]
       return Acquire::acquired;
     return lock_slow(self, timing, deadline);
@@ -118,8 +119,7 @@ class OwnerLock {
   }
 
  private:
-  Acquire lock_slow(std::uint32_t self, const OwnerLockTiming& timing,
-                    std::chrono::steady_clock::time_point deadline) noexcept;
+  Acquire lock_slow(std::uint32_t self, const OwnerLockTiming& timing, Deadline deadline) noexcept;
   void wake_one() noexcept;
 
   std::atomic<std::uint32_t> word_{0};  // 0 free; else holder id | kWaiters when someone may sleep

@@ -11,9 +11,9 @@
 //
 // Memory ordering: try_write() publishes its bytes with a release store of `head`; try_read()
 // acquires `head` before copying out, and releases `tail` after, so the writer never overwrites
-// bytes still being read. Event::notify() and Event::wait() both read-modify-write the waiter
-// count (seq_cst), so a waiter that found "nothing to do" can never miss the notify of the
-// progress that follows.
+// bytes still being read. Event is a WaitWord (wait_word.hpp): notify() and wait() both
+// read-modify-write its sleepers count (seq_cst), so a waiter that found "nothing to do" can
+// never miss the notify of the progress that follows.
 //
 // Fork: memory only; the child of a fork sees the same ring (that is the point). Never blocks
 // except Event::wait; never throws; never allocates.
@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "shm/wait_word.hpp"
 #include "sys/futex.hpp"
 
 namespace mpp::shm {
@@ -96,24 +97,14 @@ class ByteRing {
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
               "ring counters are shared between processes, so they must be lock-free");
 
-// A wake-up channel: the waiting side sleeps on `seq`; the notifying side bumps it and makes the
-// futex call only when someone is asleep (so steady-state traffic costs no system call).
+// A wake-up channel (a shm::WaitWord used as a sequence): the notifying side bumps it and makes
+// the futex call only when someone is asleep (so steady-state traffic costs no system call).
 class Event {
  public:
-  void reset() noexcept {
-    seq_.store(0, std::memory_order_relaxed);
-    waiters_.store(0, std::memory_order_relaxed);
-  }
+  void reset() noexcept { w_.reset(); }
 
   // Call after making progress visible (e.g. after ByteRing::try_write). Never blocks.
-  void notify() noexcept {
-    // A read-modify-write rather than fence + load: waiters_ then orders our earlier stores
-    // before the waiter's re-check (its own fetch_add reads this), and TSan understands it.
-    if (waiters_.fetch_add(0, std::memory_order_seq_cst) != 0) {
-      seq_.fetch_add(1, std::memory_order_seq_cst);
-      sys::futex_wake_all(&seq_);
-    }
-  }
+  void notify() noexcept { w_.notify(); }
 
   // Spins for about `spin`, then sleeps until ready() holds, a notify() arrives, or `timeout`
   // passes. Returns ready()'s last value. Spurious returns are fine: callers loop.
@@ -128,20 +119,12 @@ class Event {
         if ((i & 63) == 0 && std::chrono::steady_clock::now() >= until) break;
       }
     }
-    waiters_.fetch_add(1, std::memory_order_seq_cst);
-    const std::uint32_t s = seq_.load(std::memory_order_seq_cst);
-    bool r = ready();
-    if (!r) {
-      sys::futex_wait(&seq_, s, timeout);
-      r = ready();
-    }
-    waiters_.fetch_sub(1, std::memory_order_relaxed);
-    return r;
+    (void)w_.sleep_unless(ready, timeout);
+    return ready();
   }
 
  private:
-  alignas(64) std::atomic<std::uint32_t> seq_{0};
-  std::atomic<std::uint32_t> waiters_{0};
+  alignas(64) WaitWord w_;
 };
 
 }  // namespace mpp::shm

@@ -29,36 +29,6 @@ using Clock = std::chrono::steady_clock;
 std::atomic<std::uint64_t> g_late_data_wakeups{0};
 std::atomic<std::uint64_t> g_late_space_wakeups{0};
 
-// How long the next sleep may last; nullopt when the deadline has passed.
-std::optional<std::chrono::nanoseconds> next_slice(const Deadline& d) noexcept {
-  if (d.kind == Deadline::Kind::never) return kWaitSlice;
-  if (d.kind == Deadline::Kind::now) return std::nullopt;
-  auto left = d.when - Clock::now();
-  if (left <= Clock::duration::zero()) return std::nullopt;
-  return std::min<std::chrono::nanoseconds>(left, kWaitSlice);
-}
-
-// The waiter side of the sequence-word protocol: sleep on `seq` unless `ready()` already holds.
-// Returns true if the slice expired without a wake-up.
-template <class Ready>
-bool sleep_unless(std::atomic<std::uint32_t>& seq, std::atomic<std::uint32_t>& waiters,
-                  std::chrono::nanoseconds slice, Ready&& ready,
-                  bool wakers_may_be_fenceless = false) noexcept {
-  // Pairs with load_waiters in the waker: either it sees our registration, or we see its change.
-  waiters.fetch_add(1, std::memory_order_seq_cst);
-  // Producers on the fenceless path (Ring::put_publish_unlock) have no StoreLoad fence of their
-  // own: make every one of them that is running execute one now. If that cannot be done, sleep
-  // only briefly instead of relying on their wake-up.
-  if (wakers_may_be_fenceless && !sys::membarrier_global()) {
-    slice = std::min<std::chrono::nanoseconds>(slice, std::chrono::milliseconds(1));
-  }
-  const std::uint32_t s = seq.load(std::memory_order_seq_cst);
-  bool expired = false;
-  if (!ready()) expired = sys::futex_wait(&seq, s, slice) == sys::WaitResult::timed_out;
-  waiters.fetch_sub(1, std::memory_order_relaxed);
-  return expired;
-}
-
 }  // namespace
 
 std::size_t Ring::normalize_capacity(std::size_t requested) noexcept {
@@ -238,38 +208,17 @@ Ring::Room Ring::room_for(std::size_t rec) const noexcept {
   return Room::over_budget;
 }
 
-// The waker side of the sequence-word protocol: reads a waiters count after the caller published
-// its position. Correctness needs a store-load barrier between the two (Dekker, pairing with the
-// read-modify-write in sleep_unless). In the C++ model a seq_cst read-modify-write on the
-// waiters count gives it: either ours is ordered after the sleeper's increment (we see it), or
-// before it (the sleeper synchronizes with us and sees our position). Two cheaper cases (see
-// WakerFence): on x86, right after a lock release that was a locked exchange (itself a full
-// barrier); and when the sleepers issue membarrier, which supplies the barrier for us. In both
-// only the compiler must keep the load after the publishing stores.
-static std::uint32_t load_waiters(std::atomic<std::uint32_t>& waiters, WakerFence f) noexcept {
-  bool plain_load = f == WakerFence::sleepers_membarrier;
-#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
-  plain_load = plain_load || f == WakerFence::after_locked_op;
-#endif
-  if (plain_load) {
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-    return waiters.load(std::memory_order_relaxed);
-  }
-  return waiters.fetch_add(0, std::memory_order_seq_cst);
-}
-
 void Ring::wake_data(std::uint64_t items, WakerFence f) noexcept {
-  if (load_waiters(n_->data_waiters, f) == 0) return;
+  if (!n_->data_wake.waiting(f)) return;
   // One wake-up per sleep: sleepers re-arm before each sleep, so a put() after the wake-up (while
   // the woken consumer is still being scheduled) does not pay for another futex_wake.
   if (n_->data_armed.exchange(0, std::memory_order_acq_rel) == 0) return;
-  n_->data_seq.fetch_add(1, std::memory_order_seq_cst);
   // One item feeds one consumer; a batch may feed many.
-  sys::futex_wake(&n_->data_seq, items >= 0x7fffffff ? 0x7fffffff : static_cast<int>(items));
+  n_->data_wake.bump_and_wake(items >= WaitWord::kAll ? WaitWord::kAll : static_cast<int>(items));
 }
 
 void Ring::wake_space(WakerFence f) noexcept {
-  if (load_waiters(h_->space_waiters, f) == 0) return;
+  if (!h_->space_wake.waiting(f)) return;
   // Hysteresis: wake sleeping producers only once a good share of the ring (or of maxsize) is
   // free. Waking them for every freed item would cost a futex_wake per get() while they sleep
   // and a sleep/wake round trip per put(); this way they come back to a batch of free room.
@@ -285,10 +234,9 @@ void Ring::wake_space(WakerFence f) noexcept {
   }
   // One wake-up per sleep, as for data: sleepers re-arm (set space_need) before each sleep.
   if (h_->space_need.exchange(0, std::memory_order_acq_rel) == 0) return;
-  h_->space_seq.fetch_add(1, std::memory_order_seq_cst);
   // All: freed space may be enough for several waiting producers' (different-sized) items, and
   // they re-check under their lock anyway.
-  sys::futex_wake_all(&h_->space_seq);
+  h_->space_wake.bump_and_wake();
 }
 
 WaitStatus Ring::wait_space(std::size_t payload, const Deadline& d) noexcept {
@@ -296,11 +244,11 @@ WaitStatus Ring::wait_space(std::size_t payload, const Deadline& d) noexcept {
   auto ready = [&] { return closed() || may_fit(rec); };
   for (int i = 0; i < kSpin; ++i) {
     if (ready()) return closed() ? WaitStatus::closed : WaitStatus::ready;
-    if (d.kind == Deadline::Kind::now) return WaitStatus::timed_out;
+    if (d.is_poll()) return WaitStatus::timed_out;
     for (int k = 0; k < kPollGap; ++k) sys::cpu_relax();
   }
   for (;;) {
-    auto slice = next_slice(d);
+    auto slice = d.next_slice(kWaitSlice);
     if (!slice) return WaitStatus::timed_out;
     // What consumers must free before waking us: room for the record, or, for a lane held back
     // by the lane budget, most of its own bytes (a lane may always hold hold_ bytes; other lanes
@@ -309,8 +257,8 @@ WaitStatus Ring::wait_space(std::size_t payload, const Deadline& d) noexcept {
     auto need = h_->space_need.load(std::memory_order_relaxed);
     while (need < want && !h_->space_need.compare_exchange_weak(need, want)) {
     }
-    const bool expired = sleep_unless(h_->space_seq, h_->space_waiters, *slice, ready,
-                                      /*wakers_may_be_fenceless=*/true);
+    const bool expired = h_->space_wake.sleep_unless(ready, *slice,
+                                                     /*wakers_may_be_fenceless=*/true);
     if (closed()) return WaitStatus::closed;
     if (may_fit(rec)) {
       // wake_space's threshold (without maxsize, whose threshold is counted in items).
@@ -349,16 +297,16 @@ WaitStatus Ring::wait_data(const Deadline& d, std::int32_t self, bool self_may_p
       return WaitStatus::ready;
     }
     if (closed()) return WaitStatus::closed;
-    if (d.kind == Deadline::Kind::now) return WaitStatus::timed_out;
+    if (d.is_poll()) return WaitStatus::timed_out;
     for (int k = 0; k < kPollGap; ++k) sys::cpu_relax();
   }
   if (spin != nullptr && budget > kMinSpin) spin->store(budget / 2, std::memory_order_relaxed);
   for (;;) {
-    auto slice = next_slice(d);
+    auto slice = d.next_slice(kWaitSlice);
     if (!slice) return WaitStatus::timed_out;
     n_->data_armed.store(1, std::memory_order_relaxed);
-    const bool expired = sleep_unless(n_->data_seq, n_->data_waiters, *slice, ready,
-                                      /*wakers_may_be_fenceless=*/true);
+    const bool expired = n_->data_wake.sleep_unless(ready, *slice,
+                                                    /*wakers_may_be_fenceless=*/true);
     if (has_data()) {
       if (expired) g_late_data_wakeups.fetch_add(1, std::memory_order_relaxed);
       return WaitStatus::ready;
@@ -375,12 +323,9 @@ void Ring::close(std::int32_t self) noexcept {
   if (h_->prod_lock.lock(self) == Acquire::owner_died) h_->prod.recover();
   h_->closed.store(kSealed, std::memory_order_release);
   h_->prod_lock.unlock();
-  h_->data_seq.fetch_add(1, std::memory_order_seq_cst);
-  sys::futex_wake_all(&h_->data_seq);
-  h_->space_seq.fetch_add(1, std::memory_order_seq_cst);
-  sys::futex_wake_all(&h_->space_seq);
-  h_->join_seq.fetch_add(1, std::memory_order_seq_cst);
-  sys::futex_wake_all(&h_->join_seq);
+  h_->data_wake.bump_and_wake();
+  h_->space_wake.bump_and_wake();
+  h_->join_wake.bump_and_wake();
 }
 
 bool Ring::full() const noexcept {
@@ -446,10 +391,7 @@ bool Ring::task_done(std::uint64_t put_total) noexcept {
     if (h_->done_count.compare_exchange_weak(done, done + 1, std::memory_order_acq_rel)) break;
   }
   if (done + 1 == put_total) {
-    if (load_waiters(h_->join_waiters, WakerFence::needed) != 0) {
-      h_->join_seq.fetch_add(1, std::memory_order_seq_cst);
-      sys::futex_wake_all(&h_->join_seq);
-    }
+    h_->join_wake.notify();
   }
   return true;
 }
@@ -459,9 +401,9 @@ bool Ring::join(const Deadline& d, std::uint64_t (*unfinished_fn)(const void*),
   auto ready = [&] { return (unfinished_fn != nullptr ? unfinished_fn(ctx) : unfinished()) == 0; };
   for (;;) {
     if (ready()) return true;
-    auto slice = next_slice(d);
+    auto slice = d.next_slice(kWaitSlice);
     if (!slice) return false;
-    sleep_unless(h_->join_seq, h_->join_waiters, *slice, ready);
+    h_->join_wake.sleep_unless(ready, *slice);
   }
 }
 

@@ -63,7 +63,9 @@
 #include <optional>
 #include <span>
 
+#include "shm/deadline.hpp"
 #include "shm/ring_lock.hpp"
+#include "shm/wait_word.hpp"
 
 namespace mpp::shm {
 
@@ -117,18 +119,6 @@ inline constexpr std::size_t kBatchItemAlign = 4;
 inline constexpr std::size_t kMaxBatchBytes = 64 * 1024;
 static_assert(sizeof(RecordHeader) == kRecordAlign,
               "a record header is exactly one alignment unit, so payloads stay 8-byte aligned");
-
-// When a blocking operation gives up.
-struct Deadline {
-  enum class Kind : unsigned char { never, now, at };
-  Kind kind = Kind::never;
-  std::chrono::steady_clock::time_point when{};
-  static Deadline forever() noexcept { return {}; }
-  static Deadline poll() noexcept { return {Kind::now, {}}; }
-  static Deadline after(std::chrono::nanoseconds d) noexcept {
-    return {Kind::at, std::chrono::steady_clock::now() + d};
-  }
-};
 
 // A process as shared tables record it: its pid and its start time (sys::process_start_time;
 // 0 = unknown, then the pid alone identifies it), so that a dead process whose pid the kernel has
@@ -223,11 +213,9 @@ struct RingHeader {
   // then), so that a peek at a ring known to hold items does not read the producer's line.
   std::atomic<std::uint64_t> seen_tail;
   // "Items were published" and "space was freed" futex words, each with its sleepers count.
-  alignas(128) std::atomic<std::uint32_t> data_seq;
-  std::atomic<std::uint32_t> data_waiters;
+  alignas(128) WaitWord data_wake;
   std::atomic<std::uint32_t> data_armed;  // a consumer is about to sleep: the next put wakes
-  alignas(128) std::atomic<std::uint32_t> space_seq;
-  std::atomic<std::uint32_t> space_waiters;
+  alignas(128) WaitWord space_wake;
   std::atomic<std::uint64_t> space_need;  // largest record a sleeping producer waits to fit
                                           // (0: no wake-up requested since the last one)
   // Rarely written state.
@@ -239,9 +227,8 @@ struct RingHeader {
   std::atomic<std::uint32_t> ordered;
   std::atomic<std::uint32_t> shared;          // a second process has attached
   std::atomic<std::uint32_t> table_overflow;  // a process could not be recorded in `attached`
-  std::atomic<std::uint32_t> join_seq;        // JoinableQueue: bumped when all tasks are done
-  std::atomic<std::uint32_t> join_waiters;
-  std::atomic<std::uint64_t> done_count;  // JoinableQueue: task_done() calls
+  WaitWord join_wake;                         // JoinableQueue: bumped when all tasks are done
+  std::atomic<std::uint64_t> done_count;      // JoinableQueue: task_done() calls
   alignas(64) std::atomic<std::uint64_t> attached[kMaxAttached];  // ProcessTags, 0 = free slot
   // Producer lanes (main ring only; see ring_set.hpp): how many lanes were ever claimed (lanes
   // [0, lanes_used) may hold items) and each lane's owner (a ProcessTag, 0 = free).
@@ -259,13 +246,6 @@ static_assert(sizeof(RingHeader) <= kHeaderBytes,
               "the ring header must fit in the space reserved before the data");
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
               "64-bit positions must be lock-free atomics to be shared between processes");
-
-// What orders a waker's "publish, then read the waiters count" (see load_waiters in ring.cpp).
-enum class WakerFence : unsigned char {
-  needed,               // nothing yet: the read must be a seq_cst read-modify-write
-  after_locked_op,      // right after a locked exchange (a full barrier on x86)
-  sleepers_membarrier,  // sleepers issue membarrier before re-checking (fenceless put path)
-};
 
 enum class WaitStatus {
   ready,      // the condition may hold now: retry under the lock
@@ -473,7 +453,7 @@ class Ring {
   // has put to this ring or may still do so from another thread (then it never reports orphaned).
   // `spin`: the caller's adaptive spin budget (polls before sleeping), updated here; nullptr for
   // a fixed budget. `any_data(ctx)`, when given, replaces this ring's has_data() (a queue with
-  // lanes waits for any of its rings; they all wake this ring's data_seq).
+  // lanes waits for any of its rings; they all wake this ring's data_wake).
   WaitStatus wait_data(const Deadline& d, std::int32_t self, bool self_may_put,
                        std::atomic<int>* spin = nullptr, bool (*any_data)(const void*) = nullptr,
                        const void* ctx = nullptr) noexcept;

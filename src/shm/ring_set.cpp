@@ -177,8 +177,7 @@ void RingSet::close(std::int32_t self) noexcept {
     RingHeader& lane = *lanes_[i - 1].header();
     if (lane.prod_lock.lock(self) == Acquire::owner_died) lane.prod.recover();
     lane.prod_lock.unlock();
-    lane.space_seq.fetch_add(1, std::memory_order_seq_cst);
-    sys::futex_wake_all(&lane.space_seq);
+    lane.space_wake.bump_and_wake();
   }
   main_.close(self);
 }

@@ -18,7 +18,7 @@
 // is found dead (pid and start time, so not when the pid now names another process).
 //
 // Consumers take from any ring with items, each ring under its own consumer lock; all rings wake
-// the main ring's data_seq, so a consumer with nothing to take sleeps once for all of them.
+// the main ring's data_wake, so a consumer with nothing to take sleeps once for all of them.
 //
 // Real-time order across rings: if one put() returned before another began (in any processes),
 // no get() takes the later item while the earlier one is still queued. Within a ring that holds

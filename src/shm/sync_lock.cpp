@@ -39,7 +39,7 @@ Acquire SyncLock::lock_for(std::chrono::nanoseconds timeout) noexcept {
   if (timeout.count() <= 0) return try_lock();
   const std::uint32_t self = self_id();
   if (word_.try_lock(self)) return acquired_by(false);
-  return lock_slow(self, deadline_after(timeout));
+  return lock_slow(self, Deadline::after(timeout));
 }
 
 Acquire SyncLock::try_lock() noexcept {

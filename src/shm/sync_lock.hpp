@@ -36,7 +36,7 @@ class SyncLock {
     const std::uint32_t self = self_id();
     if (word_.try_lock(self)) [[likely]]
       return acquired_by(false);
-    return lock_slow(self, kForever);
+    return lock_slow(self, Deadline::forever());
   }
   // Blocks at most `timeout` (<= 0: a try).
   Acquire lock_for(std::chrono::nanoseconds timeout) noexcept;

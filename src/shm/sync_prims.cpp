@@ -8,32 +8,20 @@ namespace {
 // Brief spinning before sleeping: on this VM a futex sleep/wake round trip between processes costs
 // ~20 us, while a partner that is about to release usually does so within a microsecond.
 constexpr int kSpins = 100;
-
-// Remaining time until the deadline, for futex_wait (nanoseconds::max() = forever).
-std::chrono::nanoseconds remaining(Deadline d) noexcept {
-  if (d == kForever) return std::chrono::nanoseconds::max();
-  return d - std::chrono::steady_clock::now();
-}
 }  // namespace
-
-Deadline deadline_after(std::chrono::nanoseconds timeout) noexcept {
-  const auto now = std::chrono::steady_clock::now();
-  if (timeout >= Deadline::max() - now) return kForever;
-  return now + timeout;
-}
 
 // ---- Semaphore ---------------------------------------------------------------------------------
 void SemaphoreState::init(std::uint32_t initial, std::uint32_t bound) noexcept {
-  value_.store(initial, std::memory_order_relaxed);
-  waiters_.store(0, std::memory_order_relaxed);
+  value_.reset();
+  value_.word().store(initial, std::memory_order_relaxed);
   bound_ = bound;
 }
 
 bool SemaphoreState::try_acquire() noexcept {
-  std::uint32_t v = value_.load(std::memory_order_relaxed);
+  auto& v_ = value_.word();
+  std::uint32_t v = v_.load(std::memory_order_relaxed);
   while (v > 0) {
-    if (value_.compare_exchange_weak(v, v - 1, std::memory_order_acquire,
-                                     std::memory_order_relaxed))
+    if (v_.compare_exchange_weak(v, v - 1, std::memory_order_acquire, std::memory_order_relaxed))
       return true;
   }
   return false;
@@ -46,69 +34,66 @@ bool SemaphoreState::acquire(Deadline deadline) noexcept {
   }
   for (;;) {
     if (try_acquire()) return true;
-    waiters_.fetch_add(1, std::memory_order_seq_cst);
-    auto r = sys::futex_wait(&value_, 0, remaining(deadline));
-    waiters_.fetch_sub(1, std::memory_order_relaxed);
-    if (r == sys::WaitResult::timed_out) return try_acquire();
+    if (value_.sleep_while(0, deadline.remaining()) == sys::WaitResult::timed_out) {
+      return try_acquire();
+    }
   }
 }
 
 bool SemaphoreState::release() noexcept {
-  std::uint32_t v = value_.load(std::memory_order_relaxed);
+  auto& v_ = value_.word();
+  std::uint32_t v = v_.load(std::memory_order_relaxed);
   do {
     if (v >= bound_) return false;
-  } while (!value_.compare_exchange_weak(v, v + 1, std::memory_order_seq_cst,
-                                         std::memory_order_relaxed));
-  if (waiters_.load(std::memory_order_seq_cst) != 0) sys::futex_wake(&value_, 1);
+  } while (
+      !v_.compare_exchange_weak(v, v + 1, std::memory_order_seq_cst, std::memory_order_relaxed));
+  if (value_.waiting(WakerFence::after_locked_op)) value_.wake(1);
   return true;
 }
 
 // ---- Event -------------------------------------------------------------------------------------
-void EventState::init() noexcept {
-  flag_.store(0, std::memory_order_relaxed);
-  waiters_.store(0, std::memory_order_relaxed);
-}
+void EventState::init() noexcept { flag_.reset(); }
 
 void EventState::set() noexcept {
-  flag_.store(1, std::memory_order_seq_cst);
-  if (waiters_.load(std::memory_order_seq_cst) != 0) sys::futex_wake_all(&flag_);
+  flag_.word().store(1, std::memory_order_seq_cst);
+  if (flag_.waiting()) flag_.wake();
 }
 
-void EventState::clear() noexcept { flag_.store(0, std::memory_order_release); }
+void EventState::clear() noexcept { flag_.word().store(0, std::memory_order_release); }
 
-bool EventState::is_set() const noexcept { return flag_.load(std::memory_order_acquire) != 0; }
+bool EventState::is_set() const noexcept {
+  return flag_.word().load(std::memory_order_acquire) != 0;
+}
 
 bool EventState::wait(Deadline deadline) noexcept {
   for (;;) {
-    if (flag_.load(std::memory_order_acquire) != 0) return true;
-    waiters_.fetch_add(1, std::memory_order_seq_cst);
-    auto r = sys::futex_wait(&flag_, 0, remaining(deadline));
-    waiters_.fetch_sub(1, std::memory_order_relaxed);
-    if (r == sys::WaitResult::timed_out) return flag_.load(std::memory_order_acquire) != 0;
+    if (is_set()) return true;
+    if (flag_.sleep_while(0, deadline.remaining()) == sys::WaitResult::timed_out) return is_set();
   }
 }
 
 // ---- Barrier -----------------------------------------------------------------------------------
 void BarrierState::init(std::uint32_t parties) noexcept {
-  word_.store(0, std::memory_order_relaxed);
+  word_.reset();
   parties_ = parties;
 }
 
 std::uint32_t BarrierState::wait() noexcept {
-  const std::uint32_t old = word_.fetch_add(1, std::memory_order_acq_rel);
+  auto& word = word_.word();
+  const std::uint32_t old = word.fetch_add(1, std::memory_order_acq_rel);
   const std::uint32_t gen = old >> 16;
   const std::uint32_t index = old & 0xffff;
   if (index + 1 == parties_) {
     // Last arriver: count back to zero and next generation in one store; it is the only writer
     // now, because every other party of this generation is waiting and none of the next has
     // been released yet.
-    word_.store(((gen + 1) & 0xffff) << 16, std::memory_order_release);
-    sys::futex_wake_all(&word_);
+    word.store(((gen + 1) & 0xffff) << 16, std::memory_order_release);
+    if (word_.waiting()) word_.wake();
     return index;
   }
   int spins = kSpins;
   for (;;) {
-    std::uint32_t w = word_.load(std::memory_order_acquire);
+    std::uint32_t w = word.load(std::memory_order_acquire);
     if ((w >> 16) != gen) return index;
     if (spins > 0) {
       --spins;
@@ -116,45 +101,34 @@ std::uint32_t BarrierState::wait() noexcept {
       continue;
     }
     // The word also changes as later parties arrive; futex_wait then returns and we re-check.
-    sys::futex_wait(&word_, w);
+    (void)word_.sleep_while(w, std::chrono::nanoseconds::max());
   }
 }
 
 // ---- Condition ---------------------------------------------------------------------------------
-void CondState::init() noexcept {
-  seq_.store(0, std::memory_order_relaxed);
-  waiters_.store(0, std::memory_order_relaxed);
-}
+void CondState::init() noexcept { seq_.reset(); }
 
-std::uint32_t CondState::prepare() noexcept {
-  waiters_.fetch_add(1, std::memory_order_seq_cst);
-  return seq_.load(std::memory_order_seq_cst);
-}
+std::uint32_t CondState::prepare() noexcept { return seq_.prepare(); }
 
 bool CondState::sleep(std::uint32_t ticket, Deadline deadline) noexcept {
+  const auto& word = seq_.word();
   bool notified = true;
   for (;;) {
-    if (seq_.load(std::memory_order_acquire) != ticket) break;
-    if (sys::futex_wait(&seq_, ticket, remaining(deadline)) == sys::WaitResult::timed_out) {
-      notified = seq_.load(std::memory_order_acquire) != ticket;
+    if (word.load(std::memory_order_acquire) != ticket) break;
+    if (seq_.sleep(ticket, deadline.remaining()) == sys::WaitResult::timed_out) {
+      notified = word.load(std::memory_order_acquire) != ticket;
       break;
     }
     // A wake-up without a sequence change is EINTR or spurious: go back to sleep.
   }
-  waiters_.fetch_sub(1, std::memory_order_relaxed);
+  seq_.unregister();
   return notified;
 }
 
 void CondState::notify(std::uint32_t n) noexcept {
-  if (waiters_.load(std::memory_order_seq_cst) == 0) return;
-  seq_.fetch_add(1, std::memory_order_seq_cst);
-  sys::futex_wake(&seq_, static_cast<int>(n > 0x7fffffffu ? 0x7fffffffu : n));
+  seq_.notify(static_cast<int>(n > 0x7fffffffu ? 0x7fffffffu : n));
 }
 
-void CondState::notify_all() noexcept {
-  if (waiters_.load(std::memory_order_seq_cst) == 0) return;
-  seq_.fetch_add(1, std::memory_order_seq_cst);
-  sys::futex_wake_all(&seq_);
-}
+void CondState::notify_all() noexcept { seq_.notify(); }
 
 }  // namespace mpp::shm

@@ -8,21 +8,20 @@
 // Event::wait returning true synchronizes with the set() it saw; every party leaving a Barrier
 // generation has seen the writes all parties made before arriving. Condition relies on its lock.
 //
-// Lost wake-up freedom: a sleeper increments `waiters` (seq_cst) and then asks the kernel to sleep
-// only if the word still has the value it saw; a waker changes the word (seq_cst) and then reads
-// `waiters`. One of the two always sees the other, so a wake-up is never lost.
+// Lost wake-up freedom: every wait goes through shm::WaitWord (wait_word.hpp): a sleeper registers
+// (seq_cst read-modify-write) and then asks the kernel to sleep only if the word still has the
+// value it saw; a waker changes the word (seq_cst) and then reads the sleepers count. One of the
+// two always sees the other, so a wake-up is never lost.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 
-namespace mpp::shm {
+#include "shm/deadline.hpp"
+#include "shm/wait_word.hpp"
 
-// A deadline on the monotonic clock; max() means "no deadline".
-using Deadline = std::chrono::steady_clock::time_point;
-inline constexpr Deadline kForever = Deadline::max();
-[[nodiscard]] Deadline deadline_after(std::chrono::nanoseconds timeout) noexcept;
+namespace mpp::shm {
 
 class SemaphoreState {
  public:
@@ -35,12 +34,11 @@ class SemaphoreState {
   // Returns false (and changes nothing) when a bounded semaphore is already at its bound.
   [[nodiscard]] bool release() noexcept;
   [[nodiscard]] std::uint32_t value() const noexcept {
-    return value_.load(std::memory_order_relaxed);
+    return value_.word().load(std::memory_order_relaxed);
   }
 
  private:
-  std::atomic<std::uint32_t> value_;
-  std::atomic<std::uint32_t> waiters_;
+  WaitWord value_;  // the count itself
   std::uint32_t bound_;
 };
 
@@ -54,8 +52,7 @@ class EventState {
   [[nodiscard]] bool wait(Deadline deadline) noexcept;
 
  private:
-  std::atomic<std::uint32_t> flag_;
-  std::atomic<std::uint32_t> waiters_;
+  WaitWord flag_;  // 0 clear, 1 set
 };
 
 // Generation-counting barrier in ONE futex word: high 16 bits generation, low 16 bits arrivals. A
@@ -69,11 +66,11 @@ class BarrierState {
   std::uint32_t wait() noexcept;
   [[nodiscard]] std::uint32_t parties() const noexcept { return parties_; }
   [[nodiscard]] std::uint32_t n_waiting() const noexcept {
-    return word_.load(std::memory_order_relaxed) & 0xffff;
+    return word_.word().load(std::memory_order_relaxed) & 0xffff;
   }
 
  private:
-  std::atomic<std::uint32_t> word_;
+  WaitWord word_;
   std::uint32_t parties_;
 };
 
@@ -88,13 +85,12 @@ class CondState {
   // Sleeps until a notify after prepare() or the deadline. Returns false on timeout.
   bool sleep(std::uint32_t ticket, Deadline deadline) noexcept;
   // Undoes prepare() without sleeping (the caller could not release the lock).
-  void cancel() noexcept { waiters_.fetch_sub(1, std::memory_order_relaxed); }
+  void cancel() noexcept { seq_.unregister(); }
   void notify(std::uint32_t n) noexcept;
   void notify_all() noexcept;
 
  private:
-  std::atomic<std::uint32_t> seq_;
-  std::atomic<std::uint32_t> waiters_;
+  WaitWord seq_;  // bumped by every notify that found a sleeper
 };
 
 }  // namespace mpp::shm

@@ -122,11 +122,11 @@ Semaphore::Semaphore(unsigned value, unsigned bound) {
   keep_ = std::move(b.keep);
 }
 
-void Semaphore::acquire() { (void)s_->acquire(shm::kForever); }
+void Semaphore::acquire() { (void)s_->acquire(shm::Deadline::forever()); }
 
 bool Semaphore::acquire(std::chrono::milliseconds timeout) {
   if (timeout.count() <= 0) return s_->try_acquire();
-  return s_->acquire(shm::deadline_after(to_ns(timeout)));
+  return s_->acquire(shm::Deadline::after(to_ns(timeout)));
 }
 
 bool Semaphore::try_acquire() { return s_->try_acquire(); }
@@ -150,10 +150,10 @@ Event::Event() {
 void Event::set() { s_->set(); }
 void Event::clear() { s_->clear(); }
 bool Event::is_set() const { return s_->is_set(); }
-void Event::wait() { (void)s_->wait(shm::kForever); }
+void Event::wait() { (void)s_->wait(shm::Deadline::forever()); }
 bool Event::wait(std::chrono::milliseconds timeout) {
   if (timeout.count() <= 0) return s_->is_set();
-  return s_->wait(shm::deadline_after(to_ns(timeout)));
+  return s_->wait(shm::Deadline::after(to_ns(timeout)));
 }
 
 // ---- Condition ---------------------------------------------------------------------------------
@@ -169,7 +169,7 @@ Condition::Condition(Lock lock) : lock_(std::move(lock)) {
 void Condition::wait() { (void)wait(std::chrono::milliseconds::max()); }
 
 bool Condition::wait(std::chrono::milliseconds timeout) {
-  const shm::Deadline deadline = shm::deadline_after(to_ns(timeout));
+  const shm::Deadline deadline = shm::Deadline::after(to_ns(timeout));
   // The ticket is taken under the lock, so a notify issued after we release it is never missed.
   const std::uint32_t ticket = s_->prepare();
   try {

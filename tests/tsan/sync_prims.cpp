@@ -17,7 +17,7 @@
 
 namespace {
 
-using mpp::shm::kForever;
+using mpp::shm::Deadline;
 
 template <class State>
 std::unique_ptr<State> make_state() {
@@ -61,7 +61,7 @@ TEST_P(SyncPrimsTsan, SemaphoreAsMutexAndAsCounter) {
   long counter = 0;
   run_threads(n, [&](int) {
     for (int k = 0; k < 20000; ++k) {
-      ASSERT_TRUE(sem->acquire(kForever));
+      ASSERT_TRUE(sem->acquire(Deadline::forever()));
       ++counter;
       ASSERT_TRUE(sem->release());
     }
@@ -81,7 +81,7 @@ TEST_P(SyncPrimsTsan, SemaphoreAsMutexAndAsCounter) {
   });
   long sum = 0;
   for (std::size_t i = 0; i < slots.size(); ++i) {
-    ASSERT_TRUE(items->acquire(kForever));
+    ASSERT_TRUE(items->acquire(Deadline::forever()));
     sum += slots[i];
   }
   producer.join();
@@ -101,7 +101,7 @@ TEST_P(SyncPrimsTsan, BoundedSemaphoreNeverExceedsItsBound) {
         ASSERT_LE(sem->value(), 1u);
         ASSERT_TRUE(sem->release());
       } else {
-        ASSERT_TRUE(sem->acquire(kForever));
+        ASSERT_TRUE(sem->acquire(Deadline::forever()));
         ASSERT_TRUE(sem->release());
       }
       ASSERT_LE(sem->value(), 2u);
@@ -123,7 +123,7 @@ TEST_P(SyncPrimsTsan, EventPublishesDataToEveryWaiter) {
       ev->set();
     });
     run_threads(n, [&](int) {
-      ASSERT_TRUE(ev->wait(kForever));
+      ASSERT_TRUE(ev->wait(Deadline::forever()));
       ASSERT_EQ(payload, round + 1);
     });
     setter.join();
@@ -166,7 +166,7 @@ TEST_P(SyncPrimsTsan, ConditionHandsOffItemsUnderTheLock) {
         while (items == 0 && !done) {
           auto ticket = cv->prepare();
           lock->unlock();
-          cv->sleep(ticket, kForever);
+          cv->sleep(ticket, Deadline::forever());
           (void)lock->lock();
         }
         if (items == 0) break;

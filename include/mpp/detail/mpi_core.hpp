@@ -1,8 +1,10 @@
-// mpp/detail/mpi_core.hpp: the non-template core of mpp::mpi::Pool (implemented in src/mpi/).
+// mpp/detail/mpi_core.hpp: the MPI transport of the pool core: mpp::mpi::Pool's engine over the
+// ranks of an MPI job (implemented in src/mpi/).
 //
-// The templates in <mpp/mpi.hpp> reduce every call to bytes: a Batch produces chunks of encoded
-// inputs and consumes encoded results. Everything that talks MPI lives in src/mpi/*.cpp behind
-// the functions below, so this header (and <mpp/mpi.hpp>) compiles without <mpi.h>.
+// The templates in <mpp/mpi.hpp> turn every call into a batch of the pool core
+// (pool_core/batch.hpp), which produces chunks of encoded inputs and consumes encoded results.
+// Everything that talks MPI lives in src/mpi/*.cpp behind the functions below, so this header (and
+// <mpp/mpi.hpp>) compiles without <mpi.h>.
 //
 // Function identity: a task names its code by two 64-bit ids, never by an address. The
 // trampoline id is the hash of the mangled name of Trampoline<F, In, R, Star> (registered by a
@@ -12,31 +14,55 @@
 #pragma once
 
 #include <chrono>
-#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
-#include <span>
-#include <string>
-#include <vector>
+
+#include "mpp/detail/pool_core/batch.hpp"
+#include "mpp/detail/pool_core/task.hpp"
 
 namespace mpp::mpi::detail {
 
-using AnyFn = void (*)();
+using mpp::detail::AnyFn;
+using mpp::detail::item_result_t;
+using mpp::detail::range_size;
+using mpp::detail::TaskCall;
+using TrampolineFn = mpp::detail::TaskFn;
 
-// Worker side: one chunk to run. Everything it points to is worker-local memory.
-struct TaskCall {
-  std::span<const std::byte> in;             // encoded inputs, one after the other
-  std::int64_t first_index = 0;              // input index of the chunk's first item
-  std::uint32_t count = 0;                   // items in the chunk
-  AnyFn fn = nullptr;                        // the registered function (function-pointer callables)
-  std::uint64_t seed = 0;                    // PoolOptions::seed, base of task_seed()
-  std::vector<std::byte>* out = nullptr;     // encoded results of the items that succeeded
-  std::vector<std::byte>* errors = nullptr;  // encoded failures (see record_failure)
-  std::uint32_t nerrors = 0;
+class Engine;
+
+// The MPI transport, as the pool core sees it (see pool_core/batch.hpp).
+struct MpiTransport {
+  using Engine = detail::Engine;
+  struct CallFields {
+    // Set by the template that builds the batch (see "Function identity" above).
+    std::uint64_t trampoline = 0;
+    std::uint64_t function = 0;
+    // Set from the pool's options.
+    std::uint64_t seed = 0;
+    std::chrono::milliseconds timeout{0};  // per item; 0 = none
+    unsigned max_ranks = 0;                // worker ranks this call may use; 0 = all
+    unsigned per_rank = 2;                 // chunks queued at one rank at most
+    // Set by the engine.
+    std::uint64_t id = 0;        // names the call in the messages
+    const char* name = nullptr;  // the callable, for reports
+  };
+  static void release(Engine&) noexcept {}  // the ranks outlive every call
+  static constexpr const char* kTimeout = "mpp::mpi::Pool result not ready within the timeout";
+  static constexpr const char* kRetrieved = "mpp::mpi::Pool result already retrieved";
+  static constexpr const char* kChunksizeTooLarge = "mpp::mpi::Pool: chunksize larger than 2^30";
+  // About four chunks per rank: few enough that a message per chunk is cheap next to the work,
+  // enough that uneven chunks still balance; 64 items a chunk when the length is unknown.
+  static constexpr mpp::detail::ChunkPolicy kChunks{4, 64, 1 << 20};
 };
-using TrampolineFn = void (*)(TaskCall&) noexcept;
+
+// One pool call on rank 0, and the core's batches for this transport.
+using Batch = mpp::detail::Batch<MpiTransport>;
+template <class In, class R, class Src, class Out>
+using CollectBatch = mpp::detail::CollectBatch<MpiTransport, In, R, Src, Out>;
+template <class In, class R, class Src, bool Ordered>
+using ImapBatch = mpp::detail::ImapBatch<MpiTransport, In, R, Src, Ordered>;
 
 // Registry (filled before main on every rank). `key` must outlive the program (a string literal
 // or a typeid name). Never throw: a clash is remembered and reported when the id is used, and the
@@ -51,58 +77,6 @@ std::uint64_t register_function(const char* name, const char* signature, AnyFn f
 [[nodiscard]] std::uint64_t function_id(AnyFn f, const char* type_name);
 // Throws std::logic_error if `id` names two different callables in this program.
 void check_trampoline(std::uint64_t id);
-
-// Worker side: appends "item `pos` of the chunk failed" with the exception in flight (call only
-// inside a catch block). Never throws.
-void record_failure(TaskCall& call, std::uint32_t pos) noexcept;
-// Worker side: item `index` is about to run (task_seed() and the crash report read it).
-void begin_item(const TaskCall& call, std::int64_t index) noexcept;
-void end_chunk() noexcept;
-
-// Rank 0: one chunk's outcome, as it arrived.
-struct Delivery {
-  std::int64_t first_index = 0;
-  std::uint32_t count = 0;
-  std::span<const std::byte> results;  // encoded results of the items that succeeded, in order
-  // Failed items by position in the chunk, ascending, each already a RemoteError naming the rank.
-  std::span<const std::pair<std::uint32_t, std::exception_ptr>> failures;
-};
-
-// One pool call on rank 0. The engine only touches the bookkeeping fields.
-class Batch {
- public:
-  virtual ~Batch() = default;
-  // Appends the next chunk's encoded inputs to `payload`, sets first_index and
-  // returns the item count, 0 once the input is exhausted. May throw (the input range threw).
-  virtual std::uint32_t produce(std::vector<std::byte>& payload, std::int64_t& first_index) = 0;
-  // False while the batch must not take more work (a full imap window).
-  [[nodiscard]] virtual bool may_produce() const { return true; }
-  // A chunk's results arrived. Never throws (decode errors become per-item failures).
-  virtual void deliver(const Delivery& d) noexcept = 0;
-  // Item `index` failed without a result (rank lost, pool terminated). Never throws.
-  virtual void fail(std::int64_t index, std::exception_ptr error) noexcept = 0;
-
-  [[nodiscard]] bool finished() const noexcept { return exhausted && in_flight == 0; }
-
-  // Set by the template that builds the batch.
-  std::uint64_t trampoline = 0;
-  std::uint64_t function = 0;
-  std::uint64_t seed = 0;
-  std::uint32_t chunksize = 1;
-  std::chrono::milliseconds timeout{0};  // per item; 0 = none
-  unsigned max_ranks = 0;                // worker ranks this call may use; 0 = all
-  unsigned per_rank = 2;                 // chunks queued at one rank at most
-
-  // Engine bookkeeping.
-  std::size_t in_flight = 0;       // chunks sent whose results are not in yet
-  bool exhausted = false;          // no more chunks will be produced
-  bool abandoned = false;          // the caller is gone: results are dropped
-  std::exception_ptr batch_error;  // what ended it early: the input range threw, or cancelled
-  std::uint64_t id = 0;            // names the call in the messages
-  const char* name = nullptr;      // the callable, for reports
-};
-
-class Engine;
 
 // Starts (once per process) the engine: MPI_Init if nobody did, a private communicator, the
 // registry handshake. On ranks other than 0 this serves tasks until rank 0 finalizes, then calls

@@ -10,8 +10,10 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <span>
+#include <utility>
 
 namespace mpp::detail {
 
@@ -61,20 +63,55 @@ class QueueCore {
     void* ring = nullptr;  // the ring whose producer lock the batch holds
   };
   struct Room {
-    std::byte* data;        // where the batch's items go: [u32 length][bytes][pad to 4] each
-    std::size_t bytes;      // usable bytes (a multiple of 4)
-    std::size_t max_items;  // how many items maxsize still allows
+    std::byte* data = nullptr;  // where the batch's items go (BatchWriter writes them)
+    std::size_t bytes = 0;      // usable bytes (a multiple of 4)
+    std::size_t max_items = 0;  // how many items maxsize still allows
   };
-  // Bytes one item of `size` encoded bytes takes inside a batch.
+  // Bytes one item of `size` encoded bytes takes inside a batch record.
   static constexpr std::size_t batch_item_bytes(std::size_t size) noexcept {
-    return (4 + size + 3) & ~std::size_t{3};
+    return (sizeof(std::uint32_t) + size + 3) & ~std::size_t{3};
   }
+  // Writes items into a Room in the rings' batch record format: [u32 length][bytes][pad to 4]
+  // each (src/shm/ring.hpp reads it; queue_core.cpp checks at compile time that the two agree).
+  // The items are encoded in place, in shared memory: no copy.
+  class BatchWriter {
+   public:
+    BatchWriter() = default;
+    explicit BatchWriter(const Room& room) noexcept : room_(room) {}
+    // Whether one more item of `size` encoded bytes fits (bytes and maxsize).
+    [[nodiscard]] bool fits(std::size_t size) const noexcept {
+      return items_ < room_.max_items && used_ + batch_item_bytes(size) <= room_.bytes;
+    }
+    // Writes one item that fits(size): encode(dst) writes exactly `size` bytes at dst. An
+    // exception from encode leaves the item unwritten (the ones before stay).
+    template <class Encode>
+    void add(std::size_t size, Encode&& encode) {
+      std::byte* at = room_.data + used_;
+      std::forward<Encode>(encode)(at + sizeof(std::uint32_t));
+      const auto len = static_cast<std::uint32_t>(size);
+      std::memcpy(at, &len, sizeof len);
+      used_ += batch_item_bytes(size);
+      ++items_;
+    }
+    [[nodiscard]] std::size_t items() const noexcept { return items_; }
+
+   private:
+    friend class QueueCore;
+    Room room_{};
+    std::size_t used_ = 0;
+    std::size_t items_ = 0;
+  };
   // Takes the producer lock if this batch does not hold it and returns room for at least
   // `min_bytes`, blocking (lock released meanwhile) while the queue is full. Throws QueueClosed,
   // std::invalid_argument (min_bytes above max_item_bytes()).
   Room batch_open(PutBatch& batch, std::size_t min_bytes);
-  // Publishes `items` items written into the first `used` bytes of the room at `data`.
-  void batch_commit(PutBatch& batch, std::byte* data, std::size_t used, std::size_t items) noexcept;
+  // Publishes the items `w` wrote (none is fine) and empties it; returns how many.
+  std::size_t batch_commit(PutBatch& batch, BatchWriter& w) noexcept {
+    const std::size_t n = w.items_;
+    if (n != 0) batch_commit(batch, w.room_.data, w.used_, n);
+    w = BatchWriter{};
+    return n;
+  }
   // Releases the producer lock if the batch holds it. Never throws.
   void batch_close(PutBatch& batch) noexcept;
 
@@ -121,6 +158,9 @@ class QueueCore {
   [[nodiscard]] std::uint64_t unfinished() const noexcept;
 
  private:
+  // Publishes `items` items written into the first `used` bytes of the room at `data`.
+  void batch_commit(PutBatch& batch, std::byte* data, std::size_t used, std::size_t items) noexcept;
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

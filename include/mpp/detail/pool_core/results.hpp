@@ -1,16 +1,18 @@
-// mpp/detail/results.hpp: the caller's side of a pool call, one implementation for mpp::Pool and
-// mpp::mpi::Pool: the handle of map_async/apply_async (mpp::AsyncResult, mpp::mpi::AsyncResult),
-// the lazy range of imap/imap_unordered (mpp::ImapRange, mpp::mpi::ImapRange), the stores in
-// which a map/apply call collects its outcomes (CollectedResults) and an imap buffers them
-// (StreamedResults), and how a chunk's outcomes reach either store (deliver_chunk). Both
-// backends' batches use these, so what one chunk's results mean (every position exactly one
-// outcome, a result that fails to decode fails where it stands) is decided here once.
+// mpp/detail/pool_core/results.hpp: the caller's side of a pool call, one implementation for
+// mpp::Pool and mpp::mpi::Pool: the handle of map_async/apply_async (mpp::AsyncResult,
+// mpp::mpi::AsyncResult), the lazy range of imap/imap_unordered (mpp::ImapRange,
+// mpp::mpi::ImapRange), the stores in which a map/apply call collects its outcomes
+// (CollectedResults) and an imap buffers them (StreamedResults), and how a chunk's outcomes reach
+// either store (deliver_chunk). Both backends' batches use these, so what one chunk's results mean
+// (every position exactly one outcome, a result that fails to decode fails where it stands) is
+// decided here once.
 //
-// A backend describes itself with a traits struct B:
-//   B::Engine, B::ResultBatch<T>, B::StreamBatch<R>   its engine and batch types
-//   B::release(Engine&)                               reap an engine forked for this call only
-//   B::kTimeout                                       the text of get(timeout)'s TimeoutError
-// Its engine's namespace provides, found by argument-dependent lookup, engine_poll(Engine&)
+// A backend is named by its transport description B (see pool_core/batch.hpp):
+//   B::Engine                  its engine type
+//   B::release(Engine&)        reap an engine forked for this call only
+//   B::kTimeout                the text of get(timeout)'s TimeoutError
+// and the handles hold its batches, ResultBatch<B, T> and StreamBatch<B, R>. Its engine's
+// namespace provides, found by argument-dependent lookup, engine_poll(Engine&)
 // (progress without blocking) and engine_wait(Engine&, done[, deadline]) (pump until done() or
 // the deadline). Its batches have finished(), `abandoned`, `exhausted` and `batch_error` (what
 // ended the input early: it threw, or the call was cancelled).
@@ -40,11 +42,16 @@
 
 namespace mpp::detail {
 
+template <class B, class Out>
+class ResultBatch;
+template <class B, class R>
+class StreamBatch;
+
 template <class T, class B>
 class BasicAsyncResult {
  public:
-  BasicAsyncResult(std::shared_ptr<typename B::Engine> engine,
-                   std::shared_ptr<typename B::template ResultBatch<T>> b, bool own_engine = false)
+  BasicAsyncResult(std::shared_ptr<typename B::Engine> engine, std::shared_ptr<ResultBatch<B, T>> b,
+                   bool own_engine = false)
       : engine_(std::move(engine)), batch_(std::move(b)), own_engine_(own_engine) {}
   BasicAsyncResult(BasicAsyncResult&&) noexcept = default;
   BasicAsyncResult& operator=(BasicAsyncResult&&) noexcept = default;
@@ -98,7 +105,7 @@ class BasicAsyncResult {
   }
 
   std::shared_ptr<typename B::Engine> engine_;
-  std::shared_ptr<typename B::template ResultBatch<T>> batch_;
+  std::shared_ptr<ResultBatch<B, T>> batch_;
   bool own_engine_ = false;
 };
 
@@ -108,8 +115,8 @@ class BasicAsyncResult {
 template <class R, class B>
 class BasicImapRange {
  public:
-  BasicImapRange(std::shared_ptr<typename B::Engine> engine,
-                 std::shared_ptr<typename B::template StreamBatch<R>> b, bool own_engine = false)
+  BasicImapRange(std::shared_ptr<typename B::Engine> engine, std::shared_ptr<StreamBatch<B, R>> b,
+                 bool own_engine = false)
       : engine_(std::move(engine)), batch_(std::move(b)), own_engine_(own_engine) {}
   BasicImapRange(BasicImapRange&&) noexcept = default;
   BasicImapRange& operator=(BasicImapRange&&) noexcept = default;
@@ -180,7 +187,7 @@ class BasicImapRange {
   }
 
   std::shared_ptr<typename B::Engine> engine_;
-  std::shared_ptr<typename B::template StreamBatch<R>> batch_;
+  std::shared_ptr<StreamBatch<B, R>> batch_;
   std::optional<R> value_;
   std::exception_ptr error_;
   bool started_ = false;
