@@ -17,6 +17,7 @@
 
 #include "mpp/pool.hpp"
 #include "pool_fixture.hpp"
+#include "sys/sched.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -481,4 +482,25 @@ TEST(ForEachOutcome, EveryPositionGetsExactlyOneOutcome) {
 
 INSTANTIATE_TEST_SUITE_P(Workers, PoolTest, ::testing::Values(1u, 2u, 5u));
 
+}  // namespace
+
+namespace {
+TEST(PoolIonice, EveryWorkerRunsAtTheGivenBestEffortLevel) {
+  mpp::test::Watchdog watchdog(std::chrono::seconds(60), "pool ionice");
+  mpp::PoolOptions o;
+  o.processes = 2;
+  o.ionice = 6;
+  mpp::Pool pool(o);
+  const auto seen = pool.map(
+      [](int) {
+        const auto io = mpp::sys::current_ionice();
+        return io.io_class * 10 + io.level;
+      },
+      std::views::iota(0, 40), 1);
+  for (int v : seen) EXPECT_EQ(v, 26);
+  o.ionice = 8;
+  EXPECT_THROW(mpp::Pool{o}, std::invalid_argument);
+  o.ionice = -1;
+  EXPECT_THROW(mpp::Pool{o}, std::invalid_argument);
+}
 }  // namespace

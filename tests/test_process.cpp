@@ -18,6 +18,7 @@
 
 #include "mpp/process.hpp"
 #include "sys/fault.hpp"
+#include "sys/sched.hpp"
 #include "test_util.hpp"
 
 using namespace std::chrono_literals;
@@ -437,4 +438,30 @@ TEST_P(ProcessCountTest, ManyProcessesInAVectorAllReportTheirCodes) {
 
 INSTANTIATE_TEST_SUITE_P(Counts, ProcessCountTest, ::testing::Values(1, 4, 32));
 
+}  // namespace
+
+namespace {
+TEST(ProcessIonice, BestEffortLevelIsSetInTheChildAndReadBack) {
+  mpp::test::Watchdog watchdog(std::chrono::seconds(60), "ionice");
+  for (int level : {0, 4, 7}) {
+    mpp::Process p(mpp::ProcessOptions{.ionice = level}, [] {
+      const auto io = mpp::sys::current_ionice();  // ioprio_get in the child
+      throw mpp::SystemExit{io.io_class * 10 + io.level};
+    });
+    p.start();
+    p.join();
+    EXPECT_EQ(p.exitcode(), 20 + level) << "best-effort class 2, level " << level;
+  }
+  // The parent's own I/O priority is untouched.
+  const auto mine = mpp::sys::current_ionice();
+  EXPECT_FALSE(mine.io_class == 2 && mine.level == 7);
+}
+
+TEST(ProcessIonice, LevelsOutsideZeroToSevenAreRejected) {
+  for (int bad : {-1, 8, 100}) {
+    mpp::Process p(mpp::ProcessOptions{.ionice = bad}, [] {});
+    EXPECT_THROW(p.start(), std::invalid_argument) << bad;
+    EXPECT_FALSE(p.is_alive());
+  }
+}
 }  // namespace

@@ -109,6 +109,7 @@ struct PoolOptions {
   std::uint64_t seed = 0;  // base of task_seed()
   bool progress = false;   // map/imap draw a progress bar on stderr (a final line if not a tty)
   std::function<void(const PoolProgress&)> on_progress{};  // custom progress for map/imap
+  std::optional<int> ionice{};  // best-effort I/O priority 0 (first) .. 7 (last) of every worker
 };
 
 // The outcome of map_async/apply_async (detail/pool_core/results.hpp has the whole contract).

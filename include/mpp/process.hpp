@@ -57,6 +57,8 @@ struct ProcessOptions {
   std::optional<int> nice{};  // niceness increment applied in the child before the target runs
   std::vector<int> cpus{};    // CPU affinity of the child; empty = inherit
   bool daemon = false;        // true: killed when the parent exits, never outlives it
+  std::optional<int> ionice{};  // best-effort I/O priority 0 (first) .. 7 (last) of the child,
+                                // set before the target runs (ioprio_set; `ionice -c2 -n N`)
 };
 
 // Thrown inside a target to end the child with a given exit status, like Python's sys.exit(code).
@@ -111,7 +113,8 @@ class Process {
 
   // Forks; the child runs target(args...) then exits. Does not block beyond fork itself.
   // Throws std::logic_error if already started, std::invalid_argument for a nice increment outside
-  // [-39, 39] or a negative cpu number, std::system_error ("cannot fork process") if fork fails.
+  // [-39, 39], an ionice level outside [0, 7] or a negative cpu number, std::system_error ("cannot
+  // fork process") if fork fails.
   void start();
 
   // Blocks until the child ends (EINTR-safe). Throws std::logic_error if not started.

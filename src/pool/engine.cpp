@@ -117,6 +117,8 @@ class Engine {
     setup_.name = "mpp-pool-worker";
     setup_.has_nice = options_.nice.has_value();
     setup_.nice = options_.nice.value_or(0);
+    setup_.has_ionice = options_.ionice.has_value();
+    setup_.ionice = options_.ionice.value_or(0);
     setup_.die_with_parent = true;
     setup_.parent = sys::self_pid();
     try {
@@ -709,6 +711,10 @@ std::shared_ptr<Engine> make_engine(const PoolOptions& options, unsigned process
   }
   if (options.nice && (*options.nice < -40 || *options.nice > 40)) {
     throw std::invalid_argument("pool nice increment must be within [-40, 40]");
+  }
+  if (options.ionice && (*options.ionice < 0 || *options.ionice > 7)) {
+    throw std::invalid_argument("pool ionice level " + std::to_string(*options.ionice) +
+                                " outside [0, 7]");
   }
   if (options.task_timeout && options.task_timeout->count() <= 0) {
     throw std::invalid_argument("pool task_timeout must be positive");

@@ -133,7 +133,7 @@ void worker_write(const WorkerEnv& env, const void* src, std::size_t n) {
   // Until user code runs: only async-signal-safe steps (the parent may have other threads).
   if (sys::apply_child_setup(setup) != 0) {
     // No allocation here: copy fixed strings byte by byte.
-    const char* what = "cannot set up pool worker (niceness, name or parent death signal)";
+    const char* what = "cannot set up pool worker (niceness, I/O priority, name or parent death signal)";
     std::size_t i = 0;
     for (; what[i] != '\0' && i + 1 < sizeof env.sh->fail_message; ++i) {
       env.sh->fail_message[i] = what[i];

@@ -187,7 +187,8 @@ void flush_standard_streams() noexcept {
   if (int step = sys::apply_child_setup(setup); step != 0) {
     // Report which step failed the way an exception in the target would be reported.
     int err = errno;
-    const char* what = step == -2   ? "cannot change niceness"
+    const char* what = step == -5   ? "cannot set I/O priority"
+                       : step == -2 ? "cannot change niceness"
                        : step == -3 ? "cannot set cpu affinity"
                        : step == -1 ? "cannot set process name"
                                     : "cannot set parent-death signal";
@@ -309,6 +310,10 @@ void Process::start() {
     throw std::invalid_argument("mpp::Process: nice increment " + std::to_string(*s.options.nice) +
                                 " outside [-39, 39]");
   }
+  if (s.options.ionice && (*s.options.ionice < 0 || *s.options.ionice > 7)) {
+    throw std::invalid_argument("mpp::Process: ionice level " + std::to_string(*s.options.ionice) +
+                                " outside [0, 7]");
+  }
   for (int c : s.options.cpus) {
     if (c < 0) throw std::invalid_argument("mpp::Process: negative cpu number in cpus");
   }
@@ -322,6 +327,8 @@ void Process::start() {
   setup.name = name;
   setup.has_nice = s.options.nice.has_value();
   setup.nice = s.options.nice.value_or(0);
+  setup.has_ionice = s.options.ionice.has_value();
+  setup.ionice = s.options.ionice.value_or(0);
   setup.cpus = s.options.cpus.empty() ? nullptr : s.options.cpus.data();
   setup.ncpus = s.options.cpus.size();
   setup.die_with_parent = s.options.daemon;

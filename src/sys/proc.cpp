@@ -18,6 +18,7 @@
 #include "sys/check.hpp"
 #include "sys/fault.hpp"
 #include "sys/poll.hpp"
+#include "sys/sched.hpp"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -99,6 +100,7 @@ int apply_child_setup(const ChildSetup& s) noexcept {
     }
     if (::sched_setaffinity(0, sizeof(set), &set) != 0) return -3;
   }
+  if (s.has_ionice && set_best_effort_ionice(s.ionice) != 0) return -5;
   return 0;
 }
 

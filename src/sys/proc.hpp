@@ -41,14 +41,16 @@ struct ChildSetup {
   const char* name = nullptr;  // PR_SET_NAME (the kernel keeps 15 bytes)
   bool has_nice = false;       // apply `nice` as a niceness increment
   int nice = 0;
+  bool has_ionice = false;  // set best-effort I/O priority `ionice` (0..7)
+  int ionice = 0;
   const int* cpus = nullptr;  // affinity; nullptr/0 = inherit
   std::size_t ncpus = 0;
   bool die_with_parent = false;  // PR_SET_PDEATHSIG(SIGKILL), then re-check the parent
   pid_t parent = 0;              // the parent's pid, for that re-check
   bool reset_signals = true;     // unblock all signals, default SIGTERM/SIGINT/SIGCHLD
 };
-// Returns 0, or a negative step number (-1 name, -2 nice, -3 affinity, -4 pdeathsig) with
-// errno set. Never throws, never allocates.
+// Returns 0, or a negative step number (-1 name, -2 nice, -3 affinity, -4 pdeathsig, -5 I/O
+// priority) with errno set. Never throws, never allocates.
 int apply_child_setup(const ChildSetup& setup) noexcept;
 
 // Python's exitcode convention from a raw wait status: exit status >= 0, or -N for signal N.

@@ -3,6 +3,7 @@
 
 #include <sched.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,5 +62,29 @@ void sleep_us(unsigned us) noexcept {
 }
 
 void yield_cpu() noexcept { ::sched_yield(); }
+
+namespace {
+// <linux/ioprio.h> is not in every distribution's headers; the ABI values are stable.
+constexpr int kIoprioWhoProcess = 1;
+constexpr int kIoprioClassShift = 13;
+constexpr int kIoprioClassBestEffort = 2;
+}  // namespace
+
+int set_best_effort_ionice(int level) noexcept {
+  if (level < 0 || level >= kIoniceLevels) {
+    errno = EINVAL;
+    return -1;
+  }
+  const long r = ::syscall(SYS_ioprio_set, kIoprioWhoProcess, 0,
+                           (kIoprioClassBestEffort << kIoprioClassShift) | level);
+  return r == 0 ? 0 : -1;
+}
+
+IoPriority current_ionice() {
+  const long r = ::syscall(SYS_ioprio_get, kIoprioWhoProcess, 0);
+  if (r < 0) throw_errno("cannot read I/O priority");
+  const int v = static_cast<int>(r);
+  return {v >> kIoprioClassShift, v & ((1 << kIoprioClassShift) - 1)};
+}
 
 }  // namespace mpp::sys
