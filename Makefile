@@ -4,7 +4,7 @@
 #               the codec fuzzer for a fixed number of runs
 # Both install the Debian packages they need when missing (scripts/deps.sh).
 JOBS ?= $(shell nproc)
-.PHONY: demo test build release asan tsan fuzz bench report clang chaos format clean
+.PHONY: demo test build release bench report clang chaos format clean
 
 demo:
 	@scripts/deps.sh build
