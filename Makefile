@@ -1,10 +1,11 @@
 # The two set-up commands of the README:
 #   make demo   builds (Release) and runs the demo tool on the wiki's workloads, with timings
-#   make test   builds and runs the test suite: normal build, ASan+UBSan build, TSan stress tests,
+#   make test   checks the layering rule (scripts/check-layers), then builds and runs the test
+#               suite: normal build, ASan+UBSan build, TSan stress tests,
 #               the codec fuzzer for a fixed number of runs
 # Both install the Debian packages they need when missing (scripts/deps.sh).
 JOBS ?= $(shell nproc)
-.PHONY: demo test build release asan tsan fuzz bench report clang chaos format clean
+.PHONY: demo test build release bench report clang chaos format clean
 
 demo:
 	@scripts/deps.sh build

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# `make test`: every build configuration CI checks, one after the other; stops at the first failure.
+# `make test`: the layering check, then every build configuration CI checks, one after the other;
+# stops at the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=${JOBS:-$(nproc)}
+
+printf '\n==== layering rule (scripts/check-layers) ====\n'
+scripts/check-layers
+
 scripts/deps.sh test
 scripts/deps.sh bench || true   # bench peers are optional for tests; benchmarks still build without them
 

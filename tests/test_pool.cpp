@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "mpp/pool.hpp"
+#include "mpp/sync.hpp"
 #include "pool_fixture.hpp"
 #include "sys/sched.hpp"
 #include "test_util.hpp"
@@ -121,7 +122,13 @@ TEST_P(PoolTest, StarmapAndApply) {
   EXPECT_EQ(pool.apply(add3, 1, 2, 3), 6);
 }
 
+// The gate AsyncResultApi's slow task waits at: an Event made before the pool, so that every
+// worker (forked by the pool) shares it.
+mpp::Event* g_gate = nullptr;
+
 TEST_P(PoolTest, AsyncResultApi) {
+  mpp::Event gate;
+  g_gate = &gate;
   mpp::Pool pool(workers());
   auto r = pool.apply_async(plus_one, 41);
   r.wait();
@@ -130,16 +137,19 @@ TEST_P(PoolTest, AsyncResultApi) {
   EXPECT_EQ(r.get(), 42);
   EXPECT_THROW((void)r.get(), std::logic_error);
 
+  // A task that cannot finish before the test opens the gate (not one that takes 300 ms: a
+  // loaded machine can keep the parent off the CPU that long).
   auto slow = pool.apply_async(
-      [](int ms) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-        return ms;
+      [](int v) {
+        g_gate->wait();
+        return v;
       },
       300);
   EXPECT_FALSE(slow.ready());
   EXPECT_THROW((void)slow.successful(), std::logic_error);
   EXPECT_FALSE(slow.wait(10ms));
   EXPECT_THROW((void)slow.get(10ms), mpp::TimeoutError);
+  gate.set();
   EXPECT_EQ(slow.get(10s), 300);
 
   auto m = pool.map_async(plus_one, std::vector<int>{1, 2, 3});

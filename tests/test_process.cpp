@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "mpp/process.hpp"
+#include "mpp/sync.hpp"
 #include "sys/fault.hpp"
 #include "sys/sched.hpp"
 #include "test_util.hpp"
@@ -144,12 +145,16 @@ TEST_F(ProcessTest, KilledChildPrintsNoStack) {
 }
 
 TEST_F(ProcessTest, JoinWithTimeoutOnSleepingChild) {
-  mpp::Process p([] { std::this_thread::sleep_for(400ms); });
+  // The child sleeps until the test releases it (not for a fixed time), so it is still alive at
+  // every check below however late a loaded machine runs the parent.
+  mpp::Event release;
+  mpp::Process p([&] { release.wait(); });
   p.start();
   auto t0 = std::chrono::steady_clock::now();
   EXPECT_FALSE(p.join(50ms));
   EXPECT_GE(std::chrono::steady_clock::now() - t0, 45ms);
   EXPECT_TRUE(p.is_alive());
+  release.set();
   EXPECT_TRUE(p.join(10s));
   EXPECT_EQ(p.exitcode(), 0);
 }
@@ -180,15 +185,16 @@ TEST_F(ProcessTest, NonStdExceptionIsDescribed) {
 
 TEST_F(ProcessTest, NiceIsAppliedInTheChild) {
   long before = mpp::test::proc_stat(getpid()).nice;
-  mpp::Process p(mpp::ProcessOptions{.nice = 5}, [] { pause(); });
+  // The child applies its options after fork, before its target runs: once the target has
+  // started, the niceness is there.
+  mpp::Event running;
+  mpp::Process p(mpp::ProcessOptions{.nice = 5}, [&] {
+    running.set();
+    pause();
+  });
   p.start();
-  // The child applies its niceness right after fork; give it a moment.
-  long seen = before;
-  for (int i = 0; i < 200 && seen == before; ++i) {
-    seen = mpp::test::proc_stat(p.pid()).nice;
-    if (seen == before) std::this_thread::sleep_for(5ms);
-  }
-  EXPECT_EQ(seen, std::min(19L, before + 5));
+  EXPECT_TRUE(running.wait(60s));
+  EXPECT_EQ(mpp::test::proc_stat(p.pid()).nice, std::min(19L, before + 5));
   EXPECT_EQ(mpp::test::proc_stat(getpid()).nice, before) << "parent niceness must not change";
   p.kill();
   p.join();
@@ -216,16 +222,16 @@ TEST_F(ProcessTest, AffinityIsAppliedInTheChild) {
 }
 
 TEST_F(ProcessTest, NameIsVisibleInProcComm) {
-  mpp::Process p(mpp::ProcessOptions{.name = "mpp-worker-name-long"}, [] { pause(); });
+  // As with niceness: the name is set before the target runs.
+  mpp::Event running;
+  mpp::Process p(mpp::ProcessOptions{.name = "mpp-worker-name-long"}, [&] {
+    running.set();
+    pause();
+  });
   EXPECT_EQ(p.name(), "mpp-worker-name-long");
   p.start();
-  std::string comm;
-  for (int i = 0; i < 200; ++i) {
-    comm = mpp::test::proc_comm(p.pid());
-    if (comm == "mpp-worker-name") break;
-    std::this_thread::sleep_for(5ms);
-  }
-  EXPECT_EQ(comm, "mpp-worker-name");  // the kernel keeps 15 bytes
+  EXPECT_TRUE(running.wait(60s));
+  EXPECT_EQ(mpp::test::proc_comm(p.pid()), "mpp-worker-name");  // the kernel keeps 15 bytes
   p.kill();
   p.join();
 }

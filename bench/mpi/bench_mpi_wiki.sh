@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 ours=() theirs=()
 for ((i = 0; i < reps; i++)); do
-  t=$(mpirun -n "$ranks" "$build/src/mpi/pseudowords_mpi" "$words" | sed -n 's/.*, \([0-9.]*\) s with.*/\1/p')
+  t=$(mpirun -n "$ranks" "$build/examples/mpi/pseudowords_mpi" "$words" | sed -n 's/.*, \([0-9.]*\) s with.*/\1/p')
   ours+=("$t")
   t=$(mpirun -n "$ranks" /usr/bin/python3 -m mpi4py.futures "$here/pseudowords_mpi4py.py" "$words" |
       sed -n 's/.*, \([0-9.]*\) s with.*/\1/p')
