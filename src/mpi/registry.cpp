@@ -5,8 +5,6 @@
 // registry_hash() across ranks so that a rank running another build is refused up front.
 #include "mpi/registry.hpp"
 
-#include <cxxabi.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -19,6 +17,7 @@
 #include <vector>
 
 #include "mpp/detail/mpi_core.hpp"
+#include "sys/demangle.hpp"
 
 namespace mpp::mpi::detail {
 
@@ -74,13 +73,6 @@ std::string hex(std::uint64_t v) {
 
 }  // namespace
 
-std::string demangle(const char* mangled) {
-  int status = 0;
-  std::unique_ptr<char, void (*)(void*)> out(
-      abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
-  return (status == 0 && out) ? std::string(out.get()) : std::string(mangled);
-}
-
 std::uint64_t register_trampoline(const char* key, const char* callable, TrampolineFn t) noexcept {
   const std::uint64_t id = fnv1a(key);
   try {
@@ -112,7 +104,7 @@ std::uint64_t function_id(AnyFn f, const char* type_name) {
   auto it = r.by_address.find(reinterpret_cast<std::uintptr_t>(f));
   if (it == r.by_address.end()) {
     throw std::invalid_argument(
-        "mpp::mpi::Pool: this function (type " + demangle(type_name) +
+        "mpp::mpi::Pool: this function (type " + sys::demangle(type_name) +
         ") is not registered, so other ranks cannot find it: add MPP_MPI_REGISTER(name) at "
         "namespace scope, or pass mpp::mpi::fn<&name>");
   }
@@ -133,7 +125,7 @@ void check_trampoline(std::uint64_t id) {
   }
   if (it->second.clash) {
     throw std::logic_error("mpp::mpi::Pool: two different callables share the name " +
-                           demangle(it->second.callable) +
+                           sys::demangle(it->second.callable) +
                            " (lambdas in same-named variables of different files?); give them "
                            "distinct names");
   }
@@ -174,7 +166,7 @@ Resolved resolve(std::uint64_t trampoline, std::uint64_t function) {
                 " (the ranks run different builds of the program?)";
     return out;
   }
-  if (t->second.pretty.empty()) t->second.pretty = demangle(t->second.callable);
+  if (t->second.pretty.empty()) t->second.pretty = sys::demangle(t->second.callable);
   out.trampoline = t->second.fn;
   out.name = t->second.pretty.c_str();
   if (function != 0) {

@@ -18,6 +18,5 @@ struct Resolved {
 // Never jumps anywhere unknown: an id this process did not register comes back as an error.
 [[nodiscard]] Resolved resolve(std::uint64_t trampoline, std::uint64_t function);
 [[nodiscard]] std::size_t registry_size() noexcept;
-[[nodiscard]] std::string demangle(const char* mangled);
 
 }  // namespace mpp::mpi::detail

@@ -5,26 +5,18 @@
 
 #include <cstdlib>
 #include <exception>
-#include <memory>
 #include <string>
 #include <typeinfo>
 
-namespace mpp::detail {
+#include "sys/demangle.hpp"
 
-namespace {
-std::string demangle(const char* mangled) {
-  int status = 0;
-  std::unique_ptr<char, void (*)(void*)> out(
-      abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
-  return (status == 0 && out) ? std::string(out.get()) : std::string(mangled);
-}
-}  // namespace
+namespace mpp::detail {
 
 ExceptionInfo describe_current_exception() noexcept {
   try {
     ExceptionInfo info;
     const std::type_info* type = abi::__cxa_current_exception_type();
-    info.type_name = type != nullptr ? demangle(type->name()) : "unknown exception";
+    info.type_name = type != nullptr ? sys::demangle(type->name()) : "unknown exception";
     try {
       throw;
     } catch (const std::exception& e) {

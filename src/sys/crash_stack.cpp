@@ -1,6 +1,5 @@
 #include "sys/crash_stack.hpp"
 
-#include <cxxabi.h>
 #include <errno.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -14,6 +13,8 @@
 #if MPP_HAVE_LIBBACKTRACE
 #include <backtrace.h>
 #endif
+
+#include "sys/demangle.hpp"
 
 namespace mpp::sys {
 
@@ -78,15 +79,6 @@ extern "C" void mpp_crash_handler(int signo, siginfo_t*, void*) {
   // recur anyway; a raised or abort()ed signal would not).
   ::syscall(SYS_tgkill, ::getpid(), ::syscall(SYS_gettid), signo);
   errno = saved_errno;
-}
-
-std::string demangle(const char* name) {
-  int status = 0;
-  char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
-  if (d == nullptr) return name;
-  std::string s(d);
-  std::free(d);
-  return s;
 }
 
 }  // namespace
@@ -170,7 +162,7 @@ std::vector<std::string> symbolize(const CrashFrames& f) {
           [](void* data, std::uintptr_t, const char* file, int line, const char* fn) -> int {
             if (fn == nullptr) return 0;
             auto* out = static_cast<std::vector<std::string>*>(data);
-            std::string s = demangle(fn);
+            std::string s = sys::demangle(fn);
             if (file != nullptr && line > 0)
               s += " at " + std::string(file) + ":" + std::to_string(line);
             out->push_back(std::move(s));
@@ -183,7 +175,7 @@ std::vector<std::string> symbolize(const CrashFrames& f) {
             st, pc,
             [](void* data, std::uintptr_t, const char* sym, std::uintptr_t, std::uintptr_t) {
               if (sym != nullptr)
-                static_cast<std::vector<std::string>*>(data)->push_back(demangle(sym));
+                static_cast<std::vector<std::string>*>(data)->push_back(sys::demangle(sym));
             },
             ignore_error, &frames);
       }
