@@ -18,6 +18,7 @@
 #include "mpp/pool.hpp"
 #include "mpp/sync.hpp"
 #include "pool_fixture.hpp"
+#include "sys/mem.hpp"
 #include "sys/sched.hpp"
 #include "test_util.hpp"
 
@@ -511,6 +512,82 @@ TEST(PoolIonice, EveryWorkerRunsAtTheGivenBestEffortLevel) {
   o.ionice = 8;
   EXPECT_THROW(mpp::Pool{o}, std::invalid_argument);
   o.ionice = -1;
+  EXPECT_THROW(mpp::Pool{o}, std::invalid_argument);
+}
+}  // namespace
+
+namespace {
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAsanAllocator = true;  // aborts on a refused mmap; keeps freed memory (quarantine)
+#else
+constexpr bool kAsanAllocator = false;
+#endif
+
+// Allocates and touches `mib` MiB, then frees it (or, with leak, keeps it forever).
+int use_memory(int mib) {
+  const bool leak = mib < 0;
+  const std::size_t bytes = static_cast<std::size_t>(leak ? -mib : mib) << 20;
+  char* p = new char[bytes];
+  for (std::size_t i = 0; i < bytes; i += 4096) p[i] = 1;
+  const int first = p[0];
+  if (!leak) delete[] p;
+  return first;
+}
+
+TEST(PoolMemory, ATaskOverTheMemoryLimitFailsAloneWithBadAlloc) {
+  mpp::test::Watchdog watchdog(std::chrono::seconds(90), "pool memory_limit");
+  mpp::PoolOptions o;
+  o.processes = 2;
+  o.memory_limit = std::size_t{256} << 20;
+  mpp::Pool pool(o);
+  const auto pids = pool.worker_pids();
+  // 32 MiB fits under 256 MiB; 1 GiB does not.
+  EXPECT_EQ(pool.apply(use_memory, 32), 1);
+  try {
+    (void)pool.apply(use_memory, 1024);
+    ADD_FAILURE() << "a 1 GiB task under a 256 MiB limit must fail";
+  } catch (const mpp::RemoteError& e) {
+    EXPECT_EQ(e.type_name(), "std::bad_alloc") << e.what();
+  } catch (const mpp::WorkerLost& e) {
+    EXPECT_TRUE(kAsanAllocator) << "only ASan's allocator ends the worker: " << e.what();
+  }
+  // The other tasks are untouched, and (without ASan) the workers are the same processes.
+  const auto after = pool.map(use_memory, std::vector<int>(8, 16), 1);
+  for (int v : after) EXPECT_EQ(v, 1);
+  if (!kAsanAllocator) {
+    EXPECT_EQ(pool.worker_pids(), pids);
+  }
+}
+
+TEST(PoolMemory, ALeakingWorkerIsReplacedAndAFrugalOneKept) {
+  mpp::test::Watchdog watchdog(std::chrono::seconds(90), "pool max_memory_per_child");
+  mpp::sys::MemoryUse mine;
+  ASSERT_TRUE(mpp::sys::memory_use(mine));
+  mpp::PoolOptions o;
+  o.processes = 1;
+  // A worker starts with about the parent's resident memory; allow 96 MiB of growth.
+  o.max_memory_per_child = mine.resident + (std::size_t{96} << 20);
+  mpp::Pool pool(o);
+  const pid_t first = pool.worker_pids().at(0);
+  if (!kAsanAllocator) {
+    // 64 MiB taken and given back, ten times: the worker stays.
+    for (int v : pool.map(use_memory, std::vector<int>(10, 64), 1)) EXPECT_EQ(v, 1);
+    EXPECT_EQ(pool.worker_pids().at(0), first);
+  }
+  // 32 MiB leaked per task: after a few tasks it is over the limit and replaced; every task
+  // still gives its result (the chunks it had not started run in the replacement).
+  for (int v : pool.map(use_memory, std::vector<int>(12, -32), 1)) EXPECT_EQ(v, 1);
+  EXPECT_NE(pool.worker_pids().at(0), first);
+  EXPECT_EQ(pool.map(plus_one, std::vector<int>{1, 2, 3}), (std::vector<int>{2, 3, 4}));
+}
+
+TEST(PoolMemory, ZeroLimitsAreRejected) {
+  mpp::PoolOptions o;
+  o.processes = 1;
+  o.memory_limit = 0;
+  EXPECT_THROW(mpp::Pool{o}, std::invalid_argument);
+  o.memory_limit.reset();
+  o.max_memory_per_child = 0;
   EXPECT_THROW(mpp::Pool{o}, std::invalid_argument);
 }
 }  // namespace

@@ -109,6 +109,15 @@ struct PoolOptions {
   std::uint64_t seed = 0;  // base of task_seed()
   bool progress = false;   // map/imap draw a progress bar on stderr (a final line if not a tty)
   std::function<void(const PoolProgress&)> on_progress{};  // custom progress for map/imap
+  // Bytes of private memory each worker may allocate beyond what it had when it started
+  // (RLIMIT_DATA): a task that needs more gets std::bad_alloc (RemoteError "std::bad_alloc" in
+  // the parent, the worker stays), never the machine's OOM killer. Under AddressSanitizer the
+  // sanitizer's allocator aborts instead: the worker is lost (WorkerLost) and replaced.
+  std::optional<std::size_t> memory_limit{};
+  // Between chunks, a worker whose resident memory (RSS) grew past this many bytes finishes the
+  // chunk, hands back what it had not started, and is replaced (loky, Celery
+  // max_memory_per_child).
+  std::optional<std::size_t> max_memory_per_child{};
   std::optional<int> ionice{};  // best-effort I/O priority 0 (first) .. 7 (last) of every worker
 };
 

@@ -119,6 +119,7 @@ class Engine {
     setup_.nice = options_.nice.value_or(0);
     setup_.has_ionice = options_.ionice.has_value();
     setup_.ionice = options_.ionice.value_or(0);
+    setup_.memory_limit = options_.memory_limit.value_or(0);
     setup_.die_with_parent = true;
     setup_.parent = sys::self_pid();
     try {
@@ -711,6 +712,12 @@ std::shared_ptr<Engine> make_engine(const PoolOptions& options, unsigned process
   }
   if (options.nice && (*options.nice < -40 || *options.nice > 40)) {
     throw std::invalid_argument("pool nice increment must be within [-40, 40]");
+  }
+  if (options.memory_limit && *options.memory_limit == 0) {
+    throw std::invalid_argument("pool memory_limit must be positive");
+  }
+  if (options.max_memory_per_child && *options.max_memory_per_child == 0) {
+    throw std::invalid_argument("pool max_memory_per_child must be positive");
   }
   if (options.ionice && (*options.ionice < 0 || *options.ionice > 7)) {
     throw std::invalid_argument("pool ionice level " + std::to_string(*options.ionice) +

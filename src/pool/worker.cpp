@@ -11,6 +11,7 @@
 #include "mpp/detail/exception_info.hpp"
 #include "runtime/fork_hooks.hpp"
 #include "sys/failpoint.hpp"
+#include "sys/mem.hpp"
 #include "sys/proc.hpp"
 
 namespace mpp::detail {
@@ -123,6 +124,12 @@ void worker_write(const WorkerEnv& env, const void* src, std::size_t n) {
     ++done;
     // The parent counts too and sends no more than this; the result is already in the ring.
     if (options.maxtasksperchild != 0 && done >= options.maxtasksperchild) leave_worker(0);
+    // Grown too much: leave between chunks (the parent takes our result first, then re-sends
+    // the chunks we had not started and forks a replacement). One read of /proc/self/statm.
+    if (options.max_memory_per_child) {
+      sys::MemoryUse use;
+      if (sys::memory_use(use) && use.resident > *options.max_memory_per_child) leave_worker(0);
+    }
   }
 }
 
@@ -133,7 +140,9 @@ void worker_write(const WorkerEnv& env, const void* src, std::size_t n) {
   // Until user code runs: only async-signal-safe steps (the parent may have other threads).
   if (sys::apply_child_setup(setup) != 0) {
     // No allocation here: copy fixed strings byte by byte.
-    const char* what = "cannot set up pool worker (niceness, I/O priority, name or parent death signal)";
+    const char* what =
+        "cannot set up pool worker (niceness, I/O priority, memory limit, name or parent death "
+        "signal)";
     std::size_t i = 0;
     for (; what[i] != '\0' && i + 1 < sizeof env.sh->fail_message; ++i) {
       env.sh->fail_message[i] = what[i];

@@ -102,4 +102,40 @@ void size_and_reserve(int fd, std::size_t size, bool allow_unsupported) {
     throw_errno(e, "cannot reserve shared memory");
 }
 
+bool memory_use(MemoryUse& out) noexcept {
+  const int fd = ::open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[128];
+  ssize_t n;
+  do {
+    n = ::read(fd, buf, sizeof buf - 1);
+  } while (n < 0 && errno == EINTR);
+  ::close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  // "size resident shared text lib data dt", in pages.
+  std::size_t field[7] = {};
+  int k = 0;
+  for (const char* p = buf; *p != '\0' && k < 7; ++k) {
+    while (*p == ' ') ++p;
+    std::size_t v = 0;
+    while (*p >= '0' && *p <= '9') v = v * 10 + static_cast<std::size_t>(*p++ - '0');
+    field[k] = v;
+  }
+  if (k < 6) return false;
+  const std::size_t page = page_size();
+  out.resident = field[1] * page;
+  out.data = field[5] * page;
+  return true;
+}
+
+int limit_private_memory(std::size_t bytes) noexcept {
+  MemoryUse now;
+  if (!memory_use(now)) return -1;
+  rlimit r{};
+  r.rlim_cur = now.data + bytes;
+  r.rlim_max = now.data + bytes;
+  return ::setrlimit(RLIMIT_DATA, &r);
+}
+
 }  // namespace mpp::sys

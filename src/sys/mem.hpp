@@ -60,4 +60,18 @@ void size_and_reserve(int fd, std::size_t size, bool allow_unsupported);
 
 [[nodiscard]] std::size_t page_size() noexcept;
 
+// This process's memory as /proc/self/statm counts it, in bytes: `resident` (RSS) and `data`
+// (private writable mappings plus the stack: what RLIMIT_DATA limits). False if unreadable.
+// Async-signal-safe (open, read, close).
+struct MemoryUse {
+  std::size_t resident = 0;
+  std::size_t data = 0;
+};
+bool memory_use(MemoryUse& out) noexcept;
+// Lets this process map at most `bytes` more private writable memory than it has now
+// (setrlimit(RLIMIT_DATA) at its current data size + bytes): malloc and operator new then fail
+// (std::bad_alloc) instead of the machine running out. Shared mappings are not counted. Returns 0,
+// or -1 with errno. Async-signal-safe.
+int limit_private_memory(std::size_t bytes) noexcept;
+
 }  // namespace mpp::sys

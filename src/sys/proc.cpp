@@ -17,6 +17,7 @@
 
 #include "sys/check.hpp"
 #include "sys/fault.hpp"
+#include "sys/mem.hpp"
 #include "sys/poll.hpp"
 #include "sys/sched.hpp"
 
@@ -101,6 +102,7 @@ int apply_child_setup(const ChildSetup& s) noexcept {
     if (::sched_setaffinity(0, sizeof(set), &set) != 0) return -3;
   }
   if (s.has_ionice && set_best_effort_ionice(s.ionice) != 0) return -5;
+  if (s.memory_limit != 0 && limit_private_memory(s.memory_limit) != 0) return -6;
   return 0;
 }
 

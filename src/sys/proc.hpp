@@ -43,14 +43,15 @@ struct ChildSetup {
   int nice = 0;
   bool has_ionice = false;  // set best-effort I/O priority `ionice` (0..7)
   int ionice = 0;
-  const int* cpus = nullptr;  // affinity; nullptr/0 = inherit
+  std::size_t memory_limit = 0;  // > 0: sys::limit_private_memory(memory_limit)
+  const int* cpus = nullptr;     // affinity; nullptr/0 = inherit
   std::size_t ncpus = 0;
   bool die_with_parent = false;  // PR_SET_PDEATHSIG(SIGKILL), then re-check the parent
   pid_t parent = 0;              // the parent's pid, for that re-check
   bool reset_signals = true;     // unblock all signals, default SIGTERM/SIGINT/SIGCHLD
 };
 // Returns 0, or a negative step number (-1 name, -2 nice, -3 affinity, -4 pdeathsig, -5 I/O
-// priority) with errno set. Never throws, never allocates.
+// priority, -6 memory limit) with errno set. Never throws, never allocates.
 int apply_child_setup(const ChildSetup& setup) noexcept;
 
 // Python's exitcode convention from a raw wait status: exit status >= 0, or -N for signal N.
