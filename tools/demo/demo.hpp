@@ -13,8 +13,9 @@ struct Options {
   unsigned jobs = 0;      // 0 = the wiki's 32 for files/queue, mpp::cpu_count() for pool
   int nice = 10;          // increment used by the "--nice" rows
   bool with_nice = true;  // also run a niced variant
-  long words = 1000000;   // words per process / per task (the wiki's 1,000,000)
-  int tasks = 32;         // processes (files, queue) or letters (pool)
+  int ionice = 7;        // best-effort I/O level of the niced files run (0..7; being nice to disks)
+  long words = 1000000;  // words per process / per task (the wiki's 1,000,000)
+  int tasks = 32;        // processes (files, queue) or letters (pool)
   std::string out = "mpp-demo-out";
   std::uint64_t seed = 0;  // 0 = random seeds (files/queue), fixed task seeds otherwise
   bool progress = true;

@@ -79,15 +79,18 @@ std::vector<Row> run_files(const Options& o) {
   }));
   verify(dir, n, o.words);
 
+  // The niced run is nice to the disks too: best-effort I/O at o.ionice (ionice -c2 -n N).
   auto parallel = [&](const std::string& variant, std::optional<int> nice) {
+    const std::optional<int> ionice = nice ? std::optional<int>(o.ionice) : std::nullopt;
     std::string d = base + "/" + (nice ? "niced" : "processes");
     fresh_dir(d);
     rows.push_back(timed("files", variant, [&] {
       std::vector<mpp::Process> procs;
       procs.reserve(static_cast<std::size_t>(n));
       for (int i = 0; i < n; ++i) {
-        procs.emplace_back(mpp::ProcessOptions{.nice = nice}, generate_pseudowordfile,
-                           d + "/output" + std::to_string(i), o.words, seed_for(o, i));
+        procs.emplace_back(mpp::ProcessOptions{.nice = nice, .ionice = ionice},
+                           generate_pseudowordfile, d + "/output" + std::to_string(i), o.words,
+                           seed_for(o, i));
         procs.back().start();
       }
       for (auto& p : procs) {
@@ -100,7 +103,9 @@ std::vector<Row> run_files(const Options& o) {
   };
   parallel(std::to_string(n) + " processes", std::nullopt);
   if (o.with_nice)
-    parallel(std::to_string(n) + " processes, nice +" + std::to_string(o.nice), o.nice);
+    parallel(std::to_string(n) + " processes, nice +" + std::to_string(o.nice) + ", ionice " +
+                 std::to_string(o.ionice),
+             o.nice);
   if (o.python_scale > 0) {
     long w = std::max(1L, o.words / o.python_scale);
     if (auto py = run_python("files", "wiki_files.py",

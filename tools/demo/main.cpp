@@ -22,6 +22,8 @@ int main(int argc, char** argv) {
     sub->add_option("--jobs,-j", o.jobs, "worker processes (pool); 0 = cpu_count()");
     sub->add_option("--nice", o.nice, "niceness increment of the niced run (files, pool)");
     sub->add_flag("!--no-nice", o.with_nice, "skip the niced run");
+    sub->add_option("--ionice", o.ionice, "best-effort I/O level 0-7 of the niced files run")
+        ->check(CLI::Range(0, 7));
     sub->add_option("--words,-w", o.words, "pseudowords per process or task (wiki: 1,000,000)");
     sub->add_option("--tasks,-t", o.tasks, "processes (files, queue) or letters (pool)");
     sub->add_option("--out,-o", o.out, "directory for the files workload");
