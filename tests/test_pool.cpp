@@ -578,6 +578,8 @@ TEST(PoolMemory, ALeakingWorkerIsReplacedAndAFrugalOneKept) {
   // still gives its result (the chunks it had not started run in the replacement).
   for (int v : pool.map(use_memory, std::vector<int>(12, -32), 1)) EXPECT_EQ(v, 1);
   EXPECT_NE(pool.worker_pids().at(0), first);
+  EXPECT_GE(pool.stats().workers.at(0).recycled, 1u);  // counted as recycling, not as a crash
+  EXPECT_EQ(pool.stats().workers.at(0).crashes, 0u);
   EXPECT_EQ(pool.map(plus_one, std::vector<int>{1, 2, 3}), (std::vector<int>{2, 3, 4}));
 }
 
@@ -589,5 +591,63 @@ TEST(PoolMemory, ZeroLimitsAreRejected) {
   o.memory_limit.reset();
   o.max_memory_per_child = 0;
   EXPECT_THROW(mpp::Pool{o}, std::invalid_argument);
+}
+}  // namespace
+
+namespace {
+int kill_on_seven(int x) {
+  if (x == 7) raise(SIGKILL);
+  return x;
+}
+int sleep_on_three(int x) {
+  if (x == 3) std::this_thread::sleep_for(std::chrono::seconds(30));  // killed by task_timeout
+  return x;
+}
+
+TEST(PoolStatsTest, CountsTasksBusyTimeAndRestartsByCause) {
+  mpp::test::Watchdog watchdog(std::chrono::seconds(90), "pool stats");
+  mpp::PoolOptions o;
+  o.processes = 2;
+  o.maxtasksperchild = 5;  // chunks per worker
+  o.task_timeout = std::chrono::milliseconds(300);
+  mpp::Pool pool(o);
+  auto s = pool.stats();
+  ASSERT_EQ(s.workers.size(), 2u);
+  EXPECT_EQ(s.tasks_done, 0u);
+  EXPECT_EQ(s.restarts, 0u);
+  for (const auto& w : s.workers) {
+    EXPECT_GT(w.pid, 0);
+    EXPECT_GT(w.peak_rss, 0u);
+  }
+
+  // 12 chunks of 1 over 2 workers with maxtasksperchild 5: at least one recycle.
+  (void)pool.map(plus_one, std::views::iota(0, 12), 1);
+  s = pool.stats();
+  EXPECT_EQ(s.tasks_done, 12u);
+  std::uint64_t recycled = 0;
+  for (const auto& w : s.workers) recycled += w.recycled;
+  EXPECT_GE(recycled, 1u);
+
+  // A worker killed mid-task: one crash; a task past its timeout: one timeout.
+  const auto before = pool.stats();
+  EXPECT_THROW((void)pool.map(kill_on_seven, std::views::iota(0, 10), 1), mpp::WorkerLost);
+  EXPECT_THROW((void)pool.map(sleep_on_three, std::views::iota(0, 5), 1), mpp::WorkerLost);
+  s = pool.stats();
+  std::uint64_t crashes = 0, timeouts = 0;
+  std::chrono::nanoseconds busy{0};
+  for (const auto& w : s.workers) {
+    crashes += w.crashes;
+    timeouts += w.timeouts;
+    busy += w.busy;
+  }
+  EXPECT_EQ(crashes, 1u);
+  EXPECT_EQ(timeouts, 1u);
+  EXPECT_GE(s.restarts, before.restarts + 2);
+  EXPECT_GT(s.tasks_done, before.tasks_done);  // the items that did come back
+  EXPECT_GT(busy.count(), 0);
+  // The pids are the current workers'.
+  std::vector<pid_t> pids;
+  for (const auto& w : s.workers) pids.push_back(w.pid);
+  EXPECT_EQ(pids, pool.worker_pids());
 }
 }  // namespace

@@ -96,6 +96,26 @@ struct PoolProgress {
   bool finished = false;  // the last call for this map/imap
 };
 
+// What one worker slot of a Pool has done (Pool::stats()). A pool has `processes` slots; when a
+// slot's process is replaced (it crashed, ran past task_timeout, or was recycled), the slot keeps
+// counting across its processes.
+struct PoolWorkerStats {
+  pid_t pid = 0;                     // the slot's current process (0: none, e.g. after terminate)
+  std::uint64_t tasks_done = 0;      // items whose result (or error) came back from this slot
+  std::chrono::nanoseconds busy{0};  // time its processes spent running chunks
+  std::uint64_t restarts = 0;        // processes forked into the slot after its first
+  std::uint64_t crashes = 0;         // restarts because the process died while it had work
+  std::uint64_t timeouts = 0;        // restarts because a task ran past task_timeout
+  std::uint64_t recycled = 0;        // restarts for maxtasksperchild or max_memory_per_child
+  std::size_t peak_rss = 0;          // bytes: peak resident memory of the current process
+                                     // (VmHWM), 0 when it cannot be read
+};
+struct PoolStats {
+  std::vector<PoolWorkerStats> workers;  // one per slot, in slot order
+  std::uint64_t tasks_done = 0;          // sums over the slots
+  std::uint64_t restarts = 0;
+};
+
 struct PoolOptions {
   unsigned processes = 0;     // 0 = cpu_count()
   std::optional<int> nice{};  // niceness increment for every worker
@@ -171,6 +191,10 @@ class Pool : public detail::PoolFront<Pool> {
   [[nodiscard]] unsigned processes() const noexcept;
   // Pids of the current workers (replacements included). For diagnostics and tests. Never blocks.
   [[nodiscard]] std::vector<pid_t> worker_pids() const;
+  // Per-slot counters (PoolStats above): a snapshot, taken without waiting (it reads each live
+  // worker's /proc/PID/status for peak_rss: a few microseconds per worker). Counters are updated
+  // as the parent handles results, that is while a call waits on the pool.
+  [[nodiscard]] PoolStats stats() const;
 
  private:
   friend class detail::PoolFront<Pool>;

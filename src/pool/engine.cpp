@@ -72,6 +72,7 @@ struct Worker {
   ByteBuffer in;  // result being assembled
   std::size_t in_have = 0;
   std::size_t in_need = sizeof(ResultHeader);
+  PoolWorkerStats stats;  // the slot's counters (busy time of past processes included)
   // task_timeout sampling
   std::uint64_t seen_started = 0;
   std::int64_t seen_current = -2;
@@ -233,6 +234,20 @@ class Engine {
     joined_ = true;
   }
 
+  PoolStats stats() const {
+    PoolStats out;
+    for (const auto& w : workers_) {
+      PoolWorkerStats s = w.stats;
+      s.busy += std::chrono::nanoseconds(w.sh->busy_ns.load(std::memory_order_relaxed));
+      s.pid = w.alive ? w.child.pid() : 0;
+      s.peak_rss = w.alive ? sys::peak_resident_bytes(s.pid) : 0;
+      out.tasks_done += s.tasks_done;
+      out.restarts += s.restarts;
+      out.workers.push_back(s);
+    }
+    return out;
+  }
+
   std::vector<pid_t> pids() const {
     std::vector<pid_t> out;
     for (const auto& w : workers_) {
@@ -268,6 +283,8 @@ class Engine {
     sh->chunks_started.store(0, std::memory_order_relaxed);
     sh->current.store(-1, std::memory_order_relaxed);
     sh->crash.state.store(sys::CrashFrames::kNone, std::memory_order_relaxed);
+    // The slot's busy time so far stays in its stats; the new process counts from zero.
+    w.stats.busy += std::chrono::nanoseconds(sh->busy_ns.exchange(0, std::memory_order_relaxed));
     sh->state.store(wire::kStarting, std::memory_order_relaxed);
     sh->fail_type[0] = '\0';
     sh->fail_message[0] = '\0';
@@ -343,6 +360,7 @@ class Engine {
     w.held.pop_front();
     --w.nsent;
     ++w.received;
+    w.stats.tasks_done += h.count;
     LocalBatch& b = *rec.batch;
     if (!b.abandoned) {
       ChunkReply r;
@@ -361,6 +379,7 @@ class Engine {
       // It exits after this result by itself; reap it and start its replacement.
       w.child.wait_for(2s) || (w.child.signal(SIGKILL), w.child.wait(), true);
       w.alive = false;
+      ++w.stats.recycled;
       requeue(w);
       respawn(w);
     }
@@ -559,7 +578,15 @@ class Engine {
       return;
     }
     const std::uint64_t started = w.sh->chunks_started.load(std::memory_order_acquire);
-    if (started > w.received && !w.held.empty()) {
+    const bool had_work = started > w.received;
+    if (timed_out) {
+      ++w.stats.timeouts;
+    } else if (!had_work && w.child.exitcode().value_or(-1) == 0) {
+      ++w.stats.recycled;  // left between chunks by itself (max_memory_per_child)
+    } else {
+      ++w.stats.crashes;
+    }
+    if (had_work && !w.held.empty()) {
       // The front chunk was running: fail the item it was on, re-run the rest of it elsewhere.
       Record& r = w.held.front();
       const std::int64_t cur = w.sh->current.load(std::memory_order_relaxed);
@@ -596,6 +623,7 @@ class Engine {
 
   void respawn(Worker& w) {
     try {
+      ++w.stats.restarts;
       spawn(w);
     } catch (...) {
       // No replacement possible (fork refused): the pool carries on with fewer workers; if
@@ -740,6 +768,7 @@ void engine_close(Engine& e) noexcept { e.close(); }
 void engine_join(Engine& e) { e.join(); }
 void engine_terminate(Engine& e) noexcept { e.terminate(); }
 std::vector<pid_t> engine_pids(const Engine& e) { return e.pids(); }
+PoolStats engine_stats(const Engine& e) { return e.stats(); }
 std::exception_ptr engine_broken(const Engine& e) noexcept { return e.broken(); }
 
 }  // namespace mpp::detail

@@ -44,6 +44,8 @@ std::vector<pid_t> Pool::worker_pids() const {
   return engine_ ? detail::engine_pids(*engine_) : std::vector<pid_t>{};
 }
 
+PoolStats Pool::stats() const { return engine_ ? detail::engine_stats(*engine_) : PoolStats{}; }
+
 void Pool::require_open() const {
   if (!engine_) throw std::logic_error("pool was moved from");
   if (auto b = detail::engine_broken(*engine_)) std::rethrow_exception(b);

@@ -65,7 +65,8 @@ struct alignas(64) WorkerShared {
   alignas(64) std::atomic<std::uint64_t> chunks_started{0};
   std::atomic<std::int64_t> current{-1};  // input index being run (TaskCall::current)
   std::atomic<std::uint32_t> state{kStarting};
-  char fail_type[128];  // why the worker could not start (kInitFailed)
+  std::atomic<std::uint64_t> busy_ns{0};  // time this process spent running chunks (stats)
+  char fail_type[128];                    // why the worker could not start (kInitFailed)
   char fail_message[512];
   sys::CrashFrames crash;  // written by the worker's crash handler (WorkerLost::stack())
 };

@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 #include "sys/check.hpp"
@@ -104,6 +106,31 @@ int apply_child_setup(const ChildSetup& s) noexcept {
   if (s.has_ionice && set_best_effort_ionice(s.ionice) != 0) return -5;
   if (s.memory_limit != 0 && limit_private_memory(s.memory_limit) != 0) return -6;
   return 0;
+}
+
+std::size_t peak_resident_bytes(pid_t pid) noexcept {
+  char path[40];
+  std::snprintf(path, sizeof path, "/proc/%d/status", static_cast<int>(pid));
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[4096];
+  std::size_t len = 0;
+  for (;;) {
+    const ssize_t n = ::read(fd, buf + len, sizeof buf - 1 - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    len += static_cast<std::size_t>(n);
+    if (len == sizeof buf - 1) break;
+  }
+  ::close(fd);
+  buf[len] = '\0';
+  const char* p = std::strstr(buf, "VmHWM:");
+  if (p == nullptr) return 0;
+  p += 6;
+  while (*p == ' ' || *p == '\t') ++p;
+  std::size_t kib = 0;
+  while (*p >= '0' && *p <= '9') kib = kib * 10 + static_cast<std::size_t>(*p++ - '0');
+  return kib * 1024;
 }
 
 int exitcode_from_status(int st) noexcept {

@@ -54,6 +54,9 @@ struct ChildSetup {
 // priority, -6 memory limit) with errno set. Never throws, never allocates.
 int apply_child_setup(const ChildSetup& setup) noexcept;
 
+// Peak resident memory of `pid` in bytes (VmHWM in /proc/PID/status); 0 when unreadable.
+[[nodiscard]] std::size_t peak_resident_bytes(pid_t pid) noexcept;
+
 // Python's exitcode convention from a raw wait status: exit status >= 0, or -N for signal N.
 [[nodiscard]] int exitcode_from_status(int wait_status) noexcept;
 

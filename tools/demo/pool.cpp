@@ -2,6 +2,8 @@
 // words that starts with its letter. Seeds come from task_seed(), so the result must be identical
 // whatever the number of workers; the demo checks that by comparing a 1-worker and an N-worker run.
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <mpp/mpp.hpp>
 #include <stdexcept>
 #include <string>
@@ -69,12 +71,14 @@ std::vector<Row> run_pool(const Options& o) {
   }));
   verify(one_worker, letters, o.words);
 
+  mpp::PoolStats stats;  // of the last run, printed at the end (Pool::stats())
   auto run = [&](const std::string& variant, std::optional<int> nice) {
     std::vector<std::vector<std::string>> result;
     rows.push_back(timed("pool", variant, [&] {
       mpp::Pool pool(mpp::PoolOptions{
           .processes = jobs, .nice = nice, .seed = o.seed, .progress = o.progress});
       result = pool.map(generate_pseudowords, letters);
+      stats = pool.stats();
       return total;
     }));
     verify(result, letters, o.words);
@@ -93,6 +97,17 @@ std::vector<Row> run_pool(const Options& o) {
             std::to_string(jobs) + " " + std::to_string(letters.size()) + " " + std::to_string(w),
             static_cast<double>(letters.size()) * static_cast<double>(w), o.python_scale))
       rows.push_back(*py);
+  }
+  std::printf("pool stats of the last Pool(%u) run (Pool::stats()):\n", jobs);
+  std::printf("  %-5s %-8s %8s %10s %9s %12s\n", "slot", "pid", "tasks", "busy s", "restarts",
+              "peak RSS MB");
+  for (std::size_t i = 0; i < stats.workers.size(); ++i) {
+    const auto& w = stats.workers[i];
+    std::printf("  %-5zu %-8d %8llu %10.3f %9llu %12.1f\n", i, static_cast<int>(w.pid),
+                static_cast<unsigned long long>(w.tasks_done),
+                std::chrono::duration<double>(w.busy).count(),
+                static_cast<unsigned long long>(w.restarts),
+                static_cast<double>(w.peak_rss) / (1024.0 * 1024.0));
   }
   return rows;
 }

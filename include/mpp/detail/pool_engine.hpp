@@ -31,6 +31,7 @@
 
 namespace mpp {
 struct PoolOptions;
+struct PoolStats;
 }  // namespace mpp
 
 namespace mpp::detail {
@@ -112,6 +113,7 @@ void engine_join(Engine& e);
 void engine_terminate(Engine& e) noexcept;
 // Pids of the live workers (tests, diagnostics).
 [[nodiscard]] std::vector<pid_t> engine_pids(const Engine& e);
+[[nodiscard]] PoolStats engine_stats(const Engine& e);
 [[nodiscard]] std::exception_ptr engine_broken(const Engine& e) noexcept;
 
 inline void LocalTransport::release(Engine& e) {
