@@ -32,6 +32,7 @@ TEST(ApiSurface, ErrorsHierarchy) {
   static_assert(std::is_base_of_v<mpp::Error, mpp::TimeoutError>);
   static_assert(std::is_base_of_v<mpp::Error, mpp::QueueClosed>);
   static_assert(std::is_base_of_v<mpp::Error, mpp::SerializationError>);
+  static_assert(std::is_base_of_v<mpp::Error, mpp::CancelledError>);
   mpp::WorkerLost lost(4242, 17, 9, 0);
   EXPECT_STREQ(lost.what(), "worker 4242 lost while running task 17: killed by signal 9 (SIGKILL)");
   EXPECT_EQ(lost.pid(), 4242);
