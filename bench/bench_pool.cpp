@@ -534,50 +534,51 @@ double raw_kill_and_respawn() {
   return static_cast<double>(t - t0) * 1e-9;
 }
 
+// Without cancel(): terminate the pool with the stuck task, start a new one, run the next task.
+double terminate_and_restart() {
+  auto pool = std::make_unique<mpp::Pool>(1);
+  auto r = pool->apply_async(blocked_task, 0);
+  g_started->acquire();
+  const std::int64_t t0 = now_ns();
+  pool->terminate();
+  pool = std::make_unique<mpp::Pool>(1);
+  return static_cast<double>(pool->apply(stamp, 0) - t0) * 1e-9;
+}
+
 void bench_cancel(int reps) {
-  std::printf("
-== 5. cancel() of a running task -> replacement worker runs the next task ==
-");
+  std::printf("\n== 5. cancel() of a running task -> replacement worker runs the next task ==\n");
   mpp::Semaphore started(0);
   g_started = &started;
   const int n = reps * 4;
-  std::vector<double> t_mpp, t_raw, t_ignore, t_new;
+  std::vector<double> t_mpp, t_raw, t_new, r_raw, r_new, t_ignore;
   {
     mpp::Pool pool(1);
     (void)pool.apply(stamp, 0);
     for (int i = 0; i < n; ++i) {
-      // Interleaved with the floor, so that other load hits both alike.
+      // The three side by side in each repetition, ratios per repetition: other load on the
+      // machine then hits them alike.
       t_mpp.push_back(cancel_to_next(pool, blocked_task));
       t_raw.push_back(raw_kill_and_respawn());
+      t_new.push_back(terminate_and_restart());
+      r_raw.push_back(t_mpp.back() / t_raw.back());
+      r_new.push_back(t_new.back() / t_mpp.back());
     }
     for (int i = 0; i < std::max(3, reps); ++i) {
       t_ignore.push_back(cancel_to_next(pool, blocked_ignoring_sigterm));
     }
   }
-  for (int i = 0; i < n; ++i) {
-    // Without cancel(): terminate the pool with the stuck task, start a new one.
-    auto pool = std::make_unique<mpp::Pool>(1);
-    auto r = pool->apply_async(blocked_task, 0);
-    started.acquire();
-    const std::int64_t t0 = now_ns();
-    pool->terminate();
-    pool = std::make_unique<mpp::Pool>(1);
-    t_new.push_back(static_cast<double>(pool->apply(stamp, 0) - t0) * 1e-9);
-  }
   g_started = nullptr;
-  const double m = median(t_mpp), raw = median(t_raw), ign = median(t_ignore), nw = median(t_new);
-  std::printf("mpp cancel -> next task runs      %8.1f us (Pool(1), median of %d)
-", m * 1e6, n);
-  std::printf("raw SIGTERM+waitpid+fork+run      %8.1f us   mpp/raw = %.2fx
-", raw * 1e6, m / raw);
-  std::printf("terminate + new Pool(1) + apply   %8.1f us   new-pool/mpp = %.2fx
-", nw * 1e6,
-              nw / m);
-  std::printf("task ignoring SIGTERM (SIGKILL after the 100 ms grace): %.1f ms
-", ign * 1e3);
+  const double m = median(t_mpp);
+  std::printf("mpp cancel -> next task runs      %8.1f us (Pool(1), median of %d)\n", m * 1e6, n);
+  std::printf("raw SIGTERM+waitpid+fork+run      %8.1f us   mpp/raw = %.2fx (median ratio)\n",
+              median(t_raw) * 1e6, median(r_raw));
+  std::printf("terminate + new Pool(1) + apply   %8.1f us   new-pool/mpp = %.2fx (median ratio)\n",
+              median(t_new) * 1e6, median(r_new));
+  std::printf("task ignoring SIGTERM (SIGKILL after the 100 ms grace): %.1f ms\n",
+              median(t_ignore) * 1e3);
   bench::result("latency", "mpp_cancel_to_next_task", 0, m * 1e6);
-  bench::result("latency", "raw_sigterm_waitpid_fork_run", 0, raw * 1e6);
-  bench::result("latency", "terminate_new_pool_apply", 0, nw * 1e6);
+  bench::result("latency", "raw_sigterm_waitpid_fork_run", 0, median(t_raw) * 1e6);
+  bench::result("latency", "terminate_new_pool_apply", 0, median(t_new) * 1e6);
 }
 
 }  // namespace

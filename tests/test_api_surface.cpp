@@ -174,6 +174,8 @@ TEST(ApiSurface, PoolSection4) {
   mpp::AsyncResult<int> one = pool.apply_async(add, 1, 1);
   EXPECT_TRUE(one.wait(10s));
   EXPECT_EQ(one.get(10s), 2);
+  EXPECT_FALSE(one.cancel());  // completed already
+  EXPECT_FALSE(one.cancelled());
   pool.map(nothing, xs);  // void functions: map returns nothing
   auto seeds = pool.map([](int) { return mpp::task_seed(); }, xs);
   EXPECT_EQ(seeds.size(), 4u);

@@ -48,7 +48,7 @@ constexpr std::uint32_t kMaxResends = 3;
 // cancel() of a running task: SIGTERM, then SIGKILL if the worker still lives this long after
 // (docs/design.md, "Cancel"); meanwhile dead workers are looked for every kStopCheck.
 constexpr auto kCancelGrace = 100ms;
-constexpr auto kStopCheck = 1ms;
+constexpr auto kStopCheck = 100us;
 static_assert(kDepth < wire::kDropSlots, "a worker's dropped places must not collide");
 
 using LocalBatch = Batch<LocalTransport>;
