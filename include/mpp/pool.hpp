@@ -66,19 +66,20 @@
 // first collects what has arrived). After true the call is finished at once: get() throws
 // mpp::CancelledError, an imap's next position throws it and the range ends. What happens to the
 // call's chunks: one still in the parent is dropped; one waiting in a worker's ring is skipped by
-// that worker (it never runs); one running has its worker sent SIGTERM, then SIGKILL if it is
-// still alive 100 ms later (a task's own SIGTERM handler may clean up; docs/design.md, "Cancel",
-// has the choice and the numbers), and the worker is replaced. The chunks of other calls that
-// worker held are re-sent to other workers once it is dead, unless it finished them first: nothing
-// of theirs is lost or returned twice (side effects of a chunk the worker had just begun may
-// repeat, as after a crash). Noticing the death, the SIGKILL and the replacement happen while the
-// parent drives the pool (any wait, get, map or later call), checked every 1 ms while a worker is
-// being stopped. Pool::stats() counts such restarts as `cancels`. A callable with state runs on
-// workers forked for its call: those are stopped the same way and reaped by get(). Dropping an
-// imap range before its end cancels the rest of its input without stopping what already runs
-// (at most one chunk per worker, one item with the default chunksize): those finish and their
-// results are discarded, so a `break` out of a loop does not cost a restart. Dropping an
-// AsyncResult does not cancel (Python's neither): its work runs, the result is discarded.
+// that worker (it never runs); one running has its worker sent SIGTERM (a task's own SIGTERM
+// handler may clean up), then SIGKILL if it is still alive after a short grace (docs/design.md,
+// "Cancel", has the grace and the measurements), and the worker is replaced. The chunks of other
+// calls that worker held are re-sent to other workers once it is dead, unless it finished them
+// first: nothing of theirs is lost or returned twice (side effects of a chunk the worker had just
+// begun may repeat, as after a crash). Noticing the death, the SIGKILL and the replacement happen
+// while the parent drives the pool (any wait, get, map or later call), which looks for the death
+// far more often than usual while a worker is being stopped. Pool::stats() counts such restarts
+// as `cancels`. A callable with state runs on workers forked for its call: those are stopped the
+// same way and reaped by get(). Dropping an imap range before its end cancels the rest of its
+// input without stopping what already runs (at most one chunk per worker, one item with the
+// default chunksize): those finish and their results are discarded, so a `break` out of a loop
+// does not cost a restart. Dropping an AsyncResult does not cancel (Python's neither): its work
+// runs, the result is discarded.
 //
 // Memory ordering: results handed back by get()/map/imap happen-after everything the task did in
 // its worker (the rings publish with release/acquire).
