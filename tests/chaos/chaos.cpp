@@ -778,9 +778,10 @@ void run_pool_cancel(const Case& c) {
       }
     }
   } else if (c.kind == Kind::pool_imap) {
-    // Cancel at a seeded position (past the end: no cancel); half of them drop the range instead.
+    // Cancel at a seeded position (past the end: no cancel); cases with an even `kills` drop the
+    // range there instead (visible in the case's description).
     const std::uint64_t stop_at = std::uniform_int_distribution<std::uint64_t>(0, n + n / 4)(rng);
-    const bool drop = rng() % 2 == 0;
+    const bool drop = c.kills % 2 == 0;
     std::uint64_t pos = 0;
     bool was_cancelled = false;
     {
