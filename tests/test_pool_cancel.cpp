@@ -123,6 +123,17 @@ void expect_all_workers_serve(mpp::Pool& pool, CancelEnv& env, int first_input) 
   for (int i = 0; i < 500; ++i) ASSERT_EQ(out[static_cast<std::size_t>(i)], i + 1);
 }
 
+// Submits f(input), waits until it runs, cancels it: cancel() is true and get() throws
+// CancelledError.
+template <class F>
+void cancel_while_running(mpp::Pool& pool, CancelEnv& env, F f, int input) {
+  auto r = pool.apply_async(f, input);
+  ASSERT_TRUE(env.wait_started(1));
+  EXPECT_TRUE(r.cancel());
+  EXPECT_TRUE(r.cancelled());
+  EXPECT_THROW((void)r.get(), mpp::CancelledError);
+}
+
 using PoolCancel = mpp::test::PoolFixture;
 
 TEST_P(PoolCancel, CompletedTaskCannotBeCancelled) {
@@ -208,10 +219,7 @@ TEST_P(PoolCancel, TaskIgnoringSigtermIsKilledAfterTheGrace) {
   mpp::test::Watchdog dog(std::chrono::seconds(10), "cancel of a task ignoring SIGTERM");
   CancelEnv env;
   mpp::Pool pool(workers());
-  auto r = pool.apply_async(sleep30_ignoring_sigterm, 3);
-  ASSERT_TRUE(env.wait_started(1));
-  EXPECT_TRUE(r.cancel());
-  EXPECT_THROW((void)r.get(), mpp::CancelledError);
+  cancel_while_running(pool, env, sleep30_ignoring_sigterm, 3);
   wait_for_cancel_restarts(pool, 1);
   EXPECT_EQ(pool.stats().restarts, 1u);
   expect_all_workers_serve(pool, env, 300);
@@ -304,10 +312,9 @@ TEST_P(PoolCancel, CallableWithStateRunsOnItsOwnWorkersAndCancelsToo) {
   CancelEnv env;
   mpp::Pool pool(workers());
   const int base = 5;
-  auto r = pool.apply_async([base](int x) { return sleep30(x) + base; }, 9);
-  ASSERT_TRUE(env.wait_started(1));
-  EXPECT_TRUE(r.cancel());
-  EXPECT_THROW((void)r.get(), mpp::CancelledError);  // also reaps the call's own workers
+  // get() also reaps the call's own workers.
+  cancel_while_running(
+      pool, env, [base](int x) { return sleep30(x) + base; }, 9);
   EXPECT_EQ(pool.apply([base](int x) { return x + base; }, 1), 6);
   EXPECT_EQ(total_cancels(pool.stats()), 0u);  // the pool's own workers were not involved
 }
