@@ -8,6 +8,9 @@
 //  3. apply_async(f, x).get() round trip vs Python ProcessPoolExecutor and a raw futex ping-pong
 //     between two processes.
 //  4. CPU-bound ~1 ms tasks: speedup and parallel efficiency with 1..cpu_count() workers.
+//  5. cancel() of a running task: time until the replacement worker runs the next task, vs the
+//     raw floor (SIGTERM, waitpid, fork, the child runs) and vs what one did without cancel()
+//     (terminate the pool, start a new one, apply).
 //
 // Usage: bench_pool [--quick] [--no-python] [--words N]. Medians of several repetitions.
 #include <fcntl.h>
@@ -19,6 +22,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -32,6 +36,7 @@
 
 #include "bench_util.hpp"
 #include "mpp/pool.hpp"
+#include "mpp/sync.hpp"
 #include "sys/crash_stack.hpp"
 #include "sys/futex.hpp"
 #include "sys/proc.hpp"
@@ -469,6 +474,113 @@ void bench_cpu(int reps) {
   }
 }
 
+// ---- 5. cancel -> replacement ----------------------------------------------------------------
+
+mpp::Semaphore* g_started = nullptr;  // made before the pools fork: the workers share it
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+// The running task that gets cancelled: says it started, then waits to be stopped.
+int blocked_task(int x) {
+  g_started->release();
+  for (;;) ::pause();
+  return x;
+}
+int blocked_ignoring_sigterm(int x) {
+  std::signal(SIGTERM, SIG_IGN);
+  return blocked_task(x);
+}
+// The next task: when it runs (steady_clock is CLOCK_MONOTONIC, one clock for all processes).
+std::int64_t stamp(int) { return now_ns(); }
+
+// cancel() of a running task on a Pool(1) -> the replacement worker runs the next task, seconds.
+double cancel_to_next(mpp::Pool& pool, int (*task)(int)) {
+  auto r = pool.apply_async(task, 0);
+  g_started->acquire();
+  const std::int64_t t0 = now_ns();
+  (void)r.cancel();
+  return static_cast<double>(pool.apply(stamp, 0) - t0) * 1e-9;
+}
+
+// The floor: SIGTERM a child that runs, reap it, fork the next, which reports when it runs.
+double raw_kill_and_respawn() {
+  int up[2], ran[2];
+  if (::pipe(up) != 0 || ::pipe(ran) != 0) return -1;
+  std::fflush(nullptr);
+  const pid_t victim = ::fork();
+  if (victim == 0) {
+    char c = 1;
+    (void)!::write(up[1], &c, 1);
+    for (;;) ::pause();
+  }
+  char c = 0;
+  (void)!::read(up[0], &c, 1);
+  const std::int64_t t0 = now_ns();
+  ::kill(victim, SIGTERM);
+  int st = 0;
+  ::waitpid(victim, &st, 0);
+  const pid_t next = ::fork();
+  if (next == 0) {
+    const std::int64_t t = now_ns();
+    (void)!::write(ran[1], &t, sizeof t);
+    ::_exit(0);
+  }
+  std::int64_t t = t0;
+  (void)!::read(ran[0], &t, sizeof t);
+  ::waitpid(next, &st, 0);
+  for (int fd : {up[0], up[1], ran[0], ran[1]}) ::close(fd);
+  return static_cast<double>(t - t0) * 1e-9;
+}
+
+// Without cancel(): terminate the pool with the stuck task, start a new one, run the next task.
+double terminate_and_restart() {
+  auto pool = std::make_unique<mpp::Pool>(1);
+  auto r = pool->apply_async(blocked_task, 0);
+  g_started->acquire();
+  const std::int64_t t0 = now_ns();
+  pool->terminate();
+  pool = std::make_unique<mpp::Pool>(1);
+  return static_cast<double>(pool->apply(stamp, 0) - t0) * 1e-9;
+}
+
+void bench_cancel(int reps) {
+  std::printf("\n== 5. cancel() of a running task -> replacement worker runs the next task ==\n");
+  mpp::Semaphore started(0);
+  g_started = &started;
+  const int n = reps * 4;
+  std::vector<double> t_mpp, t_raw, t_new, r_raw, r_new, t_ignore;
+  {
+    mpp::Pool pool(1);
+    (void)pool.apply(stamp, 0);
+    for (int i = 0; i < n; ++i) {
+      // The three side by side in each repetition, ratios per repetition: other load on the
+      // machine then hits them alike.
+      t_mpp.push_back(cancel_to_next(pool, blocked_task));
+      t_raw.push_back(raw_kill_and_respawn());
+      t_new.push_back(terminate_and_restart());
+      r_raw.push_back(t_mpp.back() / t_raw.back());
+      r_new.push_back(t_new.back() / t_mpp.back());
+    }
+    for (int i = 0; i < std::max(3, reps); ++i) {
+      t_ignore.push_back(cancel_to_next(pool, blocked_ignoring_sigterm));
+    }
+  }
+  g_started = nullptr;
+  const double m = median(t_mpp);
+  std::printf("mpp cancel -> next task runs      %8.1f us (Pool(1), median of %d)\n", m * 1e6, n);
+  std::printf("raw SIGTERM+waitpid+fork+run      %8.1f us   mpp/raw = %.2fx (median ratio)\n",
+              median(t_raw) * 1e6, median(r_raw));
+  std::printf("terminate + new Pool(1) + apply   %8.1f us   new-pool/mpp = %.2fx (median ratio)\n",
+              median(t_new) * 1e6, median(r_new));
+  std::printf("task ignoring SIGTERM (SIGKILL after the 100 ms grace): %.1f ms\n",
+              median(t_ignore) * 1e3);
+  bench::result("latency", "mpp_cancel_to_next_task", 0, m * 1e6);
+  bench::result("latency", "raw_sigterm_waitpid_fork_run", 0, median(t_raw) * 1e6);
+  bench::result("latency", "terminate_new_pool_apply", 0, median(t_new) * 1e6);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -487,5 +599,6 @@ int main(int argc, char** argv) {
   if (only == 0 || only == 3) bench_round_trip(reps, python);
   if (only == 0 || only == 2) bench_map(reps, python);
   if (only == 0 || only == 1) bench_wiki(reps, python);
+  if (only == 0 || only == 5) bench_cancel(reps);
   return 0;
 }

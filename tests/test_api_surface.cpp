@@ -32,6 +32,7 @@ TEST(ApiSurface, ErrorsHierarchy) {
   static_assert(std::is_base_of_v<mpp::Error, mpp::TimeoutError>);
   static_assert(std::is_base_of_v<mpp::Error, mpp::QueueClosed>);
   static_assert(std::is_base_of_v<mpp::Error, mpp::SerializationError>);
+  static_assert(std::is_base_of_v<mpp::Error, mpp::CancelledError>);
   mpp::WorkerLost lost(4242, 17, 9, 0);
   EXPECT_STREQ(lost.what(), "worker 4242 lost while running task 17: killed by signal 9 (SIGKILL)");
   EXPECT_EQ(lost.pid(), 4242);
@@ -173,6 +174,8 @@ TEST(ApiSurface, PoolSection4) {
   mpp::AsyncResult<int> one = pool.apply_async(add, 1, 1);
   EXPECT_TRUE(one.wait(10s));
   EXPECT_EQ(one.get(10s), 2);
+  EXPECT_FALSE(one.cancel());  // completed already
+  EXPECT_FALSE(one.cancelled());
   pool.map(nothing, xs);  // void functions: map returns nothing
   auto seeds = pool.map([](int) { return mpp::task_seed(); }, xs);
   EXPECT_EQ(seeds.size(), 4u);

@@ -28,6 +28,7 @@ TEST(Errors, EveryMppErrorIsCaughtAsErrorAndRuntimeError) {
   EXPECT_TRUE(throws(mpp::TimeoutError("t")));
   EXPECT_TRUE(throws(mpp::QueueClosed("q")));
   EXPECT_TRUE(throws(mpp::SerializationError("s")));
+  EXPECT_TRUE(throws(mpp::CancelledError("c")));
   EXPECT_TRUE(throws(mpp::RemoteError("int", "42", 1)));
   EXPECT_TRUE(throws(mpp::WorkerLost(1, 2, 9, 0)));
   try {

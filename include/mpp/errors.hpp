@@ -87,6 +87,13 @@ class TimeoutError : public Error {
   using Error::Error;
 };
 
+// The result was cancelled (AsyncResult::cancel(), ImapRange::cancel()): get() of a cancelled
+// result, and the positions of an imap after its cancel, throw it.
+class CancelledError : public Error {
+ public:
+  using Error::Error;
+};
+
 // get() on a queue that is closed and drained, put() on a closed queue; also recv() on a
 // Connection whose peer closed or died.
 class QueueClosed : public Error {

@@ -60,6 +60,27 @@
 // either and fail with SerializationError; every position still gets exactly one outcome
 // (chunksize 1 confines such a failure to its own item).
 //
+// Cancel: AsyncResult::cancel() and ImapRange::cancel() (API.md section 9; Python's
+// Future.cancel(), but running tasks are stopped too, like pebble). cancel() never blocks and
+// returns true unless the call had completed already (a result that is back counts: cancel()
+// first collects what has arrived). After true the call is finished at once: get() throws
+// mpp::CancelledError, an imap's next position throws it and the range ends. What happens to the
+// call's chunks: one still in the parent is dropped; one waiting in a worker's ring is skipped by
+// that worker (it never runs); one running has its worker sent SIGTERM (a task's own SIGTERM
+// handler may clean up), then SIGKILL if it is still alive after a short grace (docs/design.md,
+// "Cancel", has the grace and the measurements), and the worker is replaced. The chunks of other
+// calls that worker held are re-sent to other workers once it is dead, unless it finished them
+// first: nothing of theirs is lost or returned twice (side effects of a chunk the worker had just
+// begun may repeat, as after a crash). Noticing the death, the SIGKILL and the replacement happen
+// while the parent drives the pool (any wait, get, map or later call), which looks for the death
+// far more often than usual while a worker is being stopped. Pool::stats() counts such restarts
+// as `cancels`. A callable with state runs on workers forked for its call: those are stopped the
+// same way and reaped by get(). Dropping an imap range before its end cancels the rest of its
+// input without stopping what already runs (at most one chunk per worker, one item with the
+// default chunksize): those finish and their results are discarded, so a `break` out of a loop
+// does not cost a restart. Dropping an AsyncResult does not cancel (Python's neither): its work
+// runs, the result is discarded.
+//
 // Memory ordering: results handed back by get()/map/imap happen-after everything the task did in
 // its worker (the rings publish with release/acquire).
 #pragma once
@@ -97,8 +118,8 @@ struct PoolProgress {
 };
 
 // What one worker slot of a Pool has done (Pool::stats()). A pool has `processes` slots; when a
-// slot's process is replaced (it crashed, ran past task_timeout, or was recycled), the slot keeps
-// counting across its processes.
+// slot's process is replaced (it crashed, ran past task_timeout, was recycled, or was stopped by
+// a cancel()), the slot keeps counting across its processes.
 struct PoolWorkerStats {
   pid_t pid = 0;                     // the slot's current process (0: none, e.g. after terminate)
   std::uint64_t tasks_done = 0;      // items whose result (or error) came back from this slot
@@ -107,6 +128,7 @@ struct PoolWorkerStats {
   std::uint64_t crashes = 0;         // restarts because the process died while it had work
   std::uint64_t timeouts = 0;        // restarts because a task ran past task_timeout
   std::uint64_t recycled = 0;        // restarts for maxtasksperchild or max_memory_per_child
+  std::uint64_t cancels = 0;         // restarts because cancel() stopped the task it ran
   std::size_t peak_rss = 0;          // bytes: peak resident memory of the current process
                                      // (VmHWM), 0 when it cannot be read
 };
@@ -143,7 +165,9 @@ struct PoolOptions {
 
 // The outcome of map_async/apply_async (detail/pool_core/results.hpp has the whole contract).
 // Move-only; get() hands the value over once (a second get() throws std::logic_error). Waiting on
-// it drives the pool (see "Threads" above).
+// it drives the pool (see "Threads" above). cancel() (never blocks; see "Cancel" above): true if
+// the call will not complete normally, then get() throws mpp::CancelledError; false if it had
+// completed. cancelled(): cancel() returned true.
 template <class T>
 class [[nodiscard]] AsyncResult : public detail::BasicAsyncResult<T, detail::LocalTransport> {
  public:
@@ -153,7 +177,9 @@ class [[nodiscard]] AsyncResult : public detail::BasicAsyncResult<T, detail::Loc
 // The lazy range returned by imap/imap_unordered: an input range of R. Advancing blocks for the
 // next result. A position whose task failed (or where the input range threw) rethrows that error
 // when dereferenced; iteration can go on past it (`++it`), like calling next() again in Python.
-// Dropping the range abandons the rest: workers finish what they hold, those results are dropped.
+// Dropping the range before its end cancels the rest (nothing more starts; chunks already running
+// finish, their results are discarded); cancel() also stops those (see "Cancel" above) and makes
+// the next position throw mpp::CancelledError.
 template <class R>
 class [[nodiscard]] ImapRange : public detail::BasicImapRange<R, detail::LocalTransport> {
  public:

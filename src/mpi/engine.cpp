@@ -806,7 +806,9 @@ void engine_poll(Engine& e) {
   }
 }
 
-void engine_cancel(Engine& e, Batch& b, std::exception_ptr error) noexcept { e.cancel(b, error); }
+void engine_cancel(Engine& e, Batch& b, const std::exception_ptr& error, bool) noexcept {
+  e.cancel(b, error);
+}
 
 unsigned engine_workers(const Engine& e) noexcept { return e.live_workers(); }
 

@@ -45,6 +45,11 @@ constexpr auto kParentSpin = 0us;
 constexpr auto kCheckInterval = 10ms;  // how often a waiting parent looks for dead workers
 constexpr unsigned kMaxProcesses = 1024;
 constexpr std::uint32_t kMaxResends = 3;
+// cancel() of a running task: SIGTERM, then SIGKILL if the worker still lives this long after
+// (docs/design.md, "Cancel"); meanwhile dead workers are looked for every kStopCheck.
+constexpr auto kCancelGrace = 100ms;
+constexpr auto kStopCheck = 100us;
+static_assert(kDepth < wire::kDropSlots, "a worker's dropped places must not collide");
 
 using LocalBatch = Batch<LocalTransport>;
 
@@ -58,6 +63,10 @@ struct Record {
   // batch's inputs have a fixed size. See leave_out().
   std::vector<std::uint64_t> ends;
   std::uint32_t resends = 0;
+  // Its call was cancelled (Engine::cancel): already settled with the batch; whatever comes back
+  // for it is discarded, and it is never sent again. Kept while (part of) it is in a worker's
+  // ring, so that the worker's reply still finds it.
+  bool dropped = false;
 };
 
 struct Worker {
@@ -77,6 +86,10 @@ struct Worker {
   std::uint64_t seen_started = 0;
   std::int64_t seen_current = -2;
   Clock::time_point seen_at{};
+  // Being stopped by cancel(): SIGTERM sent, SIGKILL at stop_deadline; it gets no more chunks.
+  bool stopping = false;
+  bool stop_killed = false;
+  Clock::time_point stop_deadline{};
 };
 
 std::exception_ptr lost_error(pid_t pid, std::int64_t index, const sys::Child& child,
@@ -162,7 +175,7 @@ class Engine {
       auto now = Clock::now();
       if (now >= next_check_) {
         check_workers(now);
-        next_check_ = now + check_interval_;
+        next_check_ = now + current_check_interval();
         continue;
       }
       if (progressed) continue;
@@ -178,7 +191,7 @@ class Engine {
     const auto now = Clock::now();
     if (now >= next_check_) {
       check_workers(now);
-      next_check_ = now + check_interval_;
+      next_check_ = now + current_check_interval();
       pump();
     }
   }
@@ -256,6 +269,25 @@ class Engine {
     return out;
   }
 
+  // engine_cancel: `b` produces nothing more, its chunks that have not left the parent are
+  // dropped, those in a worker's ring are skipped by the worker, and (with `stop_running`) a
+  // worker running one of them is stopped. Every record of `b` is settled here, so `b` is
+  // finished on return. Allocates nothing (cancel_call holds the error).
+  void cancel(LocalBatch& b, bool stop_running) noexcept {
+    b.exhausted = true;
+    for (auto it = resend_.begin(); it != resend_.end();) {
+      if (it->batch.get() == &b) {
+        settle_dropped(*it);
+        it = resend_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (auto& w : workers_) {
+      if (w.alive) cancel_on(w, b, stop_running);
+    }
+  }
+
  private:
   static std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
   PoolShared* ps() const noexcept { return ps_; }
@@ -283,6 +315,7 @@ class Engine {
     sh->chunks_started.store(0, std::memory_order_relaxed);
     sh->current.store(-1, std::memory_order_relaxed);
     sh->crash.state.store(sys::CrashFrames::kNone, std::memory_order_relaxed);
+    for (auto& d : sh->dropped) d.store(0, std::memory_order_relaxed);
     // The slot's busy time so far stays in its stats; the new process counts from zero.
     w.stats.busy += std::chrono::nanoseconds(sh->busy_ns.exchange(0, std::memory_order_relaxed));
     sh->state.store(wire::kStarting, std::memory_order_relaxed);
@@ -296,6 +329,8 @@ class Engine {
     w.in_have = 0;
     w.in_need = sizeof(ResultHeader);
     w.seen_current = -2;
+    w.stopping = false;
+    w.stop_killed = false;
     const pid_t pid = sys::fork_or_throw("cannot fork worker");
     if (pid == 0) worker_main(WorkerEnv{sh, ps_, setup_.parent}, options_, setup_);
     w.child = sys::Child(pid);
@@ -307,7 +342,7 @@ class Engine {
     for (const auto& w : workers_) {
       if (!w.alive) continue;
       if (w.sh->results.readable() > 0) return true;
-      if (w.nsent < w.held.size() && w.sh->tasks.writable() > 0) return true;
+      if (!w.stopping && w.nsent < w.held.size() && w.sh->tasks.writable() > 0) return true;
     }
     return false;
   }
@@ -319,7 +354,7 @@ class Engine {
     }
     if (dispatch()) progress = true;
     for (auto& w : workers_) {
-      if (w.alive && write_to(w)) progress = true;
+      if (w.alive && !w.stopping && write_to(w)) progress = true;
     }
     return progress;
   }
@@ -360,9 +395,9 @@ class Engine {
     w.held.pop_front();
     --w.nsent;
     ++w.received;
-    w.stats.tasks_done += h.count;
     LocalBatch& b = *rec.batch;
-    if (!b.abandoned) {
+    if (!rec.dropped) w.stats.tasks_done += h.count;
+    if (!b.abandoned && !rec.dropped) {
       ChunkReply r;
       r.first_index = h.first_index;
       r.count = h.count;
@@ -387,9 +422,11 @@ class Engine {
 
   void finish_record(Record& rec) {
     LocalBatch& b = *rec.batch;
-    --b.in_flight;
-    b.progress.items_done += rec.count;
-    report_progress(b, false);
+    if (!rec.dropped) {  // else settled when its call was cancelled
+      --b.in_flight;
+      b.progress.items_done += rec.count;
+      report_progress(b, false);
+    }
     if (free_.size() < 64) {
       rec.msg.clear();
       free_.push_back(std::move(rec.msg));
@@ -402,7 +439,7 @@ class Engine {
 
   void report_progress(LocalBatch& b, bool force) {
     BatchProgress& bp = b.progress;
-    if (!bp.show || b.abandoned) return;
+    if (!bp.show || b.abandoned || b.cancelled) return;
     if (!options_.progress && !options_.on_progress) return;
     const auto now = Clock::now();
     const bool last = b.finished();
@@ -489,7 +526,7 @@ class Engine {
   bool dispatch() {
     bool progress = false;
     const auto usable = [&](const Worker& w) {
-      return w.alive && w.held.size() < kDepth &&
+      return w.alive && !w.stopping && w.held.size() < kDepth &&
              (options_.maxtasksperchild == 0 || w.dispatched < options_.maxtasksperchild);
     };
     const auto load = [](const Worker& w) { return w.held.size(); };
@@ -535,6 +572,10 @@ class Engine {
         on_death(w, false);
         continue;
       }
+      if (w.stopping) {
+        escalate_stop(w, now);
+        continue;
+      }
       if (!options_.task_timeout) continue;
       const std::uint64_t started = w.sh->chunks_started.load(std::memory_order_acquire);
       const std::int64_t cur = w.sh->current.load(std::memory_order_relaxed);
@@ -554,9 +595,15 @@ class Engine {
     }
   }
 
-  // Puts everything the worker held back in line (front), in order.
+  // Puts everything the worker held back in line (front), in order; cancelled chunks are let go.
   void requeue(Worker& w) {
-    for (auto it = w.held.rbegin(); it != w.held.rend(); ++it) resend_.push_front(std::move(*it));
+    for (auto it = w.held.rbegin(); it != w.held.rend(); ++it) {
+      if (it->dropped) {
+        finish_record(*it);
+      } else {
+        resend_.push_front(std::move(*it));
+      }
+    }
     w.held.clear();
     w.nsent = 0;
     w.sent_bytes = 0;
@@ -569,6 +616,10 @@ class Engine {
     // Its last result may have been its maxtasksperchild-th: then on_result already reaped and
     // replaced it, and the slot now holds a new, live worker.
     if (w.child.pid() != pid) return;
+    if (w.stopping) {
+      on_stopped(w);
+      return;
+    }
     w.alive = false;
     if (w.sh->state.load(std::memory_order_acquire) == wire::kInitFailed) {
       broken_ = std::make_exception_ptr(
@@ -586,7 +637,7 @@ class Engine {
     } else {
       ++w.stats.crashes;
     }
-    if (had_work && !w.held.empty()) {
+    if (had_work && !w.held.empty() && !w.held.front().dropped) {
       // The front chunk was running: fail the item it was on, re-run the rest of it elsewhere.
       Record& r = w.held.front();
       const std::int64_t cur = w.sh->current.load(std::memory_order_relaxed);
@@ -686,6 +737,7 @@ class Engine {
                        std::string(why) + " before task " + std::to_string(idx) + " finished"));
       };
       auto fail_all = [&](Record& r) {
+        if (r.dropped) return;  // settled when its call was cancelled
         fail_items(*r.batch, r.first, r.count, r.skip, error_for);
         --r.batch->in_flight;
       };
@@ -712,6 +764,75 @@ class Engine {
       for (auto& b : batches_) b->exhausted = true;
       batches_.clear();
     }
+  }
+
+  // ---- cancel: dropping a call's chunks, stopping the workers that run them ----
+
+  static void settle_dropped(Record& r) noexcept {
+    --r.batch->in_flight;
+    r.dropped = true;
+  }
+
+  void cancel_on(Worker& w, LocalBatch& b, bool stop_running) noexcept {
+    // held[0, written) is (partly) in the worker's ring; the rest has not left the parent.
+    const std::size_t written = w.nsent + (w.sent_bytes > 0 ? 1 : 0);
+    for (std::size_t k = written; k < w.held.size();) {
+      if (w.held[k].batch.get() == &b) {
+        settle_dropped(w.held[k]);
+        w.held.erase(w.held.begin() + static_cast<std::ptrdiff_t>(k));
+        --w.dispatched;  // never sent: maxtasksperchild counts the chunks the worker gets
+      } else {
+        ++k;
+      }
+    }
+    bool running = false;
+    for (std::size_t k = 0; k < written; ++k) {
+      Record& r = w.held[k];
+      if (r.batch.get() != &b || r.dropped) continue;
+      // Its place among the chunks this process was sent. Each side stores its word and then
+      // loads the other's, both seq_cst, so at least one sees the other's store: the worker skips
+      // the chunk, or we see that it started it (then it is stopped below, or its result is
+      // discarded when it comes; a chunk both skipped and seen started only costs a restart).
+      const std::uint64_t place = w.received + k + 1;
+      w.sh->dropped[place % wire::kDropSlots].store(place, std::memory_order_seq_cst);
+      if (w.sh->chunks_started.load(std::memory_order_seq_cst) >= place) running = true;
+      settle_dropped(r);
+    }
+    if (running && stop_running) stop(w);
+  }
+
+  // SIGTERM now (a task's own handler may clean up), SIGKILL after kCancelGrace (escalate_stop).
+  // The worker gets no more chunks; what it held for other calls is re-sent once it is dead
+  // (on_stopped): until then it may still finish and return them, so nothing runs twice.
+  void stop(Worker& w) noexcept {
+    if (w.stopping) return;
+    w.stopping = true;
+    const auto now = Clock::now();
+    w.stop_deadline = now + kCancelGrace;
+    (void)w.child.signal(SIGTERM);
+    next_check_ = std::min(next_check_, now + kStopCheck);
+  }
+
+  void escalate_stop(Worker& w, Clock::time_point now) noexcept {
+    if (w.stop_killed || now < w.stop_deadline) return;
+    (void)w.child.signal(SIGKILL);
+    w.stop_killed = true;
+  }
+
+  // A worker stopped by cancel() ended: no item is blamed (the cancelled ones are settled), the
+  // other calls' chunks it still held run elsewhere, and its slot gets a new process.
+  void on_stopped(Worker& w) {
+    w.alive = false;
+    ++w.stats.cancels;
+    requeue(w);
+    if (accepting_ || !idle()) respawn(w);
+  }
+
+  Clock::duration current_check_interval() const noexcept {
+    for (const auto& w : workers_) {
+      if (w.alive && w.stopping) return std::min<Clock::duration>(check_interval_, kStopCheck);
+    }
+    return check_interval_;
   }
 
   PoolOptions options_;
@@ -770,5 +891,9 @@ void engine_terminate(Engine& e) noexcept { e.terminate(); }
 std::vector<pid_t> engine_pids(const Engine& e) { return e.pids(); }
 PoolStats engine_stats(const Engine& e) { return e.stats(); }
 std::exception_ptr engine_broken(const Engine& e) noexcept { return e.broken(); }
+void engine_cancel(Engine& e, LocalBatch& b, const std::exception_ptr&,
+                   bool stop_running) noexcept {
+  e.cancel(b, stop_running);
+}
 
 }  // namespace mpp::detail

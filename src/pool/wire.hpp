@@ -23,6 +23,10 @@ inline constexpr std::uint32_t kTaskMagic = 0x4d505054;    // "MPPT"
 inline constexpr std::uint32_t kResultMagic = 0x4d505052;  // "MPPR"
 inline constexpr std::uint32_t kKindTask = 1;
 inline constexpr std::uint32_t kKindStop = 2;
+// ResultHeader::pad of the empty reply to a chunk the worker skipped (cancelled, see `dropped`).
+inline constexpr std::uint32_t kDroppedChunk = 1;
+// Places remembered in WorkerShared::dropped: more than the chunks a worker holds at once.
+inline constexpr std::size_t kDropSlots = 4;
 
 struct TaskHeader {
   std::uint32_t magic;
@@ -66,7 +70,12 @@ struct alignas(64) WorkerShared {
   std::atomic<std::int64_t> current{-1};  // input index being run (TaskCall::current)
   std::atomic<std::uint32_t> state{kStarting};
   std::atomic<std::uint64_t> busy_ns{0};  // time this process spent running chunks (stats)
-  char fail_type[128];                    // why the worker could not start (kInitFailed)
+  // Chunks cancelled while in the ring: the parent stores a chunk's place (1 = the first chunk
+  // this process takes) at dropped[place % kDropSlots]; the worker, having counted the chunk in
+  // chunks_started, skips it if it finds its place there (both sides seq_cst: see
+  // Engine::cancel_on).
+  std::atomic<std::uint64_t> dropped[kDropSlots]{};
+  char fail_type[128];  // why the worker could not start (kInitFailed)
   char fail_message[512];
   sys::CrashFrames crash;  // written by the worker's crash handler (WorkerLost::stack())
 };

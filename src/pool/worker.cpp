@@ -92,8 +92,17 @@ void worker_write(const WorkerEnv& env, const void* src, std::size_t n) {
     payload.resize(static_cast<std::size_t>(h.payload_len));
     worker_read(env, payload.data(), payload.size());
     env.sh->current.store(-1, std::memory_order_relaxed);
-    env.sh->chunks_started.fetch_add(1, std::memory_order_release);
+    const std::uint64_t place = env.sh->chunks_started.fetch_add(1, std::memory_order_seq_cst) + 1;
     MPP_FAILPOINT("pool.worker.after_take");
+    if (env.sh->dropped[place % wire::kDropSlots].load(std::memory_order_seq_cst) == place) {
+      // Cancelled while it waited in the ring: an empty reply, nothing run (still one chunk for
+      // maxtasksperchild, as the parent counts it).
+      const ResultHeader r{
+          wire::kResultMagic, 0, h.first_index, h.count, wire::kDroppedChunk, 0, 0};
+      worker_write(env, &r, sizeof r);
+      if (options.maxtasksperchild != 0 && ++done >= options.maxtasksperchild) leave_worker(0);
+      continue;
+    }
 
     // One buffer, one write: [header][results][failures], so a reply costs one wake-up.
     out.resize(sizeof(ResultHeader));

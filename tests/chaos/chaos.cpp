@@ -197,7 +197,7 @@ pid_t pick_live(const pid_t* pids, std::size_t count, std::mt19937_64& rng) {
 // ---- cases ---------------------------------------------------------------------------------
 
 enum class Kind { queue, pool_map, pool_imap, pool_async, locks, first_lock, load };
-enum class Role { random, producer, consumer, worker, parent, child };
+enum class Role { random, producer, consumer, worker, parent, child, cancel };
 
 const char* kind_name(Kind k) {
   switch (k) {
@@ -232,6 +232,8 @@ const char* role_name(Role r) {
       return "parent";
     case Role::child:
       return "child";
+    case Role::cancel:
+      return "cancel";
   }
   return "?";
 }
@@ -689,6 +691,218 @@ void run_pool(const Case& c) {
   g_incarnations = nullptr;
 }
 
+// ---- pool: random cancels during map / imap / apply_async -----------------------------------
+//
+// The fault is AsyncResult::cancel() / ImapRange::cancel() (or an imap range dropped early) at
+// seeded times, while a second call shares the pool. A cancel that returned true must make get()
+// (or the imap's next position) throw CancelledError; one that returned false leaves a complete,
+// correct outcome. Every call that was not cancelled must deliver every input exactly once,
+// correct and without any error (a cancel never fails another call's task). The workers a cancel
+// stopped are counted as `cancels` in Pool::stats(), never as crashes or timeouts.
+
+std::atomic<std::uint32_t>* g_runs = nullptr;  // times each input ran to its end (workers too)
+
+std::string counted_task(std::uint64_t x) {
+  std::string s = pool_task(x);
+  g_runs[x].fetch_add(1);
+  return s;
+}
+
+// A call that was not cancelled: every result there, correct, nothing failed.
+void check_whole(const char* what, std::uint64_t first, std::uint64_t n,
+                 const std::vector<std::string>& r) {
+  if (r.size() != n) {
+    g_r->lost.fetch_add(n > r.size() ? n - r.size() : 0);
+    note("%s returned %zu results for %" PRIu64 " inputs", what, r.size(), n);
+  }
+  for (std::uint64_t i = 0; i < std::min<std::uint64_t>(n, r.size()); ++i) {
+    check_result(first + i, r[i], false);
+  }
+}
+
+void failed_uncancelled(const char* what, std::exception_ptr e) {
+  g_r->lost.fetch_add(1);
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    note("%s, not cancelled, failed: %s", what, x.what());
+  }
+}
+
+// get() of a call whose cancel() returned true: CancelledError, at once.
+template <class Result>
+void expect_cancelled(const char* what, Result& r, Clock::time_point cancelled_at) {
+  try {
+    (void)r.get();
+    g_r->unnamed.fetch_add(1);
+    note("%s: cancel() returned true but get() returned a value", what);
+  } catch (const mpp::CancelledError&) {
+    g_r->named.fetch_add(1);
+    record_recovery(Clock::now() - cancelled_at);
+  } catch (const std::exception& x) {
+    g_r->unnamed.fetch_add(1);
+    note("%s: cancelled, but get() threw %s", what, x.what());
+  }
+}
+
+void run_pool_cancel(const Case& c) {
+  const std::uint64_t n = c.n;
+  g_runs = shared_array<std::atomic<std::uint32_t>>(2 * n);
+  mpp::PoolOptions o;
+  o.processes = c.a;
+  auto pool = std::make_unique<mpp::Pool>(o);
+  std::mt19937_64 rng(c.seed ^ 0xca9ce1);
+  std::uint64_t cancelled = 0;
+  // The other call, sharing the pool: inputs [n, 2n), never cancelled.
+  auto other = pool->map_async(counted_task, std::views::iota(n, 2 * n), c.chunksize);
+  const auto t0 = Clock::now();
+  const auto window = std::chrono::milliseconds(c.window_ms);
+  auto random_time = [&] {
+    return t0 +
+           std::chrono::milliseconds(std::uniform_int_distribution<long>(0, window.count())(rng));
+  };
+  if (c.kind == Kind::pool_map) {
+    auto a = pool->map_async(counted_task, std::views::iota(std::uint64_t{0}, n), c.chunksize);
+    const auto at = random_time();
+    while (Clock::now() < at && !a.ready()) std::this_thread::sleep_for(200us);
+    const bool yes = a.cancel();
+    const auto cancelled_at = Clock::now();
+    if (yes) {
+      ++cancelled;
+      expect_cancelled("map_async", a, cancelled_at);
+    } else {
+      try {
+        check_whole("map_async", 0, n, a.get());
+      } catch (...) {
+        failed_uncancelled("map_async", std::current_exception());
+      }
+    }
+  } else if (c.kind == Kind::pool_imap) {
+    // Cancel at a seeded position (past the end: no cancel); cases with an even `kills` drop the
+    // range there instead (visible in the case's description).
+    const std::uint64_t stop_at = std::uniform_int_distribution<std::uint64_t>(0, n + n / 4)(rng);
+    const bool drop = c.kills % 2 == 0;
+    std::uint64_t pos = 0;
+    bool was_cancelled = false;
+    {
+      auto range = pool->imap(counted_task, std::views::iota(std::uint64_t{0}, n), c.chunksize);
+      for (auto it = range.begin(); it != range.end(); ++it, ++pos) {
+        g_r->progress.store(static_cast<std::int64_t>(pos));
+        if (was_cancelled) {
+          // The position after cancel(): CancelledError, then the end.
+          try {
+            (void)*it;
+            g_r->unnamed.fetch_add(1);
+            note("imap: a value after cancel() at position %" PRIu64, pos);
+          } catch (const mpp::CancelledError&) {
+            g_r->named.fetch_add(1);
+          } catch (const std::exception& x) {
+            g_r->unnamed.fetch_add(1);
+            note("imap: after cancel(), %s", x.what());
+          }
+          continue;
+        }
+        try {
+          check_result(pos, *it, false);
+        } catch (...) {
+          failed_uncancelled("imap position", std::current_exception());
+        }
+        if (pos == stop_at) {
+          if (drop) break;
+          was_cancelled = range.cancel();
+          if (was_cancelled) {
+            ++cancelled;
+          } else {
+            note("imap: cancel() at position %" PRIu64 " found it complete", pos);
+          }
+        }
+      }
+    }
+    if (!was_cancelled && !(drop && stop_at < n) && pos != n) {
+      g_r->lost.fetch_add(n > pos ? n - pos : 0);
+      g_r->dup.fetch_add(pos > n ? pos - n : 0);
+      note("imap yielded %" PRIu64 " positions for %" PRIu64 " inputs", pos, n);
+    }
+    if (was_cancelled && pos != stop_at + 2) {
+      g_r->unnamed.fetch_add(1);
+      note("imap: cancelled at %" PRIu64 " but the range ended at %" PRIu64, stop_at, pos);
+    }
+    if (drop && stop_at < n) ++cancelled;  // dropped early: the rest was cancelled
+  } else {
+    std::vector<mpp::AsyncResult<std::string>> rs;
+    for (std::uint64_t i = 0; i < n; ++i) rs.push_back(pool->apply_async(counted_task, i));
+    // `kills` of them, picked and timed by the seed.
+    std::vector<std::pair<Clock::time_point, std::uint64_t>> plan;
+    for (int k = 0; k < c.kills; ++k) {
+      plan.emplace_back(random_time(), std::uniform_int_distribution<std::uint64_t>(0, n - 1)(rng));
+    }
+    std::sort(plan.begin(), plan.end());
+    std::vector<bool> done(n, false), yes(n, false);
+    std::vector<Clock::time_point> when(n);
+    std::size_t next = 0;
+    std::uint64_t left = n;
+    while (left > 0) {
+      for (; next < plan.size() && Clock::now() >= plan[next].first; ++next) {
+        const std::uint64_t i = plan[next].second;
+        if (done[i] || yes[i]) continue;
+        yes[i] = rs[i].cancel();
+        when[i] = Clock::now();
+        if (yes[i]) ++cancelled;
+      }
+      for (std::uint64_t i = 0; i < n; ++i) {
+        if (done[i] || !rs[i].ready()) continue;
+        done[i] = true;
+        --left;
+        g_r->progress.store(static_cast<std::int64_t>(n - left));
+        if (yes[i]) {
+          expect_cancelled("apply_async", rs[i], when[i]);
+          continue;
+        }
+        try {
+          check_result(i, rs[i].get(), false);
+        } catch (...) {
+          failed_uncancelled("apply_async", std::current_exception());
+        }
+      }
+      if (left > 0) std::this_thread::sleep_for(200us);
+    }
+  }
+  try {
+    auto r = other.get();
+    if (g_sabotage && !r.empty()) r.pop_back();  // --sabotage: forget one result of this call
+    check_whole("the other map_async", n, n, r);
+  } catch (...) {
+    failed_uncancelled("the other map_async", std::current_exception());
+  }
+  // Every input of the other call ran (at least once: a chunk a stopped worker had begun runs
+  // again, as after a crash).
+  for (std::uint64_t i = n; i < 2 * n; ++i) {
+    if (g_runs[i].load() == 0) {
+      g_r->lost.fetch_add(1);
+      note("input %" PRIu64 " of the other call never ran", i);
+      break;
+    }
+  }
+  const mpp::PoolStats st = pool->stats();
+  std::uint64_t stops = 0, crashes = 0;
+  for (const auto& w : st.workers) {
+    stops += w.cancels;
+    crashes += w.crashes + w.timeouts + w.recycled;
+  }
+  if (crashes != 0 || st.restarts != stops) {
+    g_r->unnamed.fetch_add(1);
+    note("stats: %" PRIu64 " restarts, %" PRIu64 " for cancels, %" PRIu64 " for other causes",
+         st.restarts, stops, crashes);
+  }
+  pool->close();
+  pool->join();
+  pool.reset();
+  g_r->faults.fetch_add(cancelled);
+  g_r->tasks.fetch_add(2 * n);
+  free_shared(g_runs, 2 * n);
+  g_runs = nullptr;
+}
+
 // ---- locks: a robust Lock guarding a two-word invariant in named shared memory --------------
 
 struct LockState {
@@ -947,7 +1161,11 @@ void run_load(const Case& c) {
       case Kind::pool_map:
       case Kind::pool_imap:
       case Kind::pool_async:
-        run_pool(c);
+        if (c.role == Role::cancel) {
+          run_pool_cancel(c);
+        } else {
+          run_pool(c);
+        }
         break;
       case Kind::locks:
         run_locks(c, shm_name);
@@ -1180,6 +1398,24 @@ std::vector<Case> build_cases(const Args& args) {
       c.n = 3000;
       c.pace_us = 100;
       out.push_back(c);
+    }
+  }
+  {
+    // Random cancels (issue 17), at 1..4 workers (long run 1..8). After every other case and
+    // from a generator of their own, so that adding them changed none of the earlier cases.
+    std::mt19937_64 crng(args.seed ^ 0xca9ce1ULL);
+    for (int i = 0; i < (L ? 6 : 1); ++i) {
+      for (Kind k : {Kind::pool_map, Kind::pool_imap, Kind::pool_async}) {
+        Case c;
+        c.kind = k;
+        c.role = Role::cancel;
+        c.a = std::uniform_int_distribution<unsigned>(1, L ? 8 : 4)(crng);
+        c.kills = std::uniform_int_distribution<int>(1, L ? 40 : 10)(crng);  // apply_async cancels
+        c.n = k == Kind::pool_async ? 400 : (L ? 2000 : 600);
+        c.window_ms = 150;
+        c.chunksize = std::uniform_int_distribution<std::size_t>(1, 16)(crng);
+        out.push_back(c);
+      }
     }
   }
   if (args.with_load) {

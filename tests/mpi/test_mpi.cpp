@@ -488,6 +488,56 @@ TEST(MpiPool, UnknownIdFailsTheTaskNeverJumps) {
   }
 }
 
+// cancel() through the pool core: a queued task is dropped; a running one cannot be stopped (a
+// rank is not ours to kill), so its result is discarded when it arrives and nothing hangs.
+TEST(MpiPool, CancelDropsQueuedTasksAndNeverHangsOnRunningOnes) {
+  mpp::test::Watchdog dog{std::chrono::seconds(kWatchdogSeconds)};
+  mpp::mpi::PoolOptions o;
+  o.processes = 1;        // one rank,
+  o.chunks_per_rank = 1;  // one chunk at a time: the second call stays queued on rank 0
+  mpp::mpi::Pool pool(o);
+  auto sleeper = [](int ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return ms;
+  };
+  auto running = pool.apply_async(sleeper, 300);
+  auto queued = pool.apply_async(square, 6);
+  EXPECT_FALSE(queued.cancelled());
+  EXPECT_TRUE(queued.cancel());
+  EXPECT_TRUE(queued.cancelled());
+  EXPECT_TRUE(queued.cancel());  // stays cancelled
+  EXPECT_TRUE(queued.ready());
+  EXPECT_FALSE(queued.successful());
+  EXPECT_THROW((void)queued.get(), mpp::CancelledError);
+  EXPECT_EQ(running.get(60s), 300);
+  EXPECT_FALSE(running.cancel());  // completed already
+  EXPECT_FALSE(running.cancelled());
+
+  auto busy = pool.apply_async(sleeper, 200);
+  EXPECT_TRUE(busy.cancel());
+  EXPECT_THROW((void)busy.get(), mpp::CancelledError);
+  EXPECT_EQ(pool.apply(square, 7), 49);  // runs once the rank is free again
+
+  auto m = pool.map_async(sleeper, std::vector<int>(10, 50), 1);
+  EXPECT_TRUE(m.cancel());
+  EXPECT_THROW((void)m.get(), mpp::CancelledError);
+  {
+    auto range = pool.imap(square, std::views::iota(0, 100));
+    auto it = range.begin();
+    EXPECT_EQ(*it, 0);
+  }  // dropped early: the rest is cancelled
+  auto range = pool.imap(square, std::views::iota(0, 100));
+  auto it = range.begin();
+  EXPECT_EQ(*it, 0);
+  EXPECT_TRUE(range.cancel());
+  ++it;
+  ASSERT_FALSE(it == range.end());
+  EXPECT_THROW((void)*it, mpp::CancelledError);
+  ++it;
+  EXPECT_TRUE(it == range.end());
+  EXPECT_EQ(pool.map(square, std::vector<int>{1, 2, 3}, 1), (std::vector<int>{1, 4, 9}));
+}
+
 // Last: a rank given up on serves no more work in this process.
 TEST(MpiPool, TaskTimeoutTurnsAHangIntoAnError) {
   if (mpp::mpi::size() < 2) GTEST_SKIP() << "needs a worker rank";

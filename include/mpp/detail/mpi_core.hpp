@@ -92,8 +92,11 @@ bool engine_wait(
 // Makes whatever progress is possible now. Does not block.
 void engine_poll(Engine& e);
 // Fails every item of `b` whose result is not in yet with `error` and drops its chunks still out
-// (their results are discarded when they arrive). Never throws.
-void engine_cancel(Engine& e, Batch& b, std::exception_ptr error) noexcept;
+// (their results are discarded when they arrive). A chunk a rank already received runs there to
+// its end whatever `stop_running` says (a rank cannot be stopped from here; its result is
+// discarded): the rank is busy until then. Never throws.
+void engine_cancel(Engine& e, Batch& b, const std::exception_ptr& error,
+                   bool stop_running = true) noexcept;
 // Worker ranks still in service (0 when the job has a single rank: tasks then run on rank 0).
 [[nodiscard]] unsigned engine_workers(const Engine& e) noexcept;
 

@@ -106,6 +106,14 @@ bool engine_wait(
     std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max());
 // Makes whatever progress is possible now, without blocking.
 void engine_poll(Engine& e);
+// cancel_call's engine side (pool_core/results.hpp): `b` produces nothing more and is finished on
+// return; its chunks not yet started are dropped (a worker skips one already in its ring); with
+// `stop_running`, a worker running one of its chunks is sent SIGTERM, SIGKILL after a grace, and
+// replaced, and the other calls' chunks it held run elsewhere. Its items are not failed one by
+// one: the call's `error` (set by cancel_call) stands for all of them. Does not block. Never
+// throws.
+void engine_cancel(Engine& e, Batch<LocalTransport>& b, const std::exception_ptr& error,
+                   bool stop_running) noexcept;
 [[nodiscard]] unsigned engine_workers(const Engine& e) noexcept;
 [[nodiscard]] bool engine_accepting(const Engine& e) noexcept;
 void engine_close(Engine& e) noexcept;

@@ -90,6 +90,7 @@ class BatchBase {
   std::size_t in_flight = 0;       // chunks handed out, results not yet delivered
   bool exhausted = false;          // no more chunks will be produced
   bool abandoned = false;          // the caller is gone: drop results, produce nothing more
+  bool cancelled = false;          // cancel() took effect (see cancel_call in results.hpp)
   std::exception_ptr batch_error;  // what ended it early: the input range threw, or cancelled
   BatchProgress progress;
 };

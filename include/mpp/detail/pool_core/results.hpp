@@ -13,12 +13,15 @@
 //   B::kTimeout                the text of get(timeout)'s TimeoutError
 // and the handles hold its batches, ResultBatch<B, T> and StreamBatch<B, R>. Its engine's
 // namespace provides, found by argument-dependent lookup, engine_poll(Engine&)
-// (progress without blocking) and engine_wait(Engine&, done[, deadline]) (pump until done() or
-// the deadline). Its batches have finished(), `abandoned`, `exhausted` and `batch_error` (what
-// ended the input early: it threw, or the call was cancelled).
+// (progress without blocking), engine_wait(Engine&, done[, deadline]) (pump until done() or
+// the deadline) and engine_cancel(Engine&, batch, error, stop_running) (see cancel_call). Its
+// batches have finished(), `abandoned`, `cancelled`, `exhausted` and `batch_error` (what ended
+// the input early: it threw, or the call was cancelled).
 //
 // Lifetime: the handles share ownership of the engine and the batch, so they stay valid after the
-// pool object is gone. Dropping one marks its batch abandoned (results still out are discarded).
+// pool object is gone. Dropping an AsyncResult marks its batch abandoned (the work goes on, results
+// still out are discarded); dropping an imap range before its end cancels the rest of its work
+// without stopping what already runs (see ~BasicImapRange).
 // Threads: a handle is used by one thread at a time, like the pool that made it.
 #pragma once
 
@@ -46,6 +49,36 @@ template <class B, class Out>
 class ResultBatch;
 template <class B, class R>
 class StreamBatch;
+
+// ---- cancelling a call (AsyncResult::cancel, ImapRange::cancel, an imap range dropped early) ----
+
+// What get() (and an imap's next position) throws after cancel().
+inline std::exception_ptr cancelled_error() noexcept {
+  try {
+    return std::make_exception_ptr(CancelledError("pool call cancelled"));
+  } catch (...) {
+    return std::current_exception();  // std::bad_alloc: still an error, and still not a value
+  }
+}
+
+// Cancels the call of batch `b` on `engine`. Returns true if it will not complete normally (now
+// cancelled, or cancelled before), false if it had completed already (its outcome, a value or
+// an error, stands). First makes the progress possible without blocking, so that a result that
+// is back already counts as completed. Then: `b` produces nothing more, `batch_error` becomes
+// CancelledError, and the engine drops every chunk of `b` not yet started; with `stop_running`
+// it also stops what runs (the local engine stops and replaces those workers; MPI ranks cannot
+// be stopped: their results are discarded when they arrive). `b` is finished() on return. Does
+// not block; throws what engine_poll throws.
+template <class Engine, class Batch>
+bool cancel_call(Engine& engine, Batch& b, bool stop_running) {
+  if (b.cancelled) return true;
+  engine_poll(engine);
+  if (b.finished()) return false;
+  b.cancelled = true;
+  b.batch_error = cancelled_error();
+  engine_cancel(engine, b, b.batch_error, stop_running);
+  return true;
+}
 
 template <class T, class B>
 class BasicAsyncResult {
@@ -90,6 +123,13 @@ class BasicAsyncResult {
     if (!ready()) throw std::logic_error("successful() called on a result that is not ready");
     return !batch_->has_error();
   }
+  // Cancels the call: true if it will not complete normally, false if it had completed already
+  // (see cancel_call). After true, get() throws mpp::CancelledError, ready() is true and
+  // successful() false. A queued task is dropped; a running one has its worker stopped (local
+  // pool) or its result discarded (MPI). Does not block.
+  bool cancel() { return cancel_call(*engine_, *batch_, true); }
+  // True once cancel() returned true. Does not block, never throws.
+  [[nodiscard]] bool cancelled() const noexcept { return batch_ && batch_->cancelled; }
 
  private:
   bool wait_until(std::chrono::steady_clock::time_point deadline) {
@@ -120,12 +160,30 @@ class BasicImapRange {
       : engine_(std::move(engine)), batch_(std::move(b)), own_engine_(own_engine) {}
   BasicImapRange(BasicImapRange&&) noexcept = default;
   BasicImapRange& operator=(BasicImapRange&&) noexcept = default;
+  // Dropped before its end: the rest is cancelled, except chunks already running, which finish
+  // (their results are discarded). A `break` out of a loop over the range should not kill the
+  // workers (their initializer would run again, a task's side effects be cut short); cancel()
+  // does that on request.
   ~BasicImapRange() {
     if (batch_ && !batch_->at_end()) {
+      try {
+        (void)cancel_call(*engine_, *batch_, false);
+      } catch (...) {
+        // The engine cannot be driven now (e.g. MPI finalized): give up on the rest as before.
+      }
       batch_->abandoned = true;
       batch_->exhausted = true;
     }
   }
+
+  // Cancels the rest: true if positions were still to come, false if every result had arrived
+  // (they can still be taken). Work not started is dropped; running chunks of it have their
+  // workers stopped and replaced (local pool) or their results discarded (MPI). After true, the
+  // next position (++it or begin()) rethrows mpp::CancelledError and then the range ends. Does not
+  // block.
+  bool cancel() { return cancel_call(*engine_, *batch_, true); }
+  // True once cancel() returned true. Does not block, never throws.
+  [[nodiscard]] bool cancelled() const noexcept { return batch_ && batch_->cancelled; }
 
   class iterator {
    public:
@@ -168,6 +226,15 @@ class BasicImapRange {
     value_.reset();
     error_ = nullptr;
     auto* b = batch_.get();
+    if (b->cancelled) {
+      // One position says so (like a Python iterator raising), then the range ends.
+      if (b->batch_error) {
+        error_ = std::exchange(b->batch_error, nullptr);
+      } else {
+        ended_ = true;
+      }
+      return;
+    }
     engine_wait(*engine_, [b] { return b->has_next() || b->at_end() || b->abandoned; });
     if (b->has_next()) {
       auto item = b->next();
