@@ -13,15 +13,19 @@
 //   B::kTimeout                the text of get(timeout)'s TimeoutError
 // and the handles hold its batches, ResultBatch<B, T> and StreamBatch<B, R>. Its engine's
 // namespace provides, found by argument-dependent lookup, engine_poll(Engine&)
-// (progress without blocking) and engine_wait(Engine&, done[, deadline]) (pump until done() or
-// the deadline). Its batches have finished(), `abandoned`, `exhausted` and `batch_error` (what
+// (progress without blocking), engine_wait(Engine&, done[, deadline]) (pump until done() or
+// the deadline; done() is called with the engine's mutex held, possibly by another thread that
+// drives the engine) and engine_lock(Engine&) (that mutex, held while a handle reads or takes its
+// batch's results). Its batches have finished(), `abandoned`, `exhausted` and `batch_error` (what
 // ended the input early: it threw, or the call was cancelled).
 //
 // Lifetime: the handles share ownership of the engine and the batch, so they stay valid after the
 // pool object is gone. Dropping one marks its batch abandoned (results still out are discarded).
-// Threads: a handle is used by one thread at a time, like the pool that made it.
+// Threads: a handle may be used from any thread, by one thread at a time; handles of one pool
+// may be used by different threads at once (they synchronise through the engine's mutex).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -30,6 +34,7 @@
 #include <iterator>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -46,6 +51,8 @@ template <class B, class Out>
 class ResultBatch;
 template <class B, class R>
 class StreamBatch;
+template <class Result, class T, class B>
+class BasicAsCompleted;
 
 template <class T, class B>
 class BasicAsyncResult {
@@ -56,7 +63,9 @@ class BasicAsyncResult {
   BasicAsyncResult(BasicAsyncResult&&) noexcept = default;
   BasicAsyncResult& operator=(BasicAsyncResult&&) noexcept = default;
   ~BasicAsyncResult() {
-    if (batch_ && !batch_->finished()) batch_->abandoned = true;
+    if (!batch_) return;
+    const auto lk = engine_lock(*engine_);
+    if (!batch_->finished()) batch_->abandoned = true;
   }
 
   // Blocks until the task(s) finished; returns the value or rethrows the first error by input
@@ -64,13 +73,13 @@ class BasicAsyncResult {
   // is handed over once: a second get() throws std::logic_error.
   T get() {
     wait();
-    return batch_->take();
+    return take();
   }
   // Same, but throws mpp::TimeoutError if not finished within `timeout` (the work goes on).
   template <class Rep, class Period>
   T get(std::chrono::duration<Rep, Period> timeout) {
     if (!wait(timeout)) throw TimeoutError(B::kTimeout);
-    return batch_->take();
+    return take();
   }
   // Blocks until finished. Never throws for the task's errors.
   void wait() { (void)wait_until(std::chrono::steady_clock::time_point::max()); }
@@ -83,15 +92,28 @@ class BasicAsyncResult {
   // Does not block.
   [[nodiscard]] bool ready() const {
     engine_poll(*engine_);
-    return batch_->finished();
+    return finished();
   }
   // Does not block; std::logic_error if not ready.
   [[nodiscard]] bool successful() const {
     if (!ready()) throw std::logic_error("successful() called on a result that is not ready");
+    const auto lk = engine_lock(*engine_);
     return !batch_->has_error();
   }
 
  private:
+  template <class, class, class>
+  friend class BasicAsCompleted;
+
+  T take() {
+    auto lk = engine_lock(*engine_);
+    return batch_->take();
+  }
+  [[nodiscard]] bool finished() const {
+    const auto lk = engine_lock(*engine_);
+    return batch_->finished();
+  }
+
   bool wait_until(std::chrono::steady_clock::time_point deadline) {
     auto* b = batch_.get();
     const bool done = engine_wait(
@@ -121,7 +143,9 @@ class BasicImapRange {
   BasicImapRange(BasicImapRange&&) noexcept = default;
   BasicImapRange& operator=(BasicImapRange&&) noexcept = default;
   ~BasicImapRange() {
-    if (batch_ && !batch_->at_end()) {
+    if (!batch_) return;
+    const auto lk = engine_lock(*engine_);
+    if (!batch_->at_end()) {
       batch_->abandoned = true;
       batch_->exhausted = true;
     }
@@ -169,16 +193,20 @@ class BasicImapRange {
     error_ = nullptr;
     auto* b = batch_.get();
     engine_wait(*engine_, [b] { return b->has_next() || b->at_end() || b->abandoned; });
-    if (b->has_next()) {
-      auto item = b->next();
-      error_ = std::move(item.error);
-      value_ = std::move(item.value);
-      return;
+    {
+      const auto lk = engine_lock(*engine_);
+      if (b->has_next()) {
+        auto item = b->next();
+        error_ = std::move(item.error);
+        value_ = std::move(item.value);
+        return;
+      }
     }
     if (own_engine_) {
       B::release(*engine_);
       own_engine_ = false;
     }
+    const auto lk = engine_lock(*engine_);
     if (b->batch_error) {
       error_ = std::exchange(b->batch_error, nullptr);  // one last, failed position
       return;
@@ -484,5 +512,154 @@ void deliver_chunk(StreamedResults<R, Ordered>& to, const ChunkOutcome& c, Failu
       [&](std::int64_t idx, R&& v) noexcept { to.put_value(idx, std::move(v)); },
       [&](std::int64_t idx, std::exception_ptr e) noexcept { to.put_error(idx, std::move(e)); });
 }
+
+// as_completed over handles of type Result (a backend's AsyncResult<T>, derived from
+// BasicAsyncResult<T, B>): an input range of Result&, each handle once, as its result is ready
+// (those ready already first, in vector order). Waiting drives the handles' engine like get()
+// does, and sleeps on its wake-up: no polling. Handles whose calls run on engines of their own
+// (callables with state) or come from several pools are waited on one engine at a time, at most
+// kSlice each in turn. The vector must not change size while the range is used; the handles may
+// be used meanwhile (get() of the one just yielded, or of any other).
+template <class Result, class T, class B>
+class BasicAsCompleted {
+  using Base = BasicAsyncResult<T, B>;
+  using Clock = std::chrono::steady_clock;
+  using Engine = typename B::Engine;
+  static constexpr std::chrono::milliseconds kSlice{1};
+
+ public:
+  // Throws std::invalid_argument if a handle is empty (moved from).
+  BasicAsCompleted(std::vector<Result>& results, std::optional<std::chrono::milliseconds> timeout)
+      : results_(&results) {
+    static_assert(std::is_base_of_v<Base, Result>, "as_completed takes a pool's AsyncResults");
+    pending_.reserve(results.size());
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      if (!base(i).batch_) {
+        throw std::invalid_argument("as_completed: result " + std::to_string(i) +
+                                    " is empty (moved from)");
+      }
+      pending_.push_back(i);
+    }
+    if (timeout) {
+      deadline_ = *timeout >= std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  Clock::time_point::max() - Clock::now())
+                      ? Clock::time_point::max()
+                      : Clock::now() + *timeout;
+    }
+  }
+  BasicAsCompleted(BasicAsCompleted&&) noexcept = default;
+  BasicAsCompleted& operator=(BasicAsCompleted&&) noexcept = default;
+
+  class iterator {
+   public:
+    using value_type = Result;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    explicit iterator(BasicAsCompleted* r) : r_(r) {}
+    // The handle whose result is ready. Does not block.
+    Result& operator*() const { return (*r_->results_)[r_->current_]; }
+    Result* operator->() const { return &**this; }
+    // Blocks until another handle is ready; mpp::TimeoutError once the timeout given to
+    // as_completed has passed with none (the range stays usable: advancing again retries).
+    iterator& operator++() {
+      r_->advance();
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) {
+      return it.r_ == nullptr || it.r_->ended_;
+    }
+
+   private:
+    BasicAsCompleted* r_ = nullptr;
+  };
+
+  // Blocks for the first ready handle (TimeoutError as operator++).
+  iterator begin() {
+    if (!started_) {
+      started_ = true;
+      advance();
+    }
+    return iterator(this);
+  }
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+ private:
+  Base& base(std::size_t i) { return static_cast<Base&>((*results_)[i]); }
+
+  void advance() {
+    for (;;) {
+      if (pending_.empty()) {
+        ended_ = true;
+        return;
+      }
+      if (take_ready()) return;
+      if (Clock::now() >= deadline_) {
+        throw TimeoutError("as_completed: " + std::to_string(pending_.size()) + " of " +
+                           std::to_string(results_->size()) +
+                           " results not ready within the timeout");
+      }
+      wait_some();
+    }
+  }
+
+  // Yields the first pending handle that is ready, if any (each engine locked once per run of
+  // handles on it, never two at a time).
+  bool take_ready() {
+    std::unique_lock<std::mutex> lk;
+    const Engine* locked = nullptr;
+    for (auto it = pending_.begin(); it != pending_.end(); ++it) {
+      Base& r = base(*it);
+      if (r.engine_.get() != locked) {
+        if (lk.owns_lock()) lk.unlock();
+        lk = engine_lock(*r.engine_);
+        locked = r.engine_.get();
+      }
+      if (r.batch_->finished()) {
+        current_ = *it;
+        pending_.erase(it);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // Waits until a pending handle of one engine is ready, the deadline, or (several engines) that
+  // engine's slice passed.
+  void wait_some() {
+    Engine* first = base(pending_.front()).engine_.get();
+    bool several = false;
+    for (std::size_t i : pending_) several = several || base(i).engine_.get() != first;
+    const std::size_t rounds = several ? pending_.size() : 1;
+    for (std::size_t k = 0; k < rounds; ++k) {
+      Engine* e = base(pending_[k]).engine_.get();
+      if (k != 0 && e == base(pending_[k - 1]).engine_.get()) continue;
+      watch_.clear();
+      for (std::size_t i : pending_) {
+        if (base(i).engine_.get() == e) watch_.push_back(base(i).batch_.get());
+      }
+      const auto until = several ? std::min(deadline_, Clock::now() + kSlice) : deadline_;
+      // Called with e's mutex held, perhaps by the thread driving e: reads only batches of e.
+      if (engine_wait(
+              *e,
+              [this] {
+                return std::any_of(watch_.begin(), watch_.end(),
+                                   [](const auto* b) { return b->finished(); });
+              },
+              until)) {
+        return;
+      }
+      if (Clock::now() >= deadline_) return;
+    }
+  }
+
+  std::vector<Result>* results_;
+  std::vector<std::size_t> pending_;  // indexes not yet yielded, in vector order
+  std::vector<const ResultBatch<B, T>*> watch_;
+  std::size_t current_ = 0;
+  Clock::time_point deadline_ = Clock::time_point::max();
+  bool started_ = false;
+  bool ended_ = false;
+};
 
 }  // namespace mpp::detail
