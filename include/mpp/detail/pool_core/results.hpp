@@ -566,11 +566,10 @@ class BasicAsCompleted {
       return *this;
     }
     void operator++(int) { ++*this; }
-    friend bool operator==(const iterator& it, std::default_sentinel_t) {
-      return it.r_ == nullptr || it.r_->ended_;
-    }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.done(); }
 
    private:
+    [[nodiscard]] bool done() const noexcept { return r_ == nullptr || r_->ended_; }
     BasicAsCompleted* r_ = nullptr;
   };
 
