@@ -220,6 +220,9 @@ TEST_P(PoolThreads, WorkersOutliveTheThreadThatForkedThem) {
   std::thread maker([&] {
     pool = std::make_unique<mpp::Pool>(workers());
     pids = pool->worker_pids();
+    // Every worker gets one of the first chunks and answers only once it is set up (its
+    // parent-death signal armed): the thread exits after that.
+    (void)pool->map(square, std::views::iota(0, static_cast<int>(4 * workers())), 1);
   });
   maker.join();
   // The kernel sends the signal as the thread exits; a map of many chunks runs meanwhile.
@@ -410,6 +413,31 @@ TEST(ProcessThreads, StartedAndJoinedFromManyThreadsAtOnce) {
     }
   });
   EXPECT_TRUE(mpp::test::zombie_children().empty());
+}
+
+// A daemon child dies with the parent process, not with the thread that started it (the
+// parent-death signal follows threads): started from a thread that then exits, it still runs to
+// its own end when released.
+int wait_then_exit(int code) {
+  g_events[4].set();  // set up (parent-death signal armed): the target runs after that
+  g_events[5].wait();
+  throw mpp::SystemExit{code};
+}
+
+TEST(ProcessThreads, DaemonOutlivesTheThreadThatStartedIt) {
+  mpp::test::Watchdog dog(120s, "daemon from a thread");
+  Events ev;
+  mpp::ProcessOptions o;
+  o.daemon = true;
+  mpp::Process p(o, wait_then_exit, 7);
+  std::thread([&] {
+    p.start();
+    ev[4].wait();
+  }).join();
+  // The signal was sent as the thread exited; the child's handler saw its parent alive.
+  ev[5].set();
+  p.join();
+  EXPECT_EQ(p.exitcode(), 7);
 }
 
 // ---- the logger program of the issue -----------------------------------------------------------
