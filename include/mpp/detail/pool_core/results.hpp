@@ -131,11 +131,54 @@ class BasicAsyncResult {
   bool own_engine_ = false;
 };
 
-// An input range of R. Advancing blocks for the next result. A position whose task failed (or
-// where the input range threw: one last position) rethrows that error when dereferenced;
-// iteration can go on past it (`++it`), like calling next() again in Python.
+// The input ranges of imap and as_completed: a range object that advances itself (a step may
+// block), walked by an iterator pointing at it. Derived gives this base (a friend) advance()
+// (to the next element; sets ended_ once there is none), current() (the element reached, as Ref)
+// and ended_. begin() makes the first step; end() is a sentinel.
+template <class Derived, class Value, class Ref>
+class AdvancingRange {
+ public:
+  class iterator {
+   public:
+    using value_type = Value;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    explicit iterator(Derived* r) : r_(r) {}
+    Ref operator*() const { return r_->current(); }
+    std::add_pointer_t<Ref> operator->() const { return &**this; }
+    iterator& operator++() {
+      r_->advance();
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.done(); }
+
+   private:
+    [[nodiscard]] bool done() const noexcept { return r_ == nullptr || r_->ended_; }
+    Derived* r_ = nullptr;
+  };
+
+  iterator begin() {
+    auto& self = static_cast<Derived&>(*this);
+    if (!started_) {
+      started_ = true;
+      self.advance();
+    }
+    return iterator(&self);
+  }
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+ private:
+  bool started_ = false;
+};
+
+// An input range of R. Advancing (begin(), ++it) blocks until the next result is there and never
+// throws the tasks' errors; dereferencing does not block, and at a position whose task failed (or
+// where the input range threw: one last position) rethrows that error (RemoteError, WorkerLost,
+// what the input range threw); iteration can go on past it (`++it`), like calling next() again in
+// Python.
 template <class R, class B>
-class BasicImapRange {
+class BasicImapRange : public AdvancingRange<BasicImapRange<R, B>, R, R&> {
  public:
   BasicImapRange(std::shared_ptr<typename B::Engine> engine, std::shared_ptr<StreamBatch<B, R>> b,
                  bool own_engine = false)
@@ -151,43 +194,13 @@ class BasicImapRange {
     }
   }
 
-  class iterator {
-   public:
-    using value_type = R;
-    using difference_type = std::ptrdiff_t;
-    iterator() = default;
-    explicit iterator(BasicImapRange* r) : r_(r) {}
-    // Rethrows the position's error (RemoteError, WorkerLost, what the input range threw). Does
-    // not block.
-    R& operator*() const {
-      if (r_->error_) std::rethrow_exception(r_->error_);
-      return *r_->value_;
-    }
-    R* operator->() const { return &**this; }
-    // Blocks until the next result is there. Never throws the tasks' errors.
-    iterator& operator++() {
-      r_->advance();
-      return *this;
-    }
-    void operator++(int) { ++*this; }
-    friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.done(); }
-
-   private:
-    [[nodiscard]] bool done() const noexcept { return r_ == nullptr || r_->ended_; }
-    BasicImapRange* r_ = nullptr;
-  };
-
-  // Blocks for the first result.
-  iterator begin() {
-    if (!started_) {
-      started_ = true;
-      advance();
-    }
-    return iterator(this);
-  }
-  std::default_sentinel_t end() const noexcept { return {}; }
-
  private:
+  friend class AdvancingRange<BasicImapRange<R, B>, R, R&>;
+
+  R& current() {
+    if (error_) std::rethrow_exception(error_);
+    return *value_;
+  }
   void advance() {
     value_.reset();
     error_ = nullptr;
@@ -218,7 +231,6 @@ class BasicImapRange {
   std::shared_ptr<StreamBatch<B, R>> batch_;
   std::optional<R> value_;
   std::exception_ptr error_;
-  bool started_ = false;
   bool ended_ = false;
   bool own_engine_ = false;
 };
@@ -521,7 +533,7 @@ void deliver_chunk(StreamedResults<R, Ordered>& to, const ChunkOutcome& c, Failu
 // kSlice each in turn. The vector must not change size while the range is used; the handles may
 // be used meanwhile (get() of the one just yielded, or of any other).
 template <class Result, class T, class B>
-class BasicAsCompleted {
+class BasicAsCompleted : public AdvancingRange<BasicAsCompleted<Result, T, B>, Result, Result&> {
   using Base = BasicAsyncResult<T, B>;
   using Clock = std::chrono::steady_clock;
   using Engine = typename B::Engine;
@@ -550,40 +562,14 @@ class BasicAsCompleted {
   BasicAsCompleted(BasicAsCompleted&&) noexcept = default;
   BasicAsCompleted& operator=(BasicAsCompleted&&) noexcept = default;
 
-  class iterator {
-   public:
-    using value_type = Result;
-    using difference_type = std::ptrdiff_t;
-    iterator() = default;
-    explicit iterator(BasicAsCompleted* r) : r_(r) {}
-    // The handle whose result is ready. Does not block.
-    Result& operator*() const { return (*r_->results_)[r_->current_]; }
-    Result* operator->() const { return &**this; }
-    // Blocks until another handle is ready; mpp::TimeoutError once the timeout given to
-    // as_completed has passed with none (the range stays usable: advancing again retries).
-    iterator& operator++() {
-      r_->advance();
-      return *this;
-    }
-    void operator++(int) { ++*this; }
-    friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.done(); }
-
-   private:
-    [[nodiscard]] bool done() const noexcept { return r_ == nullptr || r_->ended_; }
-    BasicAsCompleted* r_ = nullptr;
-  };
-
-  // Blocks for the first ready handle (TimeoutError as operator++).
-  iterator begin() {
-    if (!started_) {
-      started_ = true;
-      advance();
-    }
-    return iterator(this);
-  }
-  std::default_sentinel_t end() const noexcept { return {}; }
+  // Advancing (begin(), ++it) blocks until another handle is ready, and throws mpp::TimeoutError
+  // once the timeout given to as_completed has passed with none (the range stays usable:
+  // advancing again retries). Dereferencing gives the handle reached; it does not block.
 
  private:
+  friend class AdvancingRange<BasicAsCompleted<Result, T, B>, Result, Result&>;
+
+  Result& current() const { return (*results_)[current_]; }
   Base& base(std::size_t i) { return static_cast<Base&>((*results_)[i]); }
 
   void advance() {
@@ -657,7 +643,6 @@ class BasicAsCompleted {
   std::vector<const ResultBatch<B, T>*> watch_;
   std::size_t current_ = 0;
   Clock::time_point deadline_ = Clock::time_point::max();
-  bool started_ = false;
   bool ended_ = false;
 };
 
