@@ -11,8 +11,11 @@
 //  5. cancel() of a running task: time until the replacement worker runs the next task, vs the
 //     raw floor (SIGTERM, waitpid, fork, the child runs) and vs what one did without cancel()
 //     (terminate the pool, start a new one, apply).
+//  6. apply_async throughput with 4 threads submitting to one pool vs one thread (issue 20:
+//     >= 0.8x, no collapse under the pool's mutex and driver hand-over).
 //
-// Usage: bench_pool [--quick] [--no-python] [--words N]. Medians of several repetitions.
+// Usage: bench_pool [--quick] [--no-python] [--words N] [--only 1..6]. Medians of several
+// repetitions.
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/mman.h>
@@ -32,6 +35,7 @@
 #include <random>
 #include <ranges>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bench_util.hpp"
@@ -581,6 +585,62 @@ void bench_cancel(int reps) {
   bench::result("latency", "terminate_new_pool_apply", 0, median(t_new) * 1e6);
 }
 
+// ---- 6. threads submitting to one pool -------------------------------------------------------
+
+// `threads` threads share `total` apply_async calls on `pool`, each keeping `window` of its own in
+// flight (submit `window`, then get them); returns tasks per second.
+double apply_throughput(mpp::Pool& pool, int threads, int total, int window) {
+  std::atomic<long long> check{0};
+  const auto t0 = Clock::now();
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([&, t] {
+      const int mine = total / threads;
+      std::vector<mpp::AsyncResult<int>> rs;
+      long long sum = 0;
+      for (int done = 0; done < mine; done += window) {
+        rs.clear();
+        for (int i = 0; i < window && done + i < mine; ++i) {
+          rs.push_back(pool.apply_async(plus_one, t + i));
+        }
+        for (auto& r : rs) sum += r.get();
+      }
+      check += sum;
+    });
+  }
+  for (auto& th : ts) th.join();
+  const double secs = seconds_since(t0);
+  if (check.load() == 0) std::printf("(impossible)\n");
+  return total / secs;
+}
+
+void bench_threads(int reps) {
+  constexpr int kTotal = 40000;
+  std::printf("\n== 6. apply_async throughput: 4 threads on one pool vs 1 thread ==\n");
+  mpp::Pool pool(2);
+  (void)pool.map(plus_one, std::views::iota(0, 100));
+  for (int window : {64, 1}) {
+    // Interleaved: each repetition measures both, and the ratio is the median of theirs.
+    std::vector<double> one, four, ratios;
+    for (int r = 0; r < reps; ++r) {
+      const double a = apply_throughput(pool, 1, kTotal / (window == 1 ? 4 : 1), window);
+      const double b = apply_throughput(pool, 4, kTotal / (window == 1 ? 4 : 1), window);
+      one.push_back(a);
+      four.push_back(b);
+      ratios.push_back(b / a);
+    }
+    const double ratio = median(ratios);
+    std::printf("%s: 1 thread %8.0f tasks/s, 4 threads %8.0f tasks/s   4/1 = %.2fx%s\n",
+                window == 1 ? "round trips (1 in flight per thread)"
+                            : "batches of 64 per thread            ",
+                median(one), median(four), ratio, window == 1 ? "" : " (target >= 0.8)");
+    bench::result(
+        "ratio",
+        window == 1 ? "apply_round_trip_4_threads_vs_1" : "apply_async_throughput_4_threads_vs_1",
+        0, ratio);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -595,6 +655,7 @@ int main(int argc, char** argv) {
   }
   const int reps = quick ? 3 : 5;
   std::printf("bench_pool: %u cpus, medians of %d runs\n", mpp::sys::cpus_allowed(), reps);
+  if (only == 0 || only == 6) bench_threads(reps);
   if (only == 0 || only == 4) bench_cpu(reps);
   if (only == 0 || only == 3) bench_round_trip(reps, python);
   if (only == 0 || only == 2) bench_map(reps, python);

@@ -45,8 +45,16 @@
 // Fork: MPI does not survive fork(); a child forked from a rank (an mpp::Process, an mpp::Pool
 // worker) must not use an mpp::mpi::Pool.
 //
-// Threads: a Pool and what it hands out are driven by the calling thread (no background thread;
-// every wait pumps the MPI traffic). Use the pools of a process from one thread at a time.
+// Threads: as mpp::Pool (API.md section 8): every member may be called from any number of threads
+// at once, and results and imap ranges consumed from any thread (each object by one thread at a
+// time). There is no background thread: of the threads waiting on rank 0, one polls the MPI
+// traffic while the others sleep until it delivers their results or hands them the role. All of
+// mpp's MPI calls are made under one mutex, so MPI_THREAD_SERIALIZED (what mpp's own MPI_Init
+// asks for) suffices. If the program initialized MPI itself below SERIALIZED (SINGLE, FUNNELED),
+// the pools may be used from the thread that created the first one only; other threads get
+// std::logic_error. A 1-rank job runs the tasks on rank 0 while that mutex is held: other threads'
+// calls wait for the task. Tasks running on other ranks are single-threaded (each rank serves one
+// chunk at a time).
 //
 // Memory ordering: everything a task did on its rank is visible in the values get()/map/imap
 // return (they are copies that crossed MPI).
@@ -117,6 +125,14 @@ class [[nodiscard]] AsyncResult : public mpp::detail::BasicAsyncResult<T, detail
 // (RemoteError, WorkerLost, or, as one last position, what the input range threw), and
 // iteration may go on after it. Dropping the range abandons the rest (results still out are
 // discarded).
+// Completion order over results of mpp::mpi pools, as mpp::as_completed (<mpp/pool.hpp>): each
+// element once, as it becomes ready; mpp::TimeoutError once `timeout` (from this call) passed.
+template <class T>
+[[nodiscard]] auto as_completed(std::vector<AsyncResult<T>>& results,
+                                std::optional<std::chrono::milliseconds> timeout = {}) {
+  return mpp::detail::BasicAsCompleted<AsyncResult<T>, T, detail::MpiTransport>(results, timeout);
+}
+
 template <class R>
 class [[nodiscard]] ImapRange : public mpp::detail::BasicImapRange<R, detail::MpiTransport> {
  public:

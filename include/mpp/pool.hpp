@@ -14,10 +14,30 @@
 // Fork: a process forked from the pool's owner (mpp::Process, fork()) must not use the owner's
 // Pool (the workers are not its children); it can create its own.
 //
-// Threads: a Pool, and the AsyncResults and imap ranges it hands out, are driven by the thread
-// that calls them; use one pool from one thread at a time. There is no background thread: work
-// already handed to workers keeps running, and results are collected whenever you call into the
-// pool or wait on a result (a get() on any result advances all of them).
+// Threads: every member of a Pool may be called from any number of threads at once (map,
+// map_async, apply, apply_async, starmap, imap, imap_unordered, close, join, terminate, stats,
+// processes, worker_pids), and the AsyncResults and imap ranges it hands out may be used from any
+// thread, each object by one thread at a time. A thread waiting on one result never holds up
+// another thread's submissions or results. There is no background thread: work already handed to
+// workers keeps running, and results are collected whenever a thread calls into the pool or waits
+// on a result. Of the threads waiting on one pool, one drives it (moves chunks and results,
+// checks for crashed workers and task_timeout) while the others sleep until the driver delivers
+// their result or hands them the role when its own wait ends; a submission from any thread is
+// handed to the workers at once. The pool's state is guarded by one mutex, held for
+// microseconds at a time (longer only while a replacement worker is forked, or while join() or
+// terminate() reap the workers). Ordering: calls made by one thread are served in the order it
+// made them; between threads, in the order they took the mutex. close(), join() and terminate()
+// from another thread act on the calls in progress as they would on the caller's own: results
+// not in yet fail with WorkerLost after terminate(); map() in another thread completes before
+// join() returns. The Pool object itself must outlive every call made on it (destroy it only
+// once the other threads' calls returned; the AsyncResults and imap ranges may outlive it).
+// PoolOptions::on_progress runs in whichever thread drives, while the mutex is held: calling into
+// the same pool or waiting on its results from there throws std::logic_error (close(),
+// terminate(), stats() and worker_pids() are allowed). Workers are forked with the mutex held by
+// the forking thread; a worker never touches it (nor does any mpp code in a child of a fork,
+// which must not use its parent's pools). A worker whose forking thread exits is not killed by
+// that (the parent-death signal follows threads; mpp's worker checks that the parent process is
+// really gone).
 //
 // Callables: functions, function pointers and empty lambdas/functors (no captures) run on the
 // persistent workers: the workers are forks of this program, so the code of the callable is
@@ -174,6 +194,22 @@ class [[nodiscard]] AsyncResult : public detail::BasicAsyncResult<T, detail::Loc
   using detail::BasicAsyncResult<T, detail::LocalTransport>::BasicAsyncResult;
 };
 
+// Completion order over results handed out by one pool (Python's concurrent.futures.as_completed):
+// an input range of AsyncResult<T>&, yielding each element of `results` once, as it becomes ready
+// (those ready already first, in vector order). Advancing blocks (it drives the pool as get()
+// does, sleeping on the pool's wake-up, never polling) and throws mpp::TimeoutError once
+// `timeout`, counted from this call, has passed with no further result ready; advancing again
+// retries. Task errors are not thrown: get() on the yielded result rethrows them. Throws
+// std::invalid_argument at once for an empty (moved-from) result. `results` must keep its size
+// while the range is used, and outlive it. Results of callables with state run on workers of
+// their own and results of different pools are waited on one pool at a time, 1 ms each in turn.
+// Each step scans the results not yet yielded: O(n) per result. From any thread, like the results.
+template <class T>
+[[nodiscard]] auto as_completed(std::vector<AsyncResult<T>>& results,
+                                std::optional<std::chrono::milliseconds> timeout = {}) {
+  return detail::BasicAsCompleted<AsyncResult<T>, T, detail::LocalTransport>(results, timeout);
+}
+
 // The lazy range returned by imap/imap_unordered: an input range of R. Advancing blocks for the
 // next result. A position whose task failed (or where the input range threw) rethrows that error
 // when dereferenced; iteration can go on past it (`++it`), like calling next() again in Python.
@@ -207,10 +243,12 @@ class Pool : public detail::PoolFront<Pool> {
   void close() noexcept;
   // After close(): blocks until all submitted work is done and the workers exited and were
   // reaped. An imap still being iterated gets no more work: its remaining positions fail with
-  // WorkerLost. std::logic_error if close() was not called.
+  // WorkerLost. std::logic_error if close() was not called. From several threads at once: each
+  // returns once the pool is joined.
   void join();
-  // Kills the workers now (SIGKILL) and reaps them; results not yet in fail with WorkerLost.
-  // Returns quickly whatever is queued. Never throws.
+  // Kills the workers now (SIGKILL) and reaps them; results not yet in fail with WorkerLost (also
+  // those other threads are waiting on: they wake up). Returns quickly whatever is queued. A
+  // no-op after join(). Never throws.
   void terminate() noexcept;
 
   // Number of workers. Never blocks, never throws.
@@ -290,11 +328,13 @@ class Pool : public detail::PoolFront<Pool> {
     try {
       detail::engine_wait(*e, [b] { return b->finished(); });
     } catch (...) {
+      const auto lk = detail::engine_lock(*e);
       b->abandoned = true;
       b->exhausted = true;
       throw;
     }
     if (e != engine_) detail::LocalTransport::release(*e);
+    const auto lk = detail::engine_lock(*e);
     return batch->take();
   }
 
@@ -343,7 +383,6 @@ class Pool : public detail::PoolFront<Pool> {
 
   std::shared_ptr<PoolOptions> options_;
   std::shared_ptr<detail::Engine> engine_;
-  bool joined_ = false;
 };
 
 }  // namespace mpp

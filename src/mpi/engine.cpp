@@ -10,6 +10,12 @@
 // Waiting: both sides poll with MPI_Improbe, spinning briefly (a round trip is microseconds), then
 // yielding, then sleeping with a growing pause. Blocking MPI_Recv would busy-poll at 100% CPU
 // inside Open MPI, which on an oversubscribed machine steals the CPU from the ranks doing work.
+//
+// Threads (rank 0): the engine's state and every MPI call it makes are guarded by its DriverGate
+// (src/pool/driver.hpp), so MPI_THREAD_SERIALIZED suffices: of the threads waiting, one polls
+// (releasing the mutex while it pauses), the others sleep until it delivers their results. A
+// program that initialized MPI itself at a lower level than SERIALIZED may use the pools from the
+// thread that started the engine only (others get std::logic_error).
 #include <mpi.h>
 
 #include <algorithm>
@@ -19,8 +25,10 @@
 #include <cstring>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <type_traits>
 #include <vector>
@@ -32,6 +40,7 @@
 #include "mpp/detail/pool_core/task.hpp"
 #include "mpp/errors.hpp"
 #include "pool/core.hpp"
+#include "pool/driver.hpp"
 #include "sys/proc.hpp"
 #include "sys/sched.hpp"
 #include "sys/signal.hpp"
@@ -217,6 +226,11 @@ struct WorkerRank {
 
 class Engine {
  public:
+  // Guards everything below and the batches (see "Threads" above).
+  mpp::detail::DriverGate gate;
+  // MPI's thread level is below SERIALIZED: only this thread may call in.
+  bool one_thread = false;
+  std::thread::id owner;
   MPI_Comm comm = MPI_COMM_NULL;
   int rank = 0;
   bool stopped = false;
@@ -265,10 +279,25 @@ class Engine {
 namespace {
 
 Engine* g_engine = nullptr;  // leaked on purpose: used from MPI_Finalize, after main returned
+// Guards g_engine's creation (two threads constructing the first Pools at once).
+std::mutex g_start_mutex;
 
 int on_finalize(MPI_Comm, int, void*, void*) {
-  if (g_engine != nullptr) g_engine->shutdown();
+  if (g_engine != nullptr) {
+    const std::lock_guard lk(g_engine->gate.mutex());
+    g_engine->shutdown();
+  }
   return MPI_SUCCESS;
+}
+
+// The engine's mutex, for a caller that may be any thread.
+std::unique_lock<std::mutex> locked(Engine& e) {
+  if (e.one_thread && std::this_thread::get_id() != e.owner) {
+    throw std::logic_error(
+        "mpp::mpi::Pool used from another thread, but MPI was initialized (by the program) "
+        "below MPI_THREAD_SERIALIZED: use it from the thread that created the first Pool");
+  }
+  return std::unique_lock<std::mutex>(e.gate.mutex());
 }
 
 std::string rank_label(int r, pid_t pid, const std::string& host) {
@@ -700,6 +729,7 @@ void Engine::shutdown() noexcept {
 // ---- interface ----
 
 std::shared_ptr<Engine> engine_start() {
+  const std::lock_guard start(g_start_mutex);
   if (g_engine != nullptr) {
     if (g_engine->stopped) throw std::logic_error("mpp::mpi::Pool created after MPI was finalized");
     return std::shared_ptr<Engine>(g_engine, [](Engine*) {});
@@ -768,6 +798,10 @@ std::shared_ptr<Engine> engine_start() {
     std::exit(0);
   }
   if (!mismatch.empty()) throw std::logic_error(mismatch);
+  int level = MPI_THREAD_SINGLE;
+  MPI_Query_thread(&level);
+  e->one_thread = level < MPI_THREAD_SERIALIZED;
+  e->owner = std::this_thread::get_id();
   e->activity = std::make_unique<sys::RankActivity[]>(e->workers.size());
   sys::install_job_report(e->activity.get(), static_cast<int>(e->workers.size()));
   int keyval = MPI_KEYVAL_INVALID;
@@ -779,6 +813,7 @@ std::shared_ptr<Engine> engine_start() {
 }
 
 void engine_submit(Engine& e, std::shared_ptr<Batch> batch) {
+  const auto lk = locked(e);
   e.submit(std::move(batch));
   // Hand the first chunks out now, like Python's apply_async: the work starts while the caller
   // goes on, not at its first wait. Only sends: a probe that finds nothing makes Open MPI yield
@@ -787,30 +822,48 @@ void engine_submit(Engine& e, std::shared_ptr<Batch> batch) {
 }
 
 bool engine_wait(Engine& e, const std::function<bool()>& done, Clock::time_point deadline) {
+  auto lk = locked(e);
+  if (done()) return true;
+  // Another thread polls: sleep until it delivers ours, or hands over.
+  if (!e.gate.enter(lk, done, deadline)) return done();
+  const mpp::detail::DriverScope scope(e.gate);
   Backoff backoff(std::chrono::microseconds(100), std::chrono::microseconds(1000), 1000);
   for (;;) {
     const bool any = e.pump();
+    if (any) (void)e.gate.progressed();
     if (done()) return true;
     if (deadline != Clock::time_point::max() && Clock::now() >= deadline) return false;
     if (any) {
       backoff.reset();
     } else {
+      // Without the mutex: other threads submit (their chunks go out at once) meanwhile.
+      lk.unlock();
       backoff.pause(deadline);
+      lk.lock();
     }
   }
 }
 
 void engine_poll(Engine& e) {
+  const auto lk = locked(e);
   // Everything that is there now, but never wait for more.
-  for (int i = 0; i < 100000 && e.pump(false); ++i) {
-  }
+  bool any = false;
+  for (int i = 0; i < 100000 && e.pump(false); ++i) any = true;
+  if (any) (void)e.gate.progressed();
 }
 
 void engine_cancel(Engine& e, Batch& b, const std::exception_ptr& error, bool) noexcept {
+  const std::lock_guard lk(e.gate.mutex());
   e.cancel(b, error);
+  e.gate.wake_all();
 }
 
-unsigned engine_workers(const Engine& e) noexcept { return e.live_workers(); }
+std::unique_lock<std::mutex> engine_lock(Engine& e) { return locked(e); }
+
+unsigned engine_workers(const Engine& e) noexcept {
+  const std::lock_guard lk(const_cast<Engine&>(e).gate.mutex());
+  return e.live_workers();
+}
 
 int world_rank() {
   ensure_mpi();

@@ -46,38 +46,60 @@ Pool::Pool(PoolOptions options) : state_(std::make_unique<State>()) {
   engine_ = detail::engine_start();  // does not return on worker ranks
 }
 
+// state_ (closed, joined, calls) is guarded by the engine's mutex, like the batches: every member
+// may be called from any thread (see mpi.hpp, "Threads").
 Pool::~Pool() {
-  if (state_ && !state_->joined) terminate();
+  if (state_ && engine_) terminate();  // a no-op once joined
 }
 
 void Pool::close() noexcept {
-  if (state_) state_->closed = true;
+  if (!state_ || !engine_) return;
+  try {
+    const auto lk = detail::engine_lock(*engine_);
+    state_->closed = true;
+  } catch (...) {
+    // Only from a thread MPI does not allow (below MPI_THREAD_SERIALIZED): nothing to change.
+  }
 }
 
 void Pool::join() {
-  if (!state_->closed) throw std::logic_error("mpp::mpi::Pool::join() before close()");
   auto& calls = state_->calls;
+  {
+    const auto lk = detail::engine_lock(*engine_);
+    if (!state_->closed) throw std::logic_error("mpp::mpi::Pool::join() before close()");
+  }
+  // done() runs with the engine's mutex held, in whichever thread drives.
   detail::engine_wait(*engine_, [&calls] {
     return std::all_of(calls.begin(), calls.end(), [](const auto& w) {
       auto b = w.lock();
       return !b || b->finished();
     });
   });
+  const auto lk = detail::engine_lock(*engine_);
   calls.clear();
   state_->joined = true;
 }
 
 void Pool::terminate() noexcept {
   if (!state_ || !engine_) return;
-  state_->closed = true;
-  for (auto& w : state_->calls) {
-    if (auto b = w.lock(); b && !b->finished()) {
-      detail::engine_cancel(
-          *engine_, *b,
-          std::make_exception_ptr(WorkerLost(0, -1, 0, 0, "mpp::mpi::Pool terminated")));
+  std::vector<std::shared_ptr<detail::Batch>> live;
+  try {
+    const auto lk = detail::engine_lock(*engine_);
+    if (state_->joined) return;
+    state_->closed = true;
+    for (auto& w : state_->calls) {
+      if (auto b = w.lock(); b && !b->finished()) live.push_back(std::move(b));
     }
+    state_->calls.clear();
+  } catch (...) {
+    return;  // out of memory, or a thread MPI does not allow
   }
-  state_->calls.clear();
+  // engine_cancel takes the mutex itself; a batch that finished meanwhile is left as it is.
+  for (auto& b : live) {
+    detail::engine_cancel(
+        *engine_, *b,
+        std::make_exception_ptr(WorkerLost(0, -1, 0, 0, "mpp::mpi::Pool terminated")), true);
+  }
 }
 
 unsigned Pool::processes() const noexcept {
@@ -92,6 +114,7 @@ void Pool::configure(const std::shared_ptr<detail::Batch>& b) {
   b->timeout = o.task_timeout.value_or(std::chrono::milliseconds(0));
   b->max_ranks = o.processes;
   b->per_rank = o.chunks_per_rank;
+  const auto lk = detail::engine_lock(*engine_);
   auto& calls = state_->calls;
   std::erase_if(calls, [](const auto& w) {
     auto p = w.lock();
@@ -119,6 +142,7 @@ Pool::ProgressLine::~ProgressLine() {
 }
 
 void Pool::require_open() const {
+  const auto lk = detail::engine_lock(*engine_);
   if (state_->closed) throw std::logic_error("mpp::mpi::Pool used after close()");
 }
 

@@ -2,16 +2,25 @@
 // their shared slots and rings, hands chunks to the least-loaded worker, reads results back, and
 // handles lost workers, timeouts, close/join/terminate. The worker side is src/pool/worker.cpp,
 // the message format src/pool/wire.hpp, what both pool engines share src/pool/core.hpp.
+//
+// Threads: every member locks the engine's DriverGate (src/pool/driver.hpp says who drives and
+// who waits); whoever holds it may pump. The driver sleeps on PoolShared::to_parent with the
+// mutex released, watching only shared-memory counters (the rings) and kick_gen_, which a thread
+// that made the driver's own wait come true bumps before notifying to_parent.
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <cstring>
 #include <deque>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "mpp/pool.hpp"
 #include "mpp/process.hpp"
 #include "pool/core.hpp"
+#include "pool/driver.hpp"
 #include "pool/progress.hpp"
 #include "pool/wire.hpp"
 #include "pool/worker.hpp"
@@ -52,6 +61,12 @@ constexpr auto kStopCheck = 100us;
 static_assert(kDepth < wire::kDropSlots, "a worker's dropped places must not collide");
 
 using LocalBatch = Batch<LocalTransport>;
+using Lock = DriverGate::Lock;
+
+// The engine whose progress callback (PoolOptions::on_progress) this thread is running, if any:
+// the callback runs while that engine's mutex is held, so a call back into the same pool must not
+// lock it again (see Engine::lock).
+thread_local const Engine* t_in_callback = nullptr;
 
 struct Record {
   std::shared_ptr<LocalBatch> batch;
@@ -142,6 +157,7 @@ class Engine {
       terminate();
       throw;
     }
+    watch_.reserve(n);
     check_interval_ = kCheckInterval;
     if (options_.task_timeout) {
       check_interval_ =
@@ -154,52 +170,69 @@ class Engine {
   ~Engine() { terminate(); }
 
   unsigned size() const noexcept { return static_cast<unsigned>(workers_.size()); }
-  bool accepting() const noexcept { return accepting_ && !broken_; }
-  std::exception_ptr broken() const noexcept { return broken_; }
+  bool accepting() const noexcept {
+    const Lock lk = lock_for_reading();
+    return accepting_ && !broken_;
+  }
+  std::exception_ptr broken() const noexcept {
+    const Lock lk = lock_for_reading();
+    return broken_;
+  }
+
+  // The engine's mutex, for every member and for the handles (engine_lock). Throws
+  // std::logic_error when this thread runs the engine's progress callback (it holds the mutex
+  // already, in the middle of a pump).
+  [[nodiscard]] Lock lock() const {
+    if (t_in_callback == this) {
+      throw std::logic_error(
+          "mpp::Pool: a progress callback (PoolOptions::on_progress) cannot call into its own "
+          "pool or wait on its results: it runs while the pool is being driven");
+    }
+    return Lock(gate_.mutex());
+  }
 
   void submit(std::shared_ptr<LocalBatch> b) {
+    Lock lk = lock();
     if (broken_) std::rethrow_exception(broken_);
     if (!accepting_) throw std::logic_error("pool is closed");
     b->progress.started = Clock::now();
     b->progress.last = b->progress.started;
     batches_.push_back(std::move(b));
-    pump();
+    if (pump_once()) changed();
   }
 
-  void close() noexcept { accepting_ = false; }
+  void close() noexcept {
+    if (t_in_callback == this) {
+      accepting_ = false;  // this thread holds the mutex already
+      return;
+    }
+    const Lock lk(gate_.mutex());
+    accepting_ = false;
+  }
 
   bool wait(const std::function<bool()>& done, Clock::time_point deadline) {
-    for (;;) {
-      if (done()) return true;
-      const bool progressed = pump();
-      auto now = Clock::now();
-      if (now >= next_check_) {
-        check_workers(now);
-        next_check_ = now + current_check_interval();
-        continue;
-      }
-      if (progressed) continue;
-      if (now >= deadline) return done();
-      const auto until = std::min(deadline, next_check_);
-      ps()->to_parent.wait([&] { return done() || io_ready(); }, kParentSpin,
-                           std::chrono::duration_cast<std::chrono::nanoseconds>(until - now));
-    }
+    Lock lk = lock();
+    return wait_locked(lk, done, deadline);
   }
 
   void poll() {
-    pump();
+    const Lock lk = lock();
+    bool progressed = pump_once();
     const auto now = Clock::now();
     if (now >= next_check_) {
-      check_workers(now);
-      next_check_ = now + current_check_interval();
-      pump();
+      check_workers_now(now);
+      progressed = pump_once() || true;
     }
+    if (progressed) changed();
   }
 
   void join() {
+    Lock lk = lock();
     if (joined_) return;
     if (accepting_) throw std::logic_error("join() called before close()");
-    wait([&] { return idle(); }, Clock::time_point::max());
+    (void)wait_locked(
+        lk, [&] { return idle(); }, Clock::time_point::max());
+    if (joined_) return;  // another thread's join() (or a terminate()) finished meanwhile
     // Everything is done: ask each worker to exit, then reap it.
     for (auto& w : workers_) {
       if (!w.alive) continue;
@@ -227,9 +260,146 @@ class Engine {
     // A lazily consumed imap still open has no workers left to run the rest of its input.
     abort_all("pool joined");
     joined_ = true;
+    ended();
   }
 
   void terminate() noexcept {
+    if (t_in_callback == this) {
+      // Mid-pump in this thread: done by the pump's caller once the callback returned.
+      accepting_ = false;
+      terminate_pending_ = true;
+      return;
+    }
+    const Lock lk(gate_.mutex());
+    terminate_locked();
+  }
+
+  PoolStats stats() const {
+    const Lock lk = lock_for_reading();
+    return stats_locked();
+  }
+
+  std::vector<pid_t> pids() const {
+    const Lock lk = lock_for_reading();
+    std::vector<pid_t> out;
+    for (const auto& w : workers_) {
+      if (w.alive) out.push_back(w.child.pid());
+    }
+    return out;
+  }
+
+  // engine_cancel: `b` produces nothing more, its chunks that have not left the parent are
+  // dropped, those in a worker's ring are skipped by the worker, and (with `stop_running`) a
+  // worker running one of them is stopped. Every record of `b` is settled here, so `b` is
+  // finished on return. Allocates nothing (cancel_call holds the error).
+  void cancel(LocalBatch& b, bool stop_running) noexcept {
+    const Lock lk = lock_for_reading();
+    b.exhausted = true;
+    for (auto it = resend_.begin(); it != resend_.end();) {
+      if (it->batch.get() == &b) {
+        settle_dropped(*it);
+        it = resend_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (auto& w : workers_) {
+      if (w.alive) cancel_on(w, b, stop_running);
+    }
+    // Passengers waiting on `b` are done; a sleeping driver must look at a stopped worker sooner
+    // than its sleep would end (next_check_ moved).
+    changed();
+    kick();
+  }
+
+ private:
+  // For members that only read: also callable from the engine's own progress callback, whose
+  // thread holds the mutex already (then the lock is empty).
+  [[nodiscard]] Lock lock_for_reading() const noexcept {
+    if (t_in_callback == this) return Lock();
+    return Lock(gate_.mutex());
+  }
+
+  // The wait of wait() and join(): done() is true, the deadline passed, or this thread drove the
+  // engine until one of those. `lk` is held on entry and on return.
+  bool wait_locked(Lock& lk, const std::function<bool()>& done, Clock::time_point deadline) {
+    if (done()) return true;
+    if (!gate_.enter(lk, done, deadline)) return done();
+    const DriverScope scope(gate_);
+    for (;;) {
+      if (done()) return true;
+      const bool progressed = pump_once();
+      if (progressed) changed();
+      auto now = Clock::now();
+      if (now >= next_check_) {
+        check_workers_now(now);
+        changed();
+        continue;
+      }
+      if (progressed) continue;
+      if (now >= deadline) return done();
+      const auto until = std::min(deadline, next_check_);
+      sleep_unlocked(lk, std::chrono::duration_cast<std::chrono::nanoseconds>(until - now));
+    }
+  }
+
+  // The driver's sleep: until a worker reports progress (to_parent), another thread kicks it,
+  // or `timeout`. The mutex is released meanwhile, so other threads submit and collect; what the
+  // sleep watches is read without it: ring counters (atomics) of the workers alive now, and
+  // kick_gen_.
+  void sleep_unlocked(Lock& lk, std::chrono::nanoseconds timeout) {
+    watch_.clear();
+    for (const auto& w : workers_) {
+      if (w.alive) watch_.push_back(Watch{w.sh, !w.stopping && w.nsent < w.held.size()});
+    }
+    const std::uint32_t gen = kick_gen_.load(std::memory_order_seq_cst);
+    lk.unlock();
+    ps()->to_parent.wait(
+        [&] {
+          if (kick_gen_.load(std::memory_order_seq_cst) != gen) return true;
+          for (const Watch& v : watch_) {
+            if (v.sh->results.readable() > 0) return true;
+            if (v.has_bytes && v.sh->tasks.writable() > 0) return true;
+          }
+          return false;
+        },
+        kParentSpin, timeout);
+    lk.lock();
+  }
+
+  // One pump, then a terminate() that the progress callback asked for.
+  bool pump_once() {
+    bool progressed = pump();
+    if (terminate_pending_) {
+      terminate_locked();
+      progressed = true;
+    }
+    return progressed;
+  }
+
+  void check_workers_now(Clock::time_point now) {
+    check_workers(now);
+    next_check_ = now + current_check_interval();
+    if (terminate_pending_) terminate_locked();
+  }
+
+  // The state changed (results delivered, items failed): wakes the passengers it satisfies, and
+  // the driver if it sleeps and its own wait is now over.
+  void changed() noexcept {
+    if (gate_.progressed()) kick();
+  }
+  // Everything may have ended (join, terminate): every waiter re-checks.
+  void ended() noexcept {
+    gate_.wake_all();
+    kick();
+  }
+  void kick() noexcept {
+    kick_gen_.fetch_add(1, std::memory_order_seq_cst);
+    ps()->to_parent.notify();
+  }
+
+  void terminate_locked() noexcept {
+    terminate_pending_ = false;
     accepting_ = false;
     for (auto& w : workers_) {
       if (w.alive) w.child.signal(SIGKILL);
@@ -245,9 +415,10 @@ class Engine {
     }
     abort_all("pool terminated");
     joined_ = true;
+    ended();
   }
 
-  PoolStats stats() const {
+  PoolStats stats_locked() const {
     PoolStats out;
     for (const auto& w : workers_) {
       PoolWorkerStats s = w.stats;
@@ -261,34 +432,6 @@ class Engine {
     return out;
   }
 
-  std::vector<pid_t> pids() const {
-    std::vector<pid_t> out;
-    for (const auto& w : workers_) {
-      if (w.alive) out.push_back(w.child.pid());
-    }
-    return out;
-  }
-
-  // engine_cancel: `b` produces nothing more, its chunks that have not left the parent are
-  // dropped, those in a worker's ring are skipped by the worker, and (with `stop_running`) a
-  // worker running one of them is stopped. Every record of `b` is settled here, so `b` is
-  // finished on return. Allocates nothing (cancel_call holds the error).
-  void cancel(LocalBatch& b, bool stop_running) noexcept {
-    b.exhausted = true;
-    for (auto it = resend_.begin(); it != resend_.end();) {
-      if (it->batch.get() == &b) {
-        settle_dropped(*it);
-        it = resend_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    for (auto& w : workers_) {
-      if (w.alive) cancel_on(w, b, stop_running);
-    }
-  }
-
- private:
   static std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
   PoolShared* ps() const noexcept { return ps_; }
 
@@ -335,16 +478,6 @@ class Engine {
     if (pid == 0) worker_main(WorkerEnv{sh, ps_, setup_.parent}, options_, setup_);
     w.child = sys::Child(pid);
     w.alive = true;
-  }
-
-  // Something to do for pump() right now? (cheap; the parent sleeps when not)
-  bool io_ready() const noexcept {
-    for (const auto& w : workers_) {
-      if (!w.alive) continue;
-      if (w.sh->results.readable() > 0) return true;
-      if (!w.stopping && w.nsent < w.held.size() && w.sh->tasks.writable() > 0) return true;
-    }
-    return false;
   }
 
   bool pump() {
@@ -454,11 +587,13 @@ class Engine {
     p.finished = last;
     if (options_.progress) draw_progress(p);
     if (options_.on_progress) {
+      const Engine* outer = std::exchange(t_in_callback, this);
       try {
         options_.on_progress(p);
       } catch (...) {
         // A failing progress callback must not break the pool's bookkeeping.
       }
+      t_in_callback = outer;
     }
   }
 
@@ -835,6 +970,17 @@ class Engine {
     return check_interval_;
   }
 
+
+  // What the driver's sleep watches of one worker (see sleep_unlocked).
+  struct Watch {
+    WorkerShared* sh;
+    bool has_bytes;  // task bytes wait to be written: room in its task ring is progress
+  };
+
+  mutable DriverGate gate_;                 // guards everything below (see the file comment)
+  std::atomic<std::uint32_t> kick_gen_{0};  // bumped to wake the driver (read without the mutex)
+  std::vector<Watch> watch_;                // the driver's, filled before each sleep
+  bool terminate_pending_ = false;          // terminate() called from the progress callback
   PoolOptions options_;
   sys::ChildSetup setup_;
   sys::Mapping map_;
@@ -883,6 +1029,7 @@ bool engine_wait(Engine& e, const std::function<bool()>& done, Clock::time_point
   return e.wait(done, deadline);
 }
 void engine_poll(Engine& e) { e.poll(); }
+std::unique_lock<std::mutex> engine_lock(Engine& e) { return e.lock(); }
 unsigned engine_workers(const Engine& e) noexcept { return e.size(); }
 bool engine_accepting(const Engine& e) noexcept { return e.accepting(); }
 void engine_close(Engine& e) noexcept { e.close(); }

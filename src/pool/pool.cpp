@@ -20,8 +20,10 @@ Pool::Pool(PoolOptions options)
     : options_(std::make_shared<PoolOptions>(std::move(options))),
       engine_(detail::make_engine(*options_, options_->processes)) {}
 
+// (terminate() is a no-op on a joined engine: no flag here that join() in another thread would
+// race with.)
 Pool::~Pool() {
-  if (engine_ && !joined_) detail::engine_terminate(*engine_);
+  if (engine_) detail::engine_terminate(*engine_);
 }
 
 void Pool::close() noexcept {
@@ -31,7 +33,6 @@ void Pool::close() noexcept {
 void Pool::join() {
   if (!engine_) throw std::logic_error("pool was moved from");
   detail::engine_join(*engine_);
-  joined_ = true;
 }
 
 void Pool::terminate() noexcept {

@@ -65,6 +65,29 @@ bool register_atfork_once(std::atomic<int>& state, void (*prepare)(), void (*par
   return true;
 }
 
+namespace {
+
+// The parent-death signal is sent when the THREAD that forked us exits, not the process: a pool
+// worker forked by a short-lived thread of the parent (one that drove the pool when a worker had
+// to be replaced, or that created the pool) would die with it. So the signal is a catchable one
+// whose handler ends the process only when the parent process is really gone; when a thread
+// exits, the kernel re-parents us to another thread of the same process (getppid() unchanged)
+// and keeps the signal armed for that thread's exit. SIGRTMAX: reserved by no library in use
+// here (glibc takes the first two real-time signals, sanitizers none).
+std::atomic<pid_t> g_death_parent{0};  // the parent whose death ends this child
+
+void on_parent_death_signal(int) noexcept {
+  const int saved = errno;
+  if (::getppid() != g_death_parent.load(std::memory_order_relaxed)) {
+    ::kill(::getpid(), SIGKILL);
+  }
+  errno = saved;
+}
+
+}  // namespace
+
+int parent_death_signal() noexcept { return SIGRTMAX; }
+
 int apply_child_setup(const ChildSetup& s) noexcept {
   if (s.reset_signals) {
     // A child inherits the forking thread's mask and any handlers; give user code the defaults
@@ -79,7 +102,13 @@ int apply_child_setup(const ChildSetup& s) noexcept {
     ::sigaction(SIGCHLD, &dfl, nullptr);
   }
   if (s.die_with_parent) {
-    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return -4;
+    g_death_parent.store(s.parent, std::memory_order_relaxed);
+    struct sigaction on_death {};
+    on_death.sa_handler = &on_parent_death_signal;
+    on_death.sa_flags = SA_RESTART;
+    sigemptyset(&on_death.sa_mask);
+    if (::sigaction(parent_death_signal(), &on_death, nullptr) != 0) return -4;
+    if (::prctl(PR_SET_PDEATHSIG, parent_death_signal()) != 0) return -4;
     // The parent may have died between fork and prctl: then we were re-parented already.
     if (::getppid() != s.parent) ::_exit(1);
   }

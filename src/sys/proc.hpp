@@ -46,10 +46,15 @@ struct ChildSetup {
   std::size_t memory_limit = 0;  // > 0: sys::limit_private_memory(memory_limit)
   const int* cpus = nullptr;     // affinity; nullptr/0 = inherit
   std::size_t ncpus = 0;
-  bool die_with_parent = false;  // PR_SET_PDEATHSIG(SIGKILL), then re-check the parent
-  pid_t parent = 0;              // the parent's pid, for that re-check
-  bool reset_signals = true;     // unblock all signals, default SIGTERM/SIGINT/SIGCHLD
+  // PR_SET_PDEATHSIG(parent_death_signal()), handled by killing the child (SIGKILL) once
+  // `parent` is no longer its parent (not when only the forking thread exited), then re-check
+  // the parent.
+  bool die_with_parent = false;
+  pid_t parent = 0;           // the parent's pid, for that re-check
+  bool reset_signals = true;  // unblock all signals, default SIGTERM/SIGINT/SIGCHLD
 };
+// The signal die_with_parent arms (SIGRTMAX); user code in such a child should leave it alone.
+[[nodiscard]] int parent_death_signal() noexcept;
 // Returns 0, or a negative step number (-1 name, -2 nice, -3 affinity, -4 pdeathsig, -5 I/O
 // priority, -6 memory limit) with errno set. Never throws, never allocates.
 int apply_child_setup(const ChildSetup& setup) noexcept;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -249,6 +250,46 @@ TEST(MpiPool, ApplyAsyncManyInFlight) {
     EXPECT_EQ(results[static_cast<std::size_t>(i)].get(), want);
   }
   EXPECT_EQ(pool.apply(square, 12), 144);
+}
+
+// Issue 20.2 for the MPI backend: threads calling one pool (and a second pool on the same ranks)
+// at once, results consumed on other threads, as_completed.
+TEST(MpiPool, ThreadsShareThePools) {
+  mpp::test::Watchdog dog{std::chrono::seconds(kWatchdogSeconds)};
+  mpp::mpi::Pool pool;
+  mpp::mpi::Pool other;
+  std::vector<mpp::mpi::AsyncResult<int>> handed;
+  for (int i = 0; i < 40; ++i) handed.push_back(pool.apply_async(square, i));
+  std::atomic<int> failures{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t) {
+    ts.emplace_back([&, t] {
+      try {
+        mpp::mpi::Pool& p = t % 2 == 0 ? pool : other;
+        for (int round = 0; round < 5; ++round) {
+          auto m = p.map(square, std::views::iota(0, 50));
+          for (int i = 0; i < 50; ++i) failures += m[static_cast<std::size_t>(i)] != i * i;
+          failures += p.apply(square, t + round) != (t + round) * (t + round);
+          int k = 0;
+          for (int v : p.imap(square, std::views::iota(0, 20), 3)) failures += v != k * k, ++k;
+          failures += k != 20;
+        }
+        // A quarter of the results handed out by the main thread.
+        for (int i = t; i < 40; i += 4) {
+          failures += handed[static_cast<std::size_t>(i)].get() != i * i;
+        }
+      } catch (...) {
+        ++failures;
+      }
+    });
+  }
+  for (auto& th : ts) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  std::vector<mpp::mpi::AsyncResult<int>> rs;
+  for (int i = 0; i < 30; ++i) rs.push_back(pool.apply_async(square, i));
+  std::set<int> seen;
+  for (auto& r : mpp::mpi::as_completed(rs, 60s)) EXPECT_TRUE(seen.insert(r.get()).second);
+  EXPECT_EQ(seen.size(), 30u);
 }
 
 TEST(MpiPool, AsyncResultInterface) {

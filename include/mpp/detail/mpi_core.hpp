@@ -18,6 +18,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <mutex>
 
 #include "mpp/detail/pool_core/batch.hpp"
 #include "mpp/detail/pool_core/task.hpp"
@@ -91,6 +92,10 @@ bool engine_wait(
     std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max());
 // Makes whatever progress is possible now. Does not block.
 void engine_poll(Engine& e);
+// The mutex guarding the engine and its batches (every engine_* function takes it; the handles
+// hold it while they read their batch). Throws std::logic_error from a thread other than the
+// engine's first when MPI runs below MPI_THREAD_SERIALIZED.
+[[nodiscard]] std::unique_lock<std::mutex> engine_lock(Engine& e);
 // Fails every item of `b` whose result is not in yet with `error` and drops its chunks still out
 // (their results are discarded when they arrive). A chunk a rank already received runs there to
 // its end whatever `stop_running` says (a rank cannot be stopped from here; its result is

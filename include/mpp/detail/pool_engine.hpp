@@ -3,8 +3,10 @@
 //
 // The templates in <mpp/pool.hpp> turn a call (map, imap, apply...) into a batch of the pool core
 // (pool_core/batch.hpp). This Engine owns the worker processes and their shared-memory rings, and
-// moves chunks and results between them. It is driven by the thread that calls into the pool
-// (there is no background thread): every wait pumps it.
+// moves chunks and results between them. It is driven by the threads that call into the pool
+// (there is no background thread): a wait pumps it, or, while another thread does, sleeps until
+// that thread delivers what it waits for (src/pool/driver.hpp). Its state, and that of the batches
+// it drives, is guarded by one mutex (engine_lock).
 //
 // Worker side: a chunk names a TaskFn, a pointer to a template trampoline (run_chunk below)
 // instantiated for the user's callable and types. Workers are forks of the same program image, so
@@ -23,6 +25,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <type_traits>
 #include <vector>
 
@@ -104,7 +107,7 @@ void engine_submit(Engine& e, std::shared_ptr<Batch<LocalTransport>> batch);
 bool engine_wait(
     Engine& e, const std::function<bool()>& done,
     std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max());
-// Makes whatever progress is possible now, without blocking.
+// Makes whatever progress is possible now, without waiting for workers.
 void engine_poll(Engine& e);
 // cancel_call's engine side (pool_core/results.hpp): `b` produces nothing more and is finished on
 // return; its chunks not yet started are dropped (a worker skips one already in its ring); with
@@ -114,6 +117,10 @@ void engine_poll(Engine& e);
 // throws.
 void engine_cancel(Engine& e, Batch<LocalTransport>& b, const std::exception_ptr& error,
                    bool stop_running) noexcept;
+// The mutex guarding the engine and its batches: the handles (pool_core/results.hpp) read and
+// take their batch's results under it. Never hold it across another engine_* call. Throws
+// std::logic_error when called from the engine's own progress callback.
+[[nodiscard]] std::unique_lock<std::mutex> engine_lock(Engine& e);
 [[nodiscard]] unsigned engine_workers(const Engine& e) noexcept;
 [[nodiscard]] bool engine_accepting(const Engine& e) noexcept;
 void engine_close(Engine& e) noexcept;

@@ -14,17 +14,21 @@
 // and the handles hold its batches, ResultBatch<B, T> and StreamBatch<B, R>. Its engine's
 // namespace provides, found by argument-dependent lookup, engine_poll(Engine&)
 // (progress without blocking), engine_wait(Engine&, done[, deadline]) (pump until done() or
-// the deadline) and engine_cancel(Engine&, batch, error, stop_running) (see cancel_call). Its
-// batches have finished(), `abandoned`, `cancelled`, `exhausted` and `batch_error` (what ended
-// the input early: it threw, or the call was cancelled).
+// the deadline; done() is called with the engine's mutex held, possibly by another thread that
+// drives the engine), engine_lock(Engine&) (that mutex, held while a handle reads or takes its
+// batch's results) and engine_cancel(Engine&, batch, error, stop_running) (see cancel_call; it
+// takes the mutex itself). Its batches have finished(), `abandoned`, `cancelled`, `exhausted` and
+// `batch_error` (what ended the input early: it threw, or the call was cancelled).
 //
 // Lifetime: the handles share ownership of the engine and the batch, so they stay valid after the
 // pool object is gone. Dropping an AsyncResult marks its batch abandoned (the work goes on, results
 // still out are discarded); dropping an imap range before its end cancels the rest of its work
 // without stopping what already runs (see ~BasicImapRange).
-// Threads: a handle is used by one thread at a time, like the pool that made it.
+// Threads: a handle may be used from any thread, by one thread at a time; handles of one pool
+// may be used by different threads at once (they synchronise through the engine's mutex).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -33,6 +37,7 @@
 #include <iterator>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -49,6 +54,8 @@ template <class B, class Out>
 class ResultBatch;
 template <class B, class R>
 class StreamBatch;
+template <class Result, class T, class B>
+class BasicAsCompleted;
 
 // ---- cancelling a call (AsyncResult::cancel, ImapRange::cancel, an imap range dropped early) ----
 
@@ -71,12 +78,20 @@ inline std::exception_ptr cancelled_error() noexcept {
 // not block; throws what engine_poll throws.
 template <class Engine, class Batch>
 bool cancel_call(Engine& engine, Batch& b, bool stop_running) {
-  if (b.cancelled) return true;
   engine_poll(engine);
-  if (b.finished()) return false;
-  b.cancelled = true;
-  b.batch_error = cancelled_error();
-  engine_cancel(engine, b, b.batch_error, stop_running);
+  std::exception_ptr error;
+  {
+    // The batch's state is the engine's (another thread may be driving it).
+    const auto lk = engine_lock(engine);
+    if (b.cancelled) return true;
+    if (b.finished()) return false;
+    b.cancelled = true;
+    b.batch_error = cancelled_error();
+    error = b.batch_error;
+  }
+  // Without the mutex (engine_cancel takes it): a result the driver delivers in between is
+  // discarded with the rest, since the call's error stands for all of its items.
+  engine_cancel(engine, b, error, stop_running);
   return true;
 }
 
@@ -89,7 +104,9 @@ class BasicAsyncResult {
   BasicAsyncResult(BasicAsyncResult&&) noexcept = default;
   BasicAsyncResult& operator=(BasicAsyncResult&&) noexcept = default;
   ~BasicAsyncResult() {
-    if (batch_ && !batch_->finished()) batch_->abandoned = true;
+    if (!batch_) return;
+    const auto lk = engine_lock(*engine_);
+    if (!batch_->finished()) batch_->abandoned = true;
   }
 
   // Blocks until the task(s) finished; returns the value or rethrows the first error by input
@@ -97,13 +114,13 @@ class BasicAsyncResult {
   // is handed over once: a second get() throws std::logic_error.
   T get() {
     wait();
-    return batch_->take();
+    return take();
   }
   // Same, but throws mpp::TimeoutError if not finished within `timeout` (the work goes on).
   template <class Rep, class Period>
   T get(std::chrono::duration<Rep, Period> timeout) {
     if (!wait(timeout)) throw TimeoutError(B::kTimeout);
-    return batch_->take();
+    return take();
   }
   // Blocks until finished. Never throws for the task's errors.
   void wait() { (void)wait_until(std::chrono::steady_clock::time_point::max()); }
@@ -116,11 +133,12 @@ class BasicAsyncResult {
   // Does not block.
   [[nodiscard]] bool ready() const {
     engine_poll(*engine_);
-    return batch_->finished();
+    return finished();
   }
   // Does not block; std::logic_error if not ready.
   [[nodiscard]] bool successful() const {
     if (!ready()) throw std::logic_error("successful() called on a result that is not ready");
+    const auto lk = engine_lock(*engine_);
     return !batch_->has_error();
   }
   // Cancels the call: true if it will not complete normally, false if it had completed already
@@ -132,6 +150,18 @@ class BasicAsyncResult {
   [[nodiscard]] bool cancelled() const noexcept { return batch_ && batch_->cancelled; }
 
  private:
+  template <class, class, class>
+  friend class BasicAsCompleted;
+
+  T take() {
+    auto lk = engine_lock(*engine_);
+    return batch_->take();
+  }
+  [[nodiscard]] bool finished() const {
+    const auto lk = engine_lock(*engine_);
+    return batch_->finished();
+  }
+
   bool wait_until(std::chrono::steady_clock::time_point deadline) {
     auto* b = batch_.get();
     const bool done = engine_wait(
@@ -149,11 +179,54 @@ class BasicAsyncResult {
   bool own_engine_ = false;
 };
 
-// An input range of R. Advancing blocks for the next result. A position whose task failed (or
-// where the input range threw: one last position) rethrows that error when dereferenced;
-// iteration can go on past it (`++it`), like calling next() again in Python.
+// The input ranges of imap and as_completed: a range object that advances itself (a step may
+// block), walked by an iterator pointing at it. Derived gives this base (a friend) advance()
+// (to the next element; sets ended_ once there is none), current() (the element reached, as Ref)
+// and ended_. begin() makes the first step; end() is a sentinel.
+template <class Derived, class Value, class Ref>
+class AdvancingRange {
+ public:
+  class iterator {
+   public:
+    using value_type = Value;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    explicit iterator(Derived* r) : r_(r) {}
+    Ref operator*() const { return r_->current(); }
+    std::add_pointer_t<Ref> operator->() const { return &**this; }
+    iterator& operator++() {
+      r_->advance();
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.done(); }
+
+   private:
+    [[nodiscard]] bool done() const noexcept { return r_ == nullptr || r_->ended_; }
+    Derived* r_ = nullptr;
+  };
+
+  iterator begin() {
+    auto& self = static_cast<Derived&>(*this);
+    if (!started_) {
+      started_ = true;
+      self.advance();
+    }
+    return iterator(&self);
+  }
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+ private:
+  bool started_ = false;
+};
+
+// An input range of R. Advancing (begin(), ++it) blocks until the next result is there and never
+// throws the tasks' errors; dereferencing does not block, and at a position whose task failed (or
+// where the input range threw: one last position) rethrows that error (RemoteError, WorkerLost,
+// what the input range threw); iteration can go on past it (`++it`), like calling next() again in
+// Python.
 template <class R, class B>
-class BasicImapRange {
+class BasicImapRange : public AdvancingRange<BasicImapRange<R, B>, R, R&> {
  public:
   BasicImapRange(std::shared_ptr<typename B::Engine> engine, std::shared_ptr<StreamBatch<B, R>> b,
                  bool own_engine = false)
@@ -165,14 +238,24 @@ class BasicImapRange {
   // workers (their initializer would run again, a task's side effects be cut short); cancel()
   // does that on request.
   ~BasicImapRange() {
-    if (batch_ && !batch_->at_end()) {
+    if (!batch_) return;
+    try {
+      bool at_end = false;
+      {
+        const auto lk = engine_lock(*engine_);
+        at_end = batch_->at_end();
+      }
+      if (at_end) return;
       try {
         (void)cancel_call(*engine_, *batch_, false);
       } catch (...) {
         // The engine cannot be driven now (e.g. MPI finalized): give up on the rest as before.
       }
+      const auto lk = engine_lock(*engine_);
       batch_->abandoned = true;
       batch_->exhausted = true;
+    } catch (...) {
+      // engine_lock refused (dropped inside the pool's own progress callback): nothing to do.
     }
   }
 
@@ -185,67 +268,44 @@ class BasicImapRange {
   // True once cancel() returned true. Does not block, never throws.
   [[nodiscard]] bool cancelled() const noexcept { return batch_ && batch_->cancelled; }
 
-  class iterator {
-   public:
-    using value_type = R;
-    using difference_type = std::ptrdiff_t;
-    iterator() = default;
-    explicit iterator(BasicImapRange* r) : r_(r) {}
-    // Rethrows the position's error (RemoteError, WorkerLost, what the input range threw). Does
-    // not block.
-    R& operator*() const {
-      if (r_->error_) std::rethrow_exception(r_->error_);
-      return *r_->value_;
-    }
-    R* operator->() const { return &**this; }
-    // Blocks until the next result is there. Never throws the tasks' errors.
-    iterator& operator++() {
-      r_->advance();
-      return *this;
-    }
-    void operator++(int) { ++*this; }
-    friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.done(); }
-
-   private:
-    [[nodiscard]] bool done() const noexcept { return r_ == nullptr || r_->ended_; }
-    BasicImapRange* r_ = nullptr;
-  };
-
-  // Blocks for the first result.
-  iterator begin() {
-    if (!started_) {
-      started_ = true;
-      advance();
-    }
-    return iterator(this);
-  }
-  std::default_sentinel_t end() const noexcept { return {}; }
-
  private:
+  friend class AdvancingRange<BasicImapRange<R, B>, R, R&>;
+
+  R& current() {
+    if (error_) std::rethrow_exception(error_);
+    return *value_;
+  }
   void advance() {
     value_.reset();
     error_ = nullptr;
     auto* b = batch_.get();
-    if (b->cancelled) {
-      // One position says so (like a Python iterator raising), then the range ends.
-      if (b->batch_error) {
-        error_ = std::exchange(b->batch_error, nullptr);
-      } else {
-        ended_ = true;
+    {
+      const auto lk = engine_lock(*engine_);
+      if (b->cancelled) {
+        // One position says so (like a Python iterator raising), then the range ends.
+        if (b->batch_error) {
+          error_ = std::exchange(b->batch_error, nullptr);
+        } else {
+          ended_ = true;
+        }
+        return;
       }
-      return;
     }
     engine_wait(*engine_, [b] { return b->has_next() || b->at_end() || b->abandoned; });
-    if (b->has_next()) {
-      auto item = b->next();
-      error_ = std::move(item.error);
-      value_ = std::move(item.value);
-      return;
+    {
+      const auto lk = engine_lock(*engine_);
+      if (b->has_next()) {
+        auto item = b->next();
+        error_ = std::move(item.error);
+        value_ = std::move(item.value);
+        return;
+      }
     }
     if (own_engine_) {
       B::release(*engine_);
       own_engine_ = false;
     }
+    const auto lk = engine_lock(*engine_);
     if (b->batch_error) {
       error_ = std::exchange(b->batch_error, nullptr);  // one last, failed position
       return;
@@ -257,7 +317,6 @@ class BasicImapRange {
   std::shared_ptr<StreamBatch<B, R>> batch_;
   std::optional<R> value_;
   std::exception_ptr error_;
-  bool started_ = false;
   bool ended_ = false;
   bool own_engine_ = false;
 };
@@ -551,5 +610,126 @@ void deliver_chunk(StreamedResults<R, Ordered>& to, const ChunkOutcome& c, Failu
       [&](std::int64_t idx, R&& v) noexcept { to.put_value(idx, std::move(v)); },
       [&](std::int64_t idx, std::exception_ptr e) noexcept { to.put_error(idx, std::move(e)); });
 }
+
+// as_completed over handles of type Result (a backend's AsyncResult<T>, derived from
+// BasicAsyncResult<T, B>): an input range of Result&, each handle once, as its result is ready
+// (those ready already first, in vector order). Waiting drives the handles' engine like get()
+// does, and sleeps on its wake-up: no polling. Handles whose calls run on engines of their own
+// (callables with state) or come from several pools are waited on one engine at a time, at most
+// kSlice each in turn. The vector must not change size while the range is used; the handles may
+// be used meanwhile (get() of the one just yielded, or of any other).
+template <class Result, class T, class B>
+class BasicAsCompleted : public AdvancingRange<BasicAsCompleted<Result, T, B>, Result, Result&> {
+  using Base = BasicAsyncResult<T, B>;
+  using Clock = std::chrono::steady_clock;
+  using Engine = typename B::Engine;
+  static constexpr std::chrono::milliseconds kSlice{1};
+
+ public:
+  // Throws std::invalid_argument if a handle is empty (moved from).
+  BasicAsCompleted(std::vector<Result>& results, std::optional<std::chrono::milliseconds> timeout)
+      : results_(&results) {
+    static_assert(std::is_base_of_v<Base, Result>, "as_completed takes a pool's AsyncResults");
+    pending_.reserve(results.size());
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      if (!base(i).batch_) {
+        throw std::invalid_argument("as_completed: result " + std::to_string(i) +
+                                    " is empty (moved from)");
+      }
+      pending_.push_back(i);
+    }
+    if (timeout) {
+      deadline_ = *timeout >= std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  Clock::time_point::max() - Clock::now())
+                      ? Clock::time_point::max()
+                      : Clock::now() + *timeout;
+    }
+  }
+  BasicAsCompleted(BasicAsCompleted&&) noexcept = default;
+  BasicAsCompleted& operator=(BasicAsCompleted&&) noexcept = default;
+
+  // Advancing (begin(), ++it) blocks until another handle is ready, and throws mpp::TimeoutError
+  // once the timeout given to as_completed has passed with none (the range stays usable:
+  // advancing again retries). Dereferencing gives the handle reached; it does not block.
+
+ private:
+  friend class AdvancingRange<BasicAsCompleted<Result, T, B>, Result, Result&>;
+
+  Result& current() const { return (*results_)[current_]; }
+  Base& base(std::size_t i) { return static_cast<Base&>((*results_)[i]); }
+
+  void advance() {
+    for (;;) {
+      if (pending_.empty()) {
+        ended_ = true;
+        return;
+      }
+      if (take_ready()) return;
+      if (Clock::now() >= deadline_) {
+        throw TimeoutError("as_completed: " + std::to_string(pending_.size()) + " of " +
+                           std::to_string(results_->size()) +
+                           " results not ready within the timeout");
+      }
+      wait_some();
+    }
+  }
+
+  // Yields the first pending handle that is ready, if any (each engine locked once per run of
+  // handles on it, never two at a time).
+  bool take_ready() {
+    std::unique_lock<std::mutex> lk;
+    const Engine* locked = nullptr;
+    for (auto it = pending_.begin(); it != pending_.end(); ++it) {
+      Base& r = base(*it);
+      if (r.engine_.get() != locked) {
+        if (lk.owns_lock()) lk.unlock();
+        lk = engine_lock(*r.engine_);
+        locked = r.engine_.get();
+      }
+      if (r.batch_->finished()) {
+        current_ = *it;
+        pending_.erase(it);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // Waits until a pending handle of one engine is ready, the deadline, or (several engines) that
+  // engine's slice passed.
+  void wait_some() {
+    Engine* first = base(pending_.front()).engine_.get();
+    bool several = false;
+    for (std::size_t i : pending_) several = several || base(i).engine_.get() != first;
+    const std::size_t rounds = several ? pending_.size() : 1;
+    for (std::size_t k = 0; k < rounds; ++k) {
+      Engine* e = base(pending_[k]).engine_.get();
+      if (k != 0 && e == base(pending_[k - 1]).engine_.get()) continue;
+      watch_.clear();
+      for (std::size_t i : pending_) {
+        if (base(i).engine_.get() == e) watch_.push_back(base(i).batch_.get());
+      }
+      const auto until = several ? std::min(deadline_, Clock::now() + kSlice) : deadline_;
+      // Called with e's mutex held, perhaps by the thread driving e: reads only batches of e.
+      if (engine_wait(
+              *e,
+              [this] {
+                return std::any_of(watch_.begin(), watch_.end(),
+                                   [](const auto* b) { return b->finished(); });
+              },
+              until)) {
+        return;
+      }
+      if (Clock::now() >= deadline_) return;
+    }
+  }
+
+  std::vector<Result>* results_;
+  std::vector<std::size_t> pending_;  // indexes not yet yielded, in vector order
+  std::vector<const ResultBatch<B, T>*> watch_;
+  std::size_t current_ = 0;
+  Clock::time_point deadline_ = Clock::time_point::max();
+  bool ended_ = false;
+};
 
 }  // namespace mpp::detail
