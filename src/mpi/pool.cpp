@@ -97,8 +97,8 @@ void Pool::terminate() noexcept {
   // engine_cancel takes the mutex itself; a batch that finished meanwhile is left as it is.
   for (auto& b : live) {
     detail::engine_cancel(
-        *engine_, *b,
-        std::make_exception_ptr(WorkerLost(0, -1, 0, 0, "mpp::mpi::Pool terminated")), true);
+        *engine_, *b, std::make_exception_ptr(WorkerLost(0, -1, 0, 0, "mpp::mpi::Pool terminated")),
+        true);
   }
 }
 

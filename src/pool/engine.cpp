@@ -307,8 +307,8 @@ class Engine {
       if (w.alive) cancel_on(w, b, stop_running);
     }
     // Passengers waiting on `b` are done; a sleeping driver must look at a stopped worker sooner
-    // than its sleep would end (next_check_ moved).
-    changed();
+    // than its sleep would end (next_check_ moved), so it is kicked whether or not it is done.
+    (void)gate_.progressed();
     kick();
   }
 
@@ -969,7 +969,6 @@ class Engine {
     }
     return check_interval_;
   }
-
 
   // What the driver's sleep watches of one worker (see sleep_unlocked).
   struct Watch {
