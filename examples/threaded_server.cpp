@@ -16,6 +16,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
@@ -30,16 +31,15 @@ namespace {
 
 // The work: a checksum of the request, and every 40th request is poison (it crashes the worker).
 bool is_poison(int id) { return id % 40 == 13; }
-long long handle_request(int id) {
-  if (is_poison(id)) std::raise(SIGSEGV);
-  long long h = id;
-  for (int i = 0; i < 2000; ++i) h = (h * 6364136223846793005LL + 1442695040888963407LL) >> 1;
+// (Unsigned: the mixing wraps around, which signed arithmetic must not.)
+std::uint64_t checksum(int id) {
+  auto h = static_cast<std::uint64_t>(id);
+  for (int i = 0; i < 2000; ++i) h = (h * 6364136223846793005ULL + 1442695040888963407ULL) >> 1;
   return h;
 }
-long long expected(int id) {
-  long long h = id;
-  for (int i = 0; i < 2000; ++i) h = (h * 6364136223846793005LL + 1442695040888963407LL) >> 1;
-  return h;
+std::uint64_t handle_request(int id) {
+  if (is_poison(id)) std::raise(SIGSEGV);
+  return checksum(id);
 }
 
 // The request log: handler threads append lines, the logging thread writes them out.
@@ -107,9 +107,9 @@ int main(int argc, char** argv) {
       Tally& my = tally[static_cast<std::size_t>(t)];
       auto record = [&](int id, auto&& get) {
         try {
-          const long long v = get();
+          const std::uint64_t v = get();
           ++my.answered;
-          if (v != expected(id)) ++my.wrong;
+          if (v != checksum(id)) ++my.wrong;
           log.line("request " + std::to_string(id) + " -> " + std::to_string(v));
         } catch (const mpp::WorkerLost& e) {
           ++my.crashed;
@@ -125,7 +125,7 @@ int main(int argc, char** argv) {
         auto r = pool.apply_async(handle_request, id);
         record(id, [&] { return r.get(); });
       }
-      std::vector<mpp::AsyncResult<long long>> batch;
+      std::vector<mpp::AsyncResult<std::uint64_t>> batch;
       for (int id = first + third; id < first + 2 * third; ++id) {
         batch.push_back(pool.apply_async(handle_request, id));
       }

@@ -170,7 +170,10 @@ struct PoolOptions {
   std::optional<std::chrono::milliseconds> task_timeout{};
   std::uint64_t seed = 0;  // base of task_seed()
   bool progress = false;   // map/imap draw a progress bar on stderr (a final line if not a tty)
-  std::function<void(const PoolProgress&)> on_progress{};  // custom progress for map/imap
+  // Custom progress for map/imap. Runs in whichever thread drives the pool, with its mutex held
+  // (see "Threads"): it must not call into the same pool (std::logic_error) except close(),
+  // terminate(), stats(), worker_pids().
+  std::function<void(const PoolProgress&)> on_progress{};
   // Bytes of private memory each worker may allocate beyond what it had when it started
   // (RLIMIT_DATA): a task that needs more gets std::bad_alloc (RemoteError "std::bad_alloc" in
   // the parent, the worker stays), never the machine's OOM killer. Under AddressSanitizer the

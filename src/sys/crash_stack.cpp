@@ -26,8 +26,14 @@ namespace {
 constexpr std::size_t kAltStackBytes = 64 * 1024;
 alignas(16) char g_alt_stack[kAltStackBytes];
 
-CrashFrames* g_out = nullptr;    // the child's block (set before its handlers are installed)
-std::atomic<int> g_prepared{0};  // 0 not yet, 1 being prepared, 2 ready, 3 unavailable
+CrashFrames* g_out = nullptr;  // the child's block (set before its handlers are installed)
+// 0 not yet, kReady, kUnavailable, or the pid of the process preparing it. A pid, not a flag: a
+// child forked while another thread of its parent was preparing inherits "being prepared" with no
+// thread left to finish; it sees a pid not its own and prepares for itself instead of waiting
+// forever (the Lock-after-fork class of issue 16, as sys::register_atfork_once).
+constexpr int kReady = -2;
+constexpr int kUnavailable = -3;
+std::atomic<int> g_prepared{0};
 std::atomic<bool> g_enabled{true};
 
 #if MPP_HAVE_LIBBACKTRACE
@@ -84,9 +90,11 @@ extern "C" void mpp_crash_handler(int signo, siginfo_t*, void*) {
 }  // namespace
 
 bool prepare_crash_stacks() noexcept {
+  const int self = static_cast<int>(::getpid());
   int s = g_prepared.load(std::memory_order_acquire);
-  while (s < 2) {
-    if (s == 0 && g_prepared.compare_exchange_weak(s, 1, std::memory_order_acq_rel)) {
+  while (s != kReady && s != kUnavailable) {
+    // 0, or a pid not ours (forked half-way): ours to prepare.
+    if (s != self && g_prepared.compare_exchange_weak(s, self, std::memory_order_acq_rel)) {
       // Walk once here, so that the unwinder's first-use work (finding the libraries' unwind
       // tables) is done in the parent and inherited, not done in a crashing child.
       _Unwind_Backtrace(count_frame, nullptr);
@@ -101,15 +109,15 @@ bool prepare_crash_stacks() noexcept {
         ok = st != nullptr;
       }
 #endif
-      g_prepared.store(ok ? 2 : 3, std::memory_order_release);
+      g_prepared.store(ok ? kReady : kUnavailable, std::memory_order_release);
       return ok;
     }
-    if (s == 1) {
+    if (s == self) {  // another thread of this process is preparing: it will finish
       ::sched_yield();
       s = g_prepared.load(std::memory_order_acquire);
     }
   }
-  return s == 2;
+  return s == kReady;
 }
 
 void set_crash_stacks_enabled(bool enabled) noexcept {
@@ -117,7 +125,7 @@ void set_crash_stacks_enabled(bool enabled) noexcept {
 }
 
 void install_crash_handler(CrashFrames* out) noexcept {
-  if (out == nullptr || g_prepared.load(std::memory_order_acquire) != 2 ||
+  if (out == nullptr || g_prepared.load(std::memory_order_acquire) != kReady ||
       !g_enabled.load(std::memory_order_relaxed)) {
     return;
   }
