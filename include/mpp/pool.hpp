@@ -75,6 +75,7 @@
 #include <ranges>
 #include <tuple>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
@@ -84,6 +85,7 @@
 #include "mpp/detail/pool_core/task.hpp"  // mpp::task_seed()
 #include "mpp/detail/pool_engine.hpp"
 #include "mpp/errors.hpp"
+#include "mpp/start_method.hpp"
 
 namespace mpp {
 
@@ -116,12 +118,49 @@ struct PoolStats {
   std::uint64_t restarts = 0;
 };
 
+// PoolOptions::initializer: a std::function<void()> that also remembers, when it is made from a
+// function, a function pointer or a captureless lambda (or a std::function holding a function
+// pointer), how a worker that is not a fork of the program (StartMethod::forkserver, spawn) can
+// rebuild it: by the ids of pool_core/callable.hpp. Assign to it as to a std::function.
+class PoolInitializer : public std::function<void()> {
+ public:
+  PoolInitializer() noexcept = default;
+  PoolInitializer(std::nullptr_t) noexcept {}  // NOLINT(google-explicit-constructor)
+  template <class F>
+  requires(!std::is_same_v<std::decay_t<F>, PoolInitializer> &&
+           std::is_invocable_v<std::decay_t<F>&>)
+  PoolInitializer(F&& f)  // NOLINT(google-explicit-constructor): converts like std::function
+      : std::function<void()>(std::forward<F>(f)) {
+    using Fd = std::decay_t<F>;
+    if constexpr (detail::kStateless<Fd>) {
+      id_ = detail::InitTrampoline<Fd>::id;
+      if constexpr (detail::kFunctionPointer<Fd>) {
+        fn_ = reinterpret_cast<detail::AnyFn>(static_cast<Fd>(f));
+      }
+    } else if constexpr (std::is_same_v<Fd, std::function<void()>>) {
+      if (auto* p = f.template target<void (*)()>(); p != nullptr && *p != nullptr) {
+        id_ = detail::InitTrampoline<void (*)()>::id;
+        fn_ = reinterpret_cast<detail::AnyFn>(*p);
+      }
+    }
+  }
+  // For the engine: the initializer's trampoline id (0: it has state, or is empty) and its
+  // function pointer (if it is one).
+  [[nodiscard]] std::uint64_t stateless_id() const noexcept { return *this ? id_ : 0; }
+  [[nodiscard]] detail::AnyFn function() const noexcept { return fn_; }
+
+ private:
+  std::uint64_t id_ = 0;
+  detail::AnyFn fn_ = nullptr;
+};
+
 struct PoolOptions {
   unsigned processes = 0;     // 0 = cpu_count()
   std::optional<int> nice{};  // niceness increment for every worker
   // Runs once in each worker when it starts. If it throws, the pool is broken: every outstanding
-  // and later call fails with that RemoteError (rather than Python's endless respawning).
-  std::function<void()> initializer{};
+  // and later call fails with that RemoteError (rather than Python's endless respawning). Under
+  // forkserver and spawn it must be a function, a function pointer or a captureless lambda.
+  PoolInitializer initializer{};
   std::size_t maxtasksperchild = 0;  // 0 = unlimited; else chunks per worker (Python counts so)
   // A task running longer is killed (SIGKILL) and fails with WorkerLost; checked while the parent
   // waits on the pool (map, get, imap...), every min(10 ms, timeout / 4).
@@ -139,6 +178,8 @@ struct PoolOptions {
   // max_memory_per_child).
   std::optional<std::size_t> max_memory_per_child{};
   std::optional<int> ionice{};  // best-effort I/O priority 0 (first) .. 7 (last) of every worker
+  // How the workers are started (mpp/start_method.hpp); nullopt = get_start_method().
+  std::optional<StartMethod> start_method{};
 };
 
 // The outcome of map_async/apply_async (detail/pool_core/results.hpp has the whole contract).
@@ -219,12 +260,14 @@ class Pool : public detail::PoolFront<Pool> {
     detail::setup_batch<Fd, In, R, Star>(b, f);
     std::shared_ptr<detail::Engine> e = engine_;
     if constexpr (!detail::kStateless<Fd>) {
-      // Workers that see the caller's state as of now (see the header comment for the cost).
+      // Workers that see the caller's state as of now (see the header comment for the cost);
+      // only forks can (std::invalid_argument under forkserver and spawn).
+      detail::engine_check_stateful(*engine_, typeid(Fd).name());
       unsigned n = detail::engine_workers(*engine_);
       if (chunks >= 0 && chunks < static_cast<std::int64_t>(n)) {
         n = static_cast<unsigned>(std::max<std::int64_t>(chunks, 1));
       }
-      e = detail::make_engine(*options_, n);
+      e = detail::make_engine(*options_, n, true);
     }
     detail::engine_submit(*e, std::move(owner));
     return e;

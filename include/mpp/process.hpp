@@ -48,6 +48,7 @@
 #include <vector>
 
 #include "mpp/errors.hpp"
+#include "mpp/start_method.hpp"
 
 namespace mpp {
 
@@ -59,6 +60,8 @@ struct ProcessOptions {
   bool daemon = false;        // true: killed when the parent exits, never outlives it
   std::optional<int> ionice{};  // best-effort I/O priority 0 (first) .. 7 (last) of the child,
                                 // set before the target runs (ioprio_set; `ionice -c2 -n N`)
+  // How the child is started (mpp/start_method.hpp); nullopt = get_start_method().
+  std::optional<StartMethod> start_method{};
 };
 
 // Thrown inside a target to end the child with a given exit status, like Python's sys.exit(code).
