@@ -217,6 +217,7 @@ class Engine {
       }
       w.alive = false;
     }
+    launcher_.shutdown();
     // A lazily consumed imap still open has no workers left to run the rest of its input.
     abort_all("pool joined");
     joined_ = true;
@@ -236,6 +237,7 @@ class Engine {
         w.alive = false;
       }
     }
+    launcher_.shutdown();
     abort_all("pool terminated");
     joined_ = true;
   }

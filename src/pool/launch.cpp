@@ -7,7 +7,9 @@
 #include <utility>
 
 #include "pool/worker.hpp"
+#include "sys/check.hpp"
 #include "sys/demangle.hpp"
+#include "sys/fault.hpp"
 
 namespace mpp::detail {
 
@@ -97,6 +99,13 @@ void Launcher::zygote_entry(void* context, const void* payload, std::size_t n, s
 }
 
 WorkerProcess Launcher::start(unsigned slot) {
+  // The test seam of a refused fork covers the forks a forker makes for us too (its own copy of
+  // the seam is disarmed: see Forker::make_zygote).
+  const bool forked_here =
+      method_ == StartMethod::spawn || (method_ == StartMethod::fork && !zygote_);
+  if (!forked_here) {
+    if (int e = sys::fault::take(sys::fault::Op::fork)) sys::throw_errno(e, "cannot fork worker");
+  }
   switch (method_) {
     case StartMethod::fork: {
       if (zygote_) {
@@ -125,6 +134,8 @@ WorkerProcess Launcher::start(unsigned slot) {
   }
   throw std::logic_error("mpp::Pool: unknown start method");
 }
+
+void Launcher::shutdown() noexcept { zygote_.reset(); }
 
 void Launcher::describe(const Batch<LocalTransport>& b, wire::TaskHeader& h) {
   if (!by_id()) {

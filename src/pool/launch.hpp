@@ -57,6 +57,10 @@ class Launcher {
   // Starts the worker of slot `slot` (its WorkerShared was reset). Throws std::system_error.
   [[nodiscard]] WorkerProcess start(unsigned slot);
 
+  // Once no worker will be started any more (join, terminate): lets the zygote go (it exits,
+  // and is reaped here). Never throws.
+  void shutdown() noexcept;
+
   // Fills the code fields of a chunk's header for `b` (fn, fstate, context).
   void describe(const Batch<LocalTransport>& b, wire::TaskHeader& h);
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "sys/check.hpp"
+#include "sys/fault.hpp"
 #include "sys/poll.hpp"
 #include "sys/socket.hpp"
 #include "sys/terminal.hpp"
@@ -233,6 +234,9 @@ std::unique_ptr<Forker> Forker::make_zygote(ZygoteEntry entry, void* context) {
   const pid_t pid = sys::fork_or_throw("cannot fork worker");
   if (pid == 0) {
     pair.a.reset();
+    // Its forks are asked for by the program, which applies the test seam of a refused fork
+    // itself (src/pool/launch.cpp): this copy must not fire a second time.
+    sys::fault::clear();
     sys::ChildSetup setup;
     setup.name = "mpp-zygote";
     (void)sys::apply_child_setup(setup);
