@@ -339,6 +339,45 @@ TEST(ForkserverLifetime, ServerAndWorkersGoWhenTheProgramIsKilled) {
   for (pid_t w : workers) EXPECT_TRUE(mpp::test::gone_within(w, 10s)) << "a worker outlived it";
 }
 
+// ---- Process ------------------------------------------------------------------------------
+
+void exit_with(int code, std::string text) {
+  if (text != "ok") throw std::runtime_error("bad text " + text);
+  throw mpp::SystemExit{code};
+}
+void throws_always() { throw std::out_of_range("out of range on purpose"); }
+
+TEST_P(FreshStart, ProcessTargetsFollowTheSameRules) {
+  for (StartMethod m : {StartMethod::forkserver, StartMethod::spawn}) {
+    mpp::ProcessOptions o;
+    o.start_method = m;
+    o.name = "fresh-child";
+    mpp::Process p(o, exit_with, static_cast<int>(workers()) + 3, std::string("ok"));
+    p.start();
+    p.join();
+    EXPECT_EQ(p.exitcode(), static_cast<int>(workers()) + 3) << mpp::to_string(m);
+    EXPECT_FALSE(p.error().has_value());
+
+    mpp::Process q(o, throws_always);
+    q.start();
+    q.join();
+    EXPECT_EQ(q.exitcode(), 1);
+    ASSERT_TRUE(q.error().has_value());
+    EXPECT_NE(std::string(q.error()->what()).find("out of range on purpose"), std::string::npos);
+
+    mpp::Process r(
+        o, [](int x) { g_initialized = x; }, 5);  // captureless: fine
+    r.start();
+    r.join();
+    EXPECT_EQ(r.exitcode(), 0);
+    EXPECT_EQ(g_initialized, 0);
+
+    const int k = 1;
+    mpp::Process bad(o, [k] { g_initialized = k; });
+    EXPECT_THROW(bad.start(), std::invalid_argument);
+  }
+}
+
 // ---- StartMethod::fork: the zygote and the warning ----------------------------------------
 
 class ForkMethod : public StartMethodTest {};

@@ -44,9 +44,13 @@
 #include <string>
 #include <tuple>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
+#include "mpp/detail/pool_core/buffer.hpp"
+#include "mpp/detail/pool_core/callable.hpp"
+#include "mpp/detail/pool_core/values.hpp"
 #include "mpp/errors.hpp"
 #include "mpp/start_method.hpp"
 
@@ -71,10 +75,21 @@ struct SystemExit {
 };
 
 namespace detail {
+// What a child that is not a fork (StartMethod::forkserver, spawn) needs to run a target: the
+// registry id of its trampoline, its function pointer (if it is one) and its encoded arguments.
+struct FreshTarget {
+  std::uint64_t id = 0;
+  AnyFn fn = nullptr;
+  ByteBuffer args;
+  const char* type = nullptr;  // mangled type of the callable, for messages
+};
 // Type-erased, move-only target: the callable and its decayed arguments.
 struct TargetBase {
   virtual ~TargetBase() = default;
   virtual void run() = 0;
+  // False when the target cannot run in a fresh execution (it has state, or an argument cannot
+  // travel through the codec); `out.type` is set either way.
+  virtual bool fresh(FreshTarget& out) const = 0;
 };
 template <class F, class... Args>
 struct Target final : TargetBase {
@@ -83,6 +98,19 @@ struct Target final : TargetBase {
   void run() override {
     // Arguments are passed as lvalues, so a target may take them by value, by const& or by &.
     std::apply([this](auto&... a) { std::invoke(f, a...); }, args);
+  }
+  bool fresh(FreshTarget& out) const override {
+    out.type = typeid(F).name();
+    if constexpr (kCrossesMachines<F> && std::is_trivially_copyable_v<F> &&
+                  (PoolCodable<Args> && ...)) {
+      using Tuple = std::tuple<Args...>;
+      out.id = ProcessTrampoline<F, Tuple>::id;
+      if constexpr (kFunctionPointer<F>) out.fn = reinterpret_cast<AnyFn>(f);
+      append_encoded(out.args, args);
+      return true;
+    } else {
+      return false;
+    }
   }
   F f;
   std::tuple<Args...> args;
@@ -151,6 +179,7 @@ class Process {
  private:
   Process(ProcessOptions options, std::unique_ptr<detail::TargetBase> target);
   bool join_for(std::chrono::nanoseconds timeout);
+  void start_fresh(StartMethod method);
   std::unique_ptr<detail::ProcessState> state_;
 };
 

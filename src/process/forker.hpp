@@ -46,6 +46,7 @@ using ForkEntry = void (*)(const void* payload, std::size_t n, sys::Fd* fds,
 using ZygoteEntry = void (*)(void* context, const void* payload, std::size_t n, sys::Fd* fds,
                              std::size_t nfds) noexcept;
 inline constexpr std::uint32_t kEntryPoolWorker = 1;
+inline constexpr std::uint32_t kEntryProcess = 2;
 inline constexpr std::uint32_t kEntryCount = 4;
 inline constexpr std::size_t kMaxRequestPayload = 1024;
 // Registers the entry a forkserver child or a spawned process of kind `kind` runs (static

@@ -17,6 +17,9 @@
 #include <bit>
 #include <cstdint>
 #include <exception>
+#include <functional>
+#include <span>
+#include <tuple>
 #include <type_traits>
 #include <typeinfo>
 
@@ -78,6 +81,25 @@ struct InitTrampoline {
   }
   static inline const std::uint64_t id =
       register_trampoline(typeid(InitTrampoline).name(), typeid(Fd).name(), &run);
+};
+
+// A Process target run by id (StartMethod::forkserver, spawn): `c.in` holds the encoded
+// std::tuple of its arguments, `c.fn` the resolved function pointer for a function; what escapes
+// the target (an exception, mpp::SystemExit) is stored at `c.context`, a std::exception_ptr*.
+template <class Fd, class Tuple>
+struct ProcessTrampoline {
+  static void run(TaskCall& c) noexcept {
+    try {
+      std::span<const std::byte> in = c.in;
+      Tuple args = decode_one<Tuple>(in);
+      Fd f = make_callable<Fd>(c.fn);
+      std::apply([&](auto&... a) { std::invoke(f, a...); }, args);
+    } catch (...) {
+      *reinterpret_cast<std::exception_ptr*>(c.context) = std::current_exception();
+    }
+  }
+  static inline const std::uint64_t id =
+      register_trampoline(typeid(ProcessTrampoline).name(), typeid(Fd).name(), &run);
 };
 
 }  // namespace mpp::detail
