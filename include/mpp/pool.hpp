@@ -5,11 +5,15 @@
 // imap_unordered, close/join/terminate, initializer, maxtasksperchild, nice, task_timeout and
 // per-task seeds (task_seed()) follow API.md section 4.
 //
-// Lifetime: the workers are forked when the Pool is constructed and live until join(),
+// Lifetime: the workers are started when the Pool is constructed and live until join(),
 // terminate() or ~Pool() (which is terminate() unless join() ran: Python's `with Pool() as p`).
-// They are reused for every call: no fork per call. Workers die with the parent (PDEATHSIG plus a
-// liveness check every 200 ms), so a SIGKILLed or Ctrl-C'd parent leaves nothing behind. Every
-// worker that ends is reaped: no zombies.
+// They are reused for every call: no fork per call. How they start is PoolOptions::start_method
+// (mpp/start_method.hpp, docs/fork-safety.md): under fork (the default) a zygote, a copy of the
+// program forked when the Pool is constructed, forks every worker and every replacement, so none
+// is a fork of a program that became multi-threaded later; under forkserver the program's
+// forkserver forks them, under spawn each is a fresh execution of the program. Workers die with the
+// parent (PDEATHSIG plus a liveness check every 200 ms), so a SIGKILLed or Ctrl-C'd parent leaves
+// nothing behind. Every worker that ends is reaped: no zombies.
 //
 // Fork: a process forked from the pool's owner (mpp::Process, fork()) must not use the owner's
 // Pool (the workers are not its children); it can create its own.
@@ -20,16 +24,21 @@
 // pool or wait on a result (a get() on any result advances all of them).
 //
 // Callables: functions, function pointers and empty lambdas/functors (no captures) run on the
-// persistent workers: the workers are forks of this program, so the code of the callable is
-// already there and only its address crosses. A callable WITH state (a lambda capturing by value
-// or by reference, a std::function, a functor with members) must see the caller's state as of the
-// call, so that call forks its own temporary workers (min(processes, chunks) of them) which see
-// the whole address space as it is at that moment through copy-on-write, and are reaped when the
-// call completes. That costs one fork (and reap) per temporary worker: measured 0.2 ms per
-// apply() with a small parent on the reference VM, growing with the parent's memory (fork copies
-// its page tables) and with the initializer, against ~8 us on the persistent workers. Prefer
-// captureless callables with the data passed as inputs for hot loops. Inputs and results travel
-// through the codec (see <mpp/codec.hpp>); a type that cannot travel is a compile error.
+// persistent workers: the workers run this program, so the code of the callable is already there
+// and only its address crosses (under fork) or its ids (under forkserver and spawn, whose workers
+// are fresh executions: the trampoline's registry id and the function's place in its module,
+// checked by the worker; an id it does not know fails the task with RemoteError). A callable WITH
+// state (a lambda capturing by value or by reference, a std::function, a functor with members) must
+// see the caller's state as of the call, so that call forks its own temporary workers
+// (min(processes, chunks) of them) which see the whole address space as it is at that moment
+// through copy-on-write, and are reaped when the call completes. That costs one fork (and reap) per
+// temporary worker: measured 0.2 ms per apply() with a small parent on the reference VM, growing
+// with the parent's memory (fork copies its page tables) and with the initializer, against ~8 us on
+// the persistent workers. Prefer captureless callables with the data passed as inputs for hot
+// loops. Under forkserver and spawn a callable with state cannot run (its state is not in a fresh
+// execution): the call throws std::invalid_argument naming the start method, and so does a Pool
+// whose initializer has state. Inputs and results travel through the codec (see <mpp/codec.hpp>); a
+// type that cannot travel is a compile error.
 //
 // Transport: per-worker single-producer/single-consumer shared-memory rings (tasks in, results
 // out) and futex wake-ups that cost a system call only when the other side is asleep; numbers
@@ -129,7 +138,7 @@ class PoolInitializer : public std::function<void()> {
   template <class F>
   requires(!std::is_same_v<std::decay_t<F>, PoolInitializer> &&
            std::is_invocable_v<std::decay_t<F>&>)
-  PoolInitializer(F&& f)  // NOLINT(google-explicit-constructor): converts like std::function
+      PoolInitializer(F&& f)  // NOLINT(google-explicit-constructor): converts like std::function
       : std::function<void()>(std::forward<F>(f)) {
     using Fd = std::decay_t<F>;
     if constexpr (detail::kStateless<Fd>) {
@@ -203,7 +212,8 @@ class [[nodiscard]] ImapRange : public detail::BasicImapRange<R, detail::LocalTr
 
 class Pool : public detail::PoolFront<Pool> {
  public:
-  // cpu_count() workers. Throws std::system_error ("cannot fork worker") if the OS refuses.
+  // cpu_count() workers. Throws std::system_error ("cannot fork worker") if the OS refuses,
+  // std::logic_error under forkserver or spawn when main() did not call mpp::init.
   Pool();
   // std::invalid_argument if processes is absurd (> 1024, e.g. a negative number converted).
   explicit Pool(unsigned processes);

@@ -7,6 +7,14 @@
 // (copy-on-write: later writes on either side are invisible to the other; use a Queue, Value or
 // Pipe to send results back).
 //
+// Start methods (ProcessOptions::start_method, mpp/start_method.hpp): the above is fork, the
+// default. Under forkserver the child is forked by the program's forkserver, under spawn it is a
+// fresh execution of the program; either way it sees the program as it was when mpp::init
+// returned, so the target must be a function, a function pointer or a captureless lambda, and its
+// arguments must travel through the codec (start() throws std::invalid_argument otherwise, and
+// std::logic_error without mpp::init). Exit codes and error() are the same; such a child never
+// outlives the program (it dies with the forkserver), and its crash stack is not named.
+//
 // Lifetime: a Process owns its child. Destroying a Process whose child still runs kills it (daemon)
 // or joins it (non-daemon); the child is always reaped, never left as a zombie. Process is movable
 // (it can live in a std::vector) but not copyable.

@@ -194,6 +194,28 @@ void flush_standard_streams() noexcept {
   }
 }
 
+// The end of every child: runs the target, turns what escaped it into the exit code (and the
+// error page), flushes the standard streams, lets shared objects detach, and leaves.
+template <class Run>
+[[noreturn]] void run_target_and_exit(ErrorPage* page, Run&& run) noexcept {
+  int code = 0;
+  MPP_FAILPOINT("process.child.before_target");
+  try {
+    run();
+  } catch (const SystemExit& e) {
+    code = e.code;
+  } catch (...) {
+    write_error(page, describe_current_exception());
+    code = 1;
+  }
+  flush_standard_streams();
+  // Shared objects the target still holds (a Queue captured by value) detach now: _exit runs no
+  // destructors.
+  detail::run_child_exit_hooks();
+  // Leave without running the parent's atexit handlers and static destructors a second time.
+  ::_exit(code);
+}
+
 // Runs in the child; never returns, never throws.
 [[noreturn]] void child_main(ProcessState& s, const sys::ChildSetup& setup) noexcept {
   auto* page = s.error_slot.page;
@@ -217,22 +239,7 @@ void flush_standard_streams() noexcept {
   }
   // After the default dispositions were restored: a crash in the target reports its stack.
   sys::install_crash_handler(&page->crash);
-  int code = 0;
-  MPP_FAILPOINT("process.child.before_target");
-  try {
-    s.target->run();
-  } catch (const SystemExit& e) {
-    code = e.code;
-  } catch (...) {
-    write_error(page, describe_current_exception());
-    code = 1;
-  }
-  flush_standard_streams();
-  // Shared objects the target still holds (a Queue captured by value) detach now: _exit runs no
-  // destructors.
-  detail::run_child_exit_hooks();
-  // Leave without running the parent's atexit handlers and static destructors a second time.
-  ::_exit(code);
+  run_target_and_exit(page, [&] { s.target->run(); });
 }
 
 }  // namespace
@@ -399,9 +406,9 @@ struct ProcessBoot {
 // The child: set up like a forked one, then the target by its ids (never an address it was sent).
 void process_entry(const void* payload, std::size_t n, sys::Fd* fds, std::size_t nfds) noexcept {
   ProcessBoot b{};
-  if (n != sizeof b || nfds < 2 || b.ncpus > kMaxFreshCpus) ::_exit(70);
+  if (n != sizeof b || nfds < 2) ::_exit(70);
   std::memcpy(&b, payload, sizeof b);
-  if (b.magic != kProcessBootMagic) ::_exit(70);
+  if (b.magic != kProcessBootMagic || b.ncpus > kMaxFreshCpus) ::_exit(70);
   ErrorPage* page = nullptr;
   std::span<const std::byte> args;
   try {
@@ -451,22 +458,10 @@ void process_entry(const void* payload, std::size_t n, sys::Fd* fds, std::size_t
   }
   std::exception_ptr error;
   c.context = reinterpret_cast<std::uintptr_t>(&error);
-  int code = 0;
-  MPP_FAILPOINT("process.child.before_target");
-  t(c);
-  if (error) {
-    try {
-      std::rethrow_exception(error);
-    } catch (const SystemExit& e) {
-      code = e.code;
-    } catch (...) {
-      write_error(page, describe_current_exception());
-      code = 1;
-    }
-  }
-  flush_standard_streams();
-  run_child_exit_hooks();
-  ::_exit(code);
+  run_target_and_exit(page, [&] {
+    t(c);
+    if (error) std::rethrow_exception(error);
+  });
 }
 
 [[maybe_unused]] const bool g_process_entry =
