@@ -148,7 +148,9 @@ class PoolInitializer : public std::function<void()> {
       }
     } else if constexpr (std::is_same_v<Fd, std::function<void()>>) {
       if (auto* p = f.template target<void (*)()>(); p != nullptr && *p != nullptr) {
-        id_ = detail::InitTrampoline<void (*)()>::id;
+        // Spelled dependent on F, so that only code converting a std::function instantiates
+        // (and registers) it, never the library itself (no guard variable in libmpp).
+        id_ = detail::InitTrampoline<typename detail::DependentFn<Fd>::type>::id;
         fn_ = reinterpret_cast<detail::AnyFn>(*p);
       }
     }

@@ -83,6 +83,12 @@ struct InitTrampoline {
       register_trampoline(typeid(InitTrampoline).name(), typeid(Fd).name(), &run);
 };
 
+// void (*)(), spelled so that it depends on a template parameter.
+template <class>
+struct DependentFn {
+  using type = void (*)();
+};
+
 // A Process target run by id (StartMethod::forkserver, spawn): `c.in` holds the encoded
 // std::tuple of its arguments, `c.fn` the resolved function pointer for a function; what escapes
 // the target (an exception, mpp::SystemExit) is stored at `c.context`, a std::exception_ptr*.
