@@ -28,6 +28,7 @@ std::atomic<bool> g_init{false};
 char g_default_name[] = "mpp";
 char* g_default_argv[] = {g_default_name, nullptr};
 std::atomic<char* const*> g_argv{g_default_argv};
+std::atomic<std::vector<char*>*> g_argv_copy{nullptr};  // owns g_argv's array: never freed
 
 // "<fd>:<pid>" -> fd, pid; false if malformed.
 bool parse_channel(const char* v, int& fd, long& pid) {
@@ -56,11 +57,12 @@ int take_channel(const char* name) {
 
 void init(int argc, char** argv) noexcept {
   try {
-    if (argc > 0 && argv != nullptr) {
+    if (argc > 0 && argv != nullptr && g_argv_copy.load(std::memory_order_acquire) == nullptr) {
       // Kept for the life of the program: fresh executions get the same arguments.
       auto* copy = new std::vector<char*>;  // NOLINT(cppcoreguidelines-owning-memory)
       for (int i = 0; i < argc && argv[i] != nullptr; ++i) copy->push_back(::strdup(argv[i]));
       copy->push_back(nullptr);
+      g_argv_copy.store(copy, std::memory_order_release);  // the first init's arguments stay
       g_argv.store(copy->data(), std::memory_order_release);
     }
   } catch (...) {
