@@ -267,7 +267,9 @@ void pool_worker_entry(const void* payload, std::size_t n, sys::Fd* fds,
     setup->memory_limit = b.memory_limit;
     setup->die_with_parent = true;
     setup->parent = sys::parent_pid();
-    (void)sys::prepare_crash_stacks();
+    // No crash stacks: the parent could not name addresses of this execution (crash_stack.hpp
+    // symbolizes in the parent), so without prepare_crash_stacks() here the handler stays off
+    // and WorkerLost says the signal only.
     worker_main(WorkerEnv{sh, ps, setup->parent, true}, *options, *setup);
   } catch (...) {
     sys::exit_immediately(71);
