@@ -4,11 +4,13 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <utility>
 
 #include "pool/worker.hpp"
 #include "sys/check.hpp"
 #include "sys/demangle.hpp"
+#include "sys/failpoint.hpp"
 #include "sys/fault.hpp"
 
 namespace mpp::detail {
@@ -89,10 +91,15 @@ void Launcher::zygote_entry(void* context, const void* payload, std::size_t n, s
   // In a child of the zygote: the zygote's memory is the program's at the pool's creation, so
   // the launcher (and the engine's options and set-up it points to) is where it was.
   auto* self = static_cast<Launcher*>(context);
-  std::uint32_t slot = 0;
-  if (n != sizeof slot) sys::exit_immediately(70);
-  std::memcpy(&slot, payload, sizeof slot);
+  std::uint32_t req[2] = {};  // slot, and 1 for a replacement
+  if (n != sizeof req) sys::exit_immediately(70);
+  std::memcpy(req, payload, sizeof req);
+  const std::uint32_t slot = req[0];
   if (slot >= self->slots_.size()) sys::exit_immediately(70);
+  // The fail points armed in the program when the pool was built are the zygote's too; like the
+  // fault seam, they belong to the forks of that moment only (the pool's first workers), as
+  // they did when every replacement was a fork of the program made later.
+  if (req[1] != 0) failpoint::disarm();
   sys::ChildSetup setup = *self->setup_;
   setup.parent = sys::parent_pid();  // the zygote
   worker_main(WorkerEnv{self->slots_[slot], self->ps_, setup.parent}, self->options_, setup);
@@ -109,8 +116,22 @@ WorkerProcess Launcher::start(unsigned slot) {
   switch (method_) {
     case StartMethod::fork: {
       if (zygote_) {
-        const std::uint32_t s = slot;
-        return zygote_->start(0, &s, sizeof s);
+        const std::uint32_t s[2] = {slot, started_ >= slots_.size() ? 1u : 0u};
+        ++started_;
+        if (zygote_->alive()) {
+          try {
+            return zygote_->start(0, s, sizeof s);
+          } catch (const std::system_error&) {
+            if (zygote_->alive()) throw;  // its fork failed: the OS refused
+          }
+        }
+        // The zygote was killed (its workers died with it): a new one, forked from the program
+        // now, which may run threads by then (the warning says so). Its copy of the pool's
+        // options and memory is the program's current one.
+        zygote_.reset();
+        (void)check_threaded_fork();
+        zygote_ = Forker::make_zygote(&Launcher::zygote_entry, this);
+        return zygote_->start(0, s, sizeof s);
       }
       (void)check_threaded_fork();
       const pid_t pid = sys::fork_or_throw("cannot fork worker");

@@ -77,6 +77,7 @@ class Launcher {
   std::vector<wire::WorkerShared*> slots_;
   const sys::ChildSetup* setup_ = nullptr;
   std::unique_ptr<Forker> zygote_;
+  std::size_t started_ = 0;  // workers the zygote was asked for (the first slots_.size(): initial)
   std::shared_ptr<Forker> server_;
   wire::WorkerBoot boot_{};
   // The last function pointer described, and its reference (a map calls describe per chunk).
