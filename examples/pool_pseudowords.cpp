@@ -11,7 +11,9 @@
 //
 // Each task seeds its generator with mpp::task_seed() (derived from the pool's seed and the
 // input index), so the words are the same whatever the number of workers: `--check` verifies
-// that against a 3-worker pool. Usage: pool_pseudowords [words_per_letter] [--check] [--progress]
+// that against a 3-worker pool. `--spawn`: every worker is a fresh execution of this program
+// (mpp::StartMethod::spawn) instead of a fork.
+// Usage: pool_pseudowords [words_per_letter] [--check] [--progress] [--spawn]
 // test-args keep the ctest run small:
 // test-args: 20000 --check
 #include <chrono>
@@ -26,7 +28,9 @@
 
 namespace {
 
-// Set in main() before the pool starts: the workers are forks, so they see it.
+// Set in main() from the arguments, before mpp::init: forked workers see it because they are
+// forks, spawned ones because they get the same arguments and parse them the same way before
+// mpp::init diverts them (they see the program as it was when init returned).
 std::size_t g_words_per_letter = 1000000;
 
 std::vector<std::string> generate_pseudowords(char starting_letter) {
@@ -65,10 +69,13 @@ int main(int argc, char** argv) {
       check = true;
     } else if (std::strcmp(argv[i], "--progress") == 0) {
       options.progress = true;
+    } else if (std::strcmp(argv[i], "--spawn") == 0) {
+      options.start_method = mpp::StartMethod::spawn;
     } else {
       g_words_per_letter = std::strtoull(argv[i], nullptr, 10);
     }
   }
+  mpp::init(argc, argv);  // a spawned worker of this program stops here
   const std::string string =
       "thisisaverylongstringthatcontainsalotofwordsandwewantamillionrandomwordsgeneratedforeachl"
       "etter";

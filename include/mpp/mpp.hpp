@@ -8,4 +8,5 @@
 #include "mpp/process.hpp"
 #include "mpp/queue.hpp"
 #include "mpp/shared.hpp"
+#include "mpp/start_method.hpp"
 #include "mpp/sync.hpp"

@@ -5,11 +5,15 @@
 // imap_unordered, close/join/terminate, initializer, maxtasksperchild, nice, task_timeout and
 // per-task seeds (task_seed()) follow API.md section 4.
 //
-// Lifetime: the workers are forked when the Pool is constructed and live until join(),
+// Lifetime: the workers are started when the Pool is constructed and live until join(),
 // terminate() or ~Pool() (which is terminate() unless join() ran: Python's `with Pool() as p`).
-// They are reused for every call: no fork per call. Workers die with the parent (PDEATHSIG plus a
-// liveness check every 200 ms), so a SIGKILLed or Ctrl-C'd parent leaves nothing behind. Every
-// worker that ends is reaped: no zombies.
+// They are reused for every call: no fork per call. How they start is PoolOptions::start_method
+// (mpp/start_method.hpp, docs/fork-safety.md): under fork (the default) a zygote, a copy of the
+// program forked when the Pool is constructed, forks every worker and every replacement, so none
+// is a fork of a program that became multi-threaded later; under forkserver the program's
+// forkserver forks them, under spawn each is a fresh execution of the program. Workers die with the
+// parent (PDEATHSIG plus a liveness check every 200 ms), so a SIGKILLed or Ctrl-C'd parent leaves
+// nothing behind. Every worker that ends is reaped: no zombies.
 //
 // Fork: a process forked from the pool's owner (mpp::Process, fork()) must not use the owner's
 // Pool (the workers are not its children); it can create its own.
@@ -40,16 +44,21 @@
 // really gone).
 //
 // Callables: functions, function pointers and empty lambdas/functors (no captures) run on the
-// persistent workers: the workers are forks of this program, so the code of the callable is
-// already there and only its address crosses. A callable WITH state (a lambda capturing by value
-// or by reference, a std::function, a functor with members) must see the caller's state as of the
-// call, so that call forks its own temporary workers (min(processes, chunks) of them) which see
-// the whole address space as it is at that moment through copy-on-write, and are reaped when the
-// call completes. That costs one fork (and reap) per temporary worker: measured 0.2 ms per
-// apply() with a small parent on the reference VM, growing with the parent's memory (fork copies
-// its page tables) and with the initializer, against ~8 us on the persistent workers. Prefer
-// captureless callables with the data passed as inputs for hot loops. Inputs and results travel
-// through the codec (see <mpp/codec.hpp>); a type that cannot travel is a compile error.
+// persistent workers: the workers run this program, so the code of the callable is already there
+// and only its address crosses (under fork) or its ids (under forkserver and spawn, whose workers
+// are fresh executions: the trampoline's registry id and the function's place in its module,
+// checked by the worker; an id it does not know fails the task with RemoteError). A callable WITH
+// state (a lambda capturing by value or by reference, a std::function, a functor with members) must
+// see the caller's state as of the call, so that call forks its own temporary workers
+// (min(processes, chunks) of them) which see the whole address space as it is at that moment
+// through copy-on-write, and are reaped when the call completes. That costs one fork (and reap) per
+// temporary worker: measured 0.2 ms per apply() with a small parent on the reference VM, growing
+// with the parent's memory (fork copies its page tables) and with the initializer, against ~8 us on
+// the persistent workers. Prefer captureless callables with the data passed as inputs for hot
+// loops. Under forkserver and spawn a callable with state cannot run (its state is not in a fresh
+// execution): the call throws std::invalid_argument naming the start method, and so does a Pool
+// whose initializer has state. Inputs and results travel through the codec (see <mpp/codec.hpp>); a
+// type that cannot travel is a compile error.
 //
 // Transport: per-worker single-producer/single-consumer shared-memory rings (tasks in, results
 // out) and futex wake-ups that cost a system call only when the other side is asleep; numbers
@@ -116,6 +125,7 @@
 #include <ranges>
 #include <tuple>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
@@ -125,6 +135,7 @@
 #include "mpp/detail/pool_core/task.hpp"  // mpp::task_seed()
 #include "mpp/detail/pool_engine.hpp"
 #include "mpp/errors.hpp"
+#include "mpp/start_method.hpp"
 
 namespace mpp {
 
@@ -158,12 +169,51 @@ struct PoolStats {
   std::uint64_t restarts = 0;
 };
 
+// PoolOptions::initializer: a std::function<void()> that also remembers, when it is made from a
+// function, a function pointer or a captureless lambda (or a std::function holding a function
+// pointer), how a worker that is not a fork of the program (StartMethod::forkserver, spawn) can
+// rebuild it: by the ids of pool_core/callable.hpp. Assign to it as to a std::function.
+class PoolInitializer : public std::function<void()> {
+ public:
+  PoolInitializer() noexcept = default;
+  PoolInitializer(std::nullptr_t) noexcept {}  // NOLINT(google-explicit-constructor)
+  template <class F>
+  requires(!std::is_same_v<std::decay_t<F>, PoolInitializer> &&
+           std::is_invocable_v<std::decay_t<F>&>)
+      PoolInitializer(F&& f)  // NOLINT(google-explicit-constructor): converts like std::function
+      : std::function<void()>(std::forward<F>(f)) {
+    using Fd = std::decay_t<F>;
+    if constexpr (detail::kStateless<Fd>) {
+      id_ = detail::InitTrampoline<Fd>::id;
+      if constexpr (detail::kFunctionPointer<Fd>) {
+        fn_ = reinterpret_cast<detail::AnyFn>(static_cast<Fd>(f));
+      }
+    } else if constexpr (std::is_same_v<Fd, std::function<void()>>) {
+      if (auto* p = f.template target<void (*)()>(); p != nullptr && *p != nullptr) {
+        // Spelled dependent on F, so that only code converting a std::function instantiates
+        // (and registers) it, never the library itself (no guard variable in libmpp).
+        id_ = detail::InitTrampoline<typename detail::DependentFn<Fd>::type>::id;
+        fn_ = reinterpret_cast<detail::AnyFn>(*p);
+      }
+    }
+  }
+  // For the engine: the initializer's trampoline id (0: it has state, or is empty) and its
+  // function pointer (if it is one).
+  [[nodiscard]] std::uint64_t stateless_id() const noexcept { return *this ? id_ : 0; }
+  [[nodiscard]] detail::AnyFn function() const noexcept { return fn_; }
+
+ private:
+  std::uint64_t id_ = 0;
+  detail::AnyFn fn_ = nullptr;
+};
+
 struct PoolOptions {
   unsigned processes = 0;     // 0 = cpu_count()
   std::optional<int> nice{};  // niceness increment for every worker
   // Runs once in each worker when it starts. If it throws, the pool is broken: every outstanding
-  // and later call fails with that RemoteError (rather than Python's endless respawning).
-  std::function<void()> initializer{};
+  // and later call fails with that RemoteError (rather than Python's endless respawning). Under
+  // forkserver and spawn it must be a function, a function pointer or a captureless lambda.
+  PoolInitializer initializer{};
   std::size_t maxtasksperchild = 0;  // 0 = unlimited; else chunks per worker (Python counts so)
   // A task running longer is killed (SIGKILL) and fails with WorkerLost; checked while the parent
   // waits on the pool (map, get, imap...), every min(10 ms, timeout / 4).
@@ -184,6 +234,8 @@ struct PoolOptions {
   // max_memory_per_child).
   std::optional<std::size_t> max_memory_per_child{};
   std::optional<int> ionice{};  // best-effort I/O priority 0 (first) .. 7 (last) of every worker
+  // How the workers are started (mpp/start_method.hpp); nullopt = get_start_method().
+  std::optional<StartMethod> start_method{};
 };
 
 // The outcome of map_async/apply_async (detail/pool_core/results.hpp has the whole contract).
@@ -227,7 +279,8 @@ class [[nodiscard]] ImapRange : public detail::BasicImapRange<R, detail::LocalTr
 
 class Pool : public detail::PoolFront<Pool> {
  public:
-  // cpu_count() workers. Throws std::system_error ("cannot fork worker") if the OS refuses.
+  // cpu_count() workers. Throws std::system_error ("cannot fork worker") if the OS refuses,
+  // std::logic_error under forkserver or spawn when main() did not call mpp::init.
   Pool();
   // std::invalid_argument if processes is absurd (> 1024, e.g. a negative number converted).
   explicit Pool(unsigned processes);
@@ -286,12 +339,14 @@ class Pool : public detail::PoolFront<Pool> {
     detail::setup_batch<Fd, In, R, Star>(b, f);
     std::shared_ptr<detail::Engine> e = engine_;
     if constexpr (!detail::kStateless<Fd>) {
-      // Workers that see the caller's state as of now (see the header comment for the cost).
+      // Workers that see the caller's state as of now (see the header comment for the cost);
+      // only forks can (std::invalid_argument under forkserver and spawn).
+      detail::engine_check_stateful(*engine_, typeid(Fd).name());
       unsigned n = detail::engine_workers(*engine_);
       if (chunks >= 0 && chunks < static_cast<std::int64_t>(n)) {
         n = static_cast<unsigned>(std::max<std::int64_t>(chunks, 1));
       }
-      e = detail::make_engine(*options_, n);
+      e = detail::make_engine(*options_, n, true);
     }
     detail::engine_submit(*e, std::move(owner));
     return e;

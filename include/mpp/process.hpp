@@ -7,6 +7,14 @@
 // (copy-on-write: later writes on either side are invisible to the other; use a Queue, Value or
 // Pipe to send results back).
 //
+// Start methods (ProcessOptions::start_method, mpp/start_method.hpp): the above is fork, the
+// default. Under forkserver the child is forked by the program's forkserver, under spawn it is a
+// fresh execution of the program; either way it sees the program as it was when mpp::init
+// returned, so the target must be a function, a function pointer or a captureless lambda, and its
+// arguments must travel through the codec (start() throws std::invalid_argument otherwise, and
+// std::logic_error without mpp::init). Exit codes and error() are the same; such a child never
+// outlives the program (it dies with the forkserver), and its crash stack is not named.
+//
 // Lifetime: a Process owns its child. Destroying a Process whose child still runs kills it (daemon)
 // or joins it (non-daemon); the child is always reaped, never left as a zombie. Process is movable
 // (it can live in a std::vector) but not copyable.
@@ -44,10 +52,15 @@
 #include <string>
 #include <tuple>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
+#include "mpp/detail/pool_core/buffer.hpp"
+#include "mpp/detail/pool_core/callable.hpp"
+#include "mpp/detail/pool_core/values.hpp"
 #include "mpp/errors.hpp"
+#include "mpp/start_method.hpp"
 
 namespace mpp {
 
@@ -59,6 +72,8 @@ struct ProcessOptions {
   bool daemon = false;        // true: killed when the parent exits, never outlives it
   std::optional<int> ionice{};  // best-effort I/O priority 0 (first) .. 7 (last) of the child,
                                 // set before the target runs (ioprio_set; `ionice -c2 -n N`)
+  // How the child is started (mpp/start_method.hpp); nullopt = get_start_method().
+  std::optional<StartMethod> start_method{};
 };
 
 // Thrown inside a target to end the child with a given exit status, like Python's sys.exit(code).
@@ -68,10 +83,21 @@ struct SystemExit {
 };
 
 namespace detail {
+// What a child that is not a fork (StartMethod::forkserver, spawn) needs to run a target: the
+// registry id of its trampoline, its function pointer (if it is one) and its encoded arguments.
+struct FreshTarget {
+  std::uint64_t id = 0;
+  AnyFn fn = nullptr;
+  ByteBuffer args;
+  const char* type = nullptr;  // mangled type of the callable, for messages
+};
 // Type-erased, move-only target: the callable and its decayed arguments.
 struct TargetBase {
   virtual ~TargetBase() = default;
   virtual void run() = 0;
+  // False when the target cannot run in a fresh execution (it has state, or an argument cannot
+  // travel through the codec); `out.type` is set either way.
+  virtual bool fresh(FreshTarget& out) const = 0;
 };
 template <class F, class... Args>
 struct Target final : TargetBase {
@@ -80,6 +106,19 @@ struct Target final : TargetBase {
   void run() override {
     // Arguments are passed as lvalues, so a target may take them by value, by const& or by &.
     std::apply([this](auto&... a) { std::invoke(f, a...); }, args);
+  }
+  bool fresh(FreshTarget& out) const override {
+    out.type = typeid(F).name();
+    if constexpr (kCrossesMachines<F> && std::is_trivially_copyable_v<F> &&
+                  (PoolCodable<Args> && ...)) {
+      using Tuple = std::tuple<Args...>;
+      out.id = ProcessTrampoline<F, Tuple>::id;
+      if constexpr (kFunctionPointer<F>) out.fn = reinterpret_cast<AnyFn>(f);
+      append_encoded(out.args, args);
+      return true;
+    } else {
+      return false;
+    }
   }
   F f;
   std::tuple<Args...> args;
@@ -148,6 +187,7 @@ class Process {
  private:
   Process(ProcessOptions options, std::unique_ptr<detail::TargetBase> target);
   bool join_for(std::chrono::nanoseconds timeout);
+  void start_fresh(StartMethod method);
   std::unique_ptr<detail::ProcessState> state_;
 };
 

@@ -33,7 +33,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "mpi/registry.hpp"
+#include "runtime/registry.hpp"
 #include "mpp/codec.hpp"
 #include "mpp/detail/mpi_core.hpp"
 #include "mpp/detail/pool_core/buffer.hpp"
@@ -48,6 +48,9 @@
 namespace mpp::mpi::detail {
 
 using mpp::detail::ByteBuffer;
+using mpp::detail::registry_size;
+using mpp::detail::resolve;
+using mpp::detail::Resolved;
 
 namespace {
 

@@ -21,6 +21,7 @@
 #include "mpp/process.hpp"
 #include "pool/core.hpp"
 #include "pool/driver.hpp"
+#include "pool/launch.hpp"
 #include "pool/progress.hpp"
 #include "pool/wire.hpp"
 #include "pool/worker.hpp"
@@ -86,7 +87,7 @@ struct Record {
 
 struct Worker {
   WorkerShared* sh = nullptr;
-  sys::Child child;
+  WorkerProcess child;  // our child, or a zygote's or forkserver's (launch.hpp)
   bool alive = false;
   std::deque<Record> held;  // in the order sent; [0, nsent) fully written to the ring
   std::size_t nsent = 0;
@@ -107,7 +108,7 @@ struct Worker {
   Clock::time_point stop_deadline{};
 };
 
-std::exception_ptr lost_error(pid_t pid, std::int64_t index, const sys::Child& child,
+std::exception_ptr lost_error(pid_t pid, std::int64_t index, const WorkerProcess& child,
                               const sys::CrashFrames& crash, bool timed_out,
                               std::chrono::milliseconds timeout) {
   const int st = child.exitcode().value_or(0);
@@ -128,12 +129,13 @@ std::exception_ptr lost_error(pid_t pid, std::int64_t index, const sys::Child& c
 
 class Engine {
  public:
-  Engine(const PoolOptions& options, unsigned n) : options_(options) {
+  Engine(const PoolOptions& options, unsigned n, bool per_call)
+      : options_(options), launcher_(options_, per_call) {
     (void)sys::prepare_crash_stacks();  // once per process; workers' crash handlers need it
     const std::size_t slot = round_up(sizeof(WorkerShared), sys::page_size());
     const std::size_t head = round_up(sizeof(PoolShared), sys::page_size());
     const std::size_t per = slot + kTaskRing + kResultRing;
-    map_ = sys::map_anonymous_shared(head + per * n);
+    map_ = launcher_.map_shared(head + per * n);
     ps_ = new (map_.data()) PoolShared();
     workers_.resize(n);
     for (unsigned i = 0; i < n; ++i) {
@@ -151,6 +153,9 @@ class Engine {
     setup_.memory_limit = options_.memory_limit.value_or(0);
     setup_.die_with_parent = true;
     setup_.parent = sys::self_pid();
+    std::vector<WorkerShared*> slots;
+    for (const auto& w : workers_) slots.push_back(w.sh);
+    launcher_.prepare(ps_, std::move(slots), setup_);
     try {
       for (auto& w : workers_) spawn(w);
     } catch (...) {
@@ -170,6 +175,7 @@ class Engine {
   ~Engine() { terminate(); }
 
   unsigned size() const noexcept { return static_cast<unsigned>(workers_.size()); }
+  StartMethod start_method() const noexcept { return launcher_.method(); }
   bool accepting() const noexcept {
     const Lock lk = lock_for_reading();
     return accepting_ && !broken_;
@@ -257,6 +263,7 @@ class Engine {
       }
       w.alive = false;
     }
+    launcher_.shutdown();
     // A lazily consumed imap still open has no workers left to run the rest of its input.
     abort_all("pool joined");
     joined_ = true;
@@ -413,6 +420,7 @@ class Engine {
         w.alive = false;
       }
     }
+    launcher_.shutdown();
     abort_all("pool terminated");
     joined_ = true;
     ended();
@@ -474,9 +482,7 @@ class Engine {
     w.seen_current = -2;
     w.stopping = false;
     w.stop_killed = false;
-    const pid_t pid = sys::fork_or_throw("cannot fork worker");
-    if (pid == 0) worker_main(WorkerEnv{sh, ps_, setup_.parent}, options_, setup_);
-    w.child = sys::Child(pid);
+    w.child = launcher_.start(static_cast<unsigned>(&w - workers_.data()));
     w.alive = true;
   }
 
@@ -636,14 +642,12 @@ class Engine {
       TaskHeader h{};
       h.magic = wire::kTaskMagic;
       h.kind = wire::kKindTask;
-      h.fn = reinterpret_cast<std::uintptr_t>(b.fn);
-      h.context = b.context;
+      launcher_.describe(b, h);
       h.first_index = first;
       h.count = n;
       h.nskip = 0;
       h.payload_len = msg.size() - sizeof h;
       h.seed = options_.seed;
-      std::memcpy(h.fstate, b.fstate, sizeof h.fstate);
       std::memcpy(msg.data(), &h, sizeof h);
       r.batch = *it;
       r.first = first;
@@ -981,6 +985,7 @@ class Engine {
   std::vector<Watch> watch_;                // the driver's, filled before each sleep
   bool terminate_pending_ = false;          // terminate() called from the progress callback
   PoolOptions options_;
+  Launcher launcher_;  // after options_, which it reads
   sys::ChildSetup setup_;
   sys::Mapping map_;
   PoolShared* ps_ = nullptr;
@@ -999,7 +1004,8 @@ class Engine {
 
 // ---- the functions of detail/pool_engine.hpp ---------------------------------------------
 
-std::shared_ptr<Engine> make_engine(const PoolOptions& options, unsigned processes) {
+std::shared_ptr<Engine> make_engine(const PoolOptions& options, unsigned processes,
+                                    bool per_call) {
   if (processes == 0) processes = sys::cpus_allowed();
   if (processes > kMaxProcesses) {
     throw std::invalid_argument("pool size must be between 1 and " + std::to_string(kMaxProcesses));
@@ -1020,7 +1026,11 @@ std::shared_ptr<Engine> make_engine(const PoolOptions& options, unsigned process
   if (options.task_timeout && options.task_timeout->count() <= 0) {
     throw std::invalid_argument("pool task_timeout must be positive");
   }
-  return std::make_shared<Engine>(options, processes);
+  return std::make_shared<Engine>(options, processes, per_call);
+}
+
+void engine_check_stateful(const Engine& e, const char* type) {
+  check_stateful_method(e.start_method(), type);
 }
 
 void engine_submit(Engine& e, std::shared_ptr<LocalBatch> batch) { e.submit(std::move(batch)); }

@@ -1,7 +1,9 @@
 // The local transport's wire format: what the parent and a worker of mpp::Pool put in the
-// worker's shared slot and rings. Both sides are this same program (the worker is a fork), so
-// headers cross as raw structs. The parent (src/pool/engine.cpp) and the worker loop
-// (src/pool/worker.cpp) include this; nothing else does.
+// worker's shared slot and rings. Both sides run this same program on one machine (a fork, or a
+// fresh execution of the same binary under forkserver and spawn), so headers cross as raw structs;
+// a fresh execution gets its configuration as a WorkerBoot, and its code by ids (launch.hpp). The
+// parent (src/pool/engine.cpp) and the worker loop (src/pool/worker.cpp) include this; nothing else
+// does.
 //
 // A task message:   [TaskHeader][nskip x int64: indexes to skip][payload_len bytes of inputs]
 // A result message: [ResultHeader][results_len bytes of results][errors_len bytes of failure
@@ -16,6 +18,7 @@
 #include "mpp/detail/pool_engine.hpp"
 #include "shm/pool_ring.hpp"
 #include "sys/crash_stack.hpp"
+#include "sys/module.hpp"
 
 namespace mpp::detail::wire {
 
@@ -28,6 +31,10 @@ inline constexpr std::uint32_t kDroppedChunk = 1;
 // Places remembered in WorkerShared::dropped: more than the chunks a worker holds at once.
 inline constexpr std::size_t kDropSlots = 4;
 
+// Code fields (launch.hpp): under fork, `fn` is the trampoline's address, `fstate` the bytes of a
+// stateless callable and `context` the address of a stateful one. Otherwise `fn` is the
+// trampoline's registry id and, for a function pointer, `context` is its CodeRef's offset and
+// `fstate` its module and fingerprint (both 0 for an empty callable).
 struct TaskHeader {
   std::uint32_t magic;
   std::uint32_t kind;
@@ -84,5 +91,22 @@ struct alignas(64) WorkerShared {
 struct alignas(64) PoolShared {
   shm::Event to_parent;  // a worker wrote results or freed task space
 };
+
+// What a worker that is not a fork (forkserver, spawn) needs to serve a pool: sent with the
+// memfd of the pool's mapping when it is started.
+inline constexpr std::uint32_t kBootMagic = 0x4d505042;  // "MPPB"
+struct WorkerBoot {
+  std::uint32_t magic;
+  std::uint32_t slot;
+  std::uint64_t map_size;
+  std::uint64_t slot_offset;  // of its WorkerShared in the mapping (the PoolShared is at 0)
+  std::int32_t has_nice, nice, has_ionice, ionice;
+  std::uint64_t memory_limit;  // 0 = none
+  std::uint64_t maxtasksperchild;
+  std::uint64_t max_memory_per_child;  // 0 = none
+  std::uint64_t init_id;               // 0 = no initializer
+  sys::CodeRef init_fn;                // module 0 = not a function pointer
+};
+static_assert(std::is_trivially_copyable_v<WorkerBoot>, "the boot block crosses as raw bytes");
 
 }  // namespace mpp::detail::wire

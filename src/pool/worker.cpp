@@ -1,17 +1,22 @@
-// The worker side of mpp::Pool: the loop a forked worker runs (read a chunk from its task ring,
-// run it through the chunk's trampoline, write the reply to its result ring).
+// The worker side of mpp::Pool: the loop a worker runs (read a chunk from its task ring, run it
+// through the chunk's trampoline, write the reply to its result ring), and the entry of a worker
+// that is not a fork of the program (StartMethod::forkserver, spawn: launch.hpp).
 #include "pool/worker.hpp"
 
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "mpp/detail/exception_info.hpp"
+#include "mpp/detail/registry.hpp"
+#include "process/forker.hpp"
 #include "runtime/fork_hooks.hpp"
 #include "sys/failpoint.hpp"
 #include "sys/mem.hpp"
+#include "sys/module.hpp"
 #include "sys/proc.hpp"
 
 namespace mpp::detail {
@@ -79,6 +84,66 @@ void worker_write(const WorkerEnv& env, const void* src, std::size_t n) {
   }
 }
 
+// Fails every item of the chunk (but those it skips) with `why`.
+void fail_chunk(TaskCall& call, const std::string& why) noexcept {
+  std::size_t s = 0;
+  for (std::uint32_t i = 0; i < call.count; ++i) {
+    const std::int64_t idx = call.first_index + static_cast<std::int64_t>(i);
+    while (s < call.skip.size() && call.skip[s] < idx) ++s;
+    if (s < call.skip.size() && call.skip[s] == idx) continue;
+    try {
+      throw std::runtime_error(why);
+    } catch (...) {
+      record_failure(call, i);
+    }
+  }
+}
+
+// The function a CodeRef names here, or nullptr (and `why`). The last one is remembered.
+const void* resolve_code(const sys::CodeRef& ref, const char** why) noexcept {
+  static thread_local sys::CodeRef last{};
+  static thread_local const void* last_at = nullptr;
+  if (last_at != nullptr && last.module == ref.module && last.offset == ref.offset &&
+      last.fingerprint == ref.fingerprint) {
+    return last_at;
+  }
+  const void* at = sys::code_at(ref, why);
+  if (at != nullptr) {
+    last = ref;
+    last_at = at;
+  }
+  return at;
+}
+
+// A chunk whose code is named by ids (see wire::TaskHeader): looks them up, never jumps to a
+// number it received; a name it does not know fails the chunk's items with RemoteError.
+void run_by_id(const TaskHeader& h, TaskCall& call) noexcept {
+  const TaskFn t = find_trampoline(h.fn);
+  if (t == nullptr) {
+    fail_chunk(call,
+               "mpp::Pool: this worker does not know the callable's id (a different build "
+               "of the program?)");
+    return;
+  }
+  sys::CodeRef ref;
+  std::memcpy(&ref.module, h.fstate, sizeof ref.module);
+  std::memcpy(&ref.fingerprint, h.fstate + sizeof ref.module, sizeof ref.fingerprint);
+  ref.offset = h.context;
+  if (ref.module != 0 || ref.offset != 0) {
+    const char* why = "the function could not be named";
+    const void* at = ref.module != 0 ? resolve_code(ref, &why) : nullptr;
+    if (at == nullptr) {
+      fail_chunk(call,
+                 std::string("mpp::Pool: this worker cannot find the task's function: ") + why);
+      return;
+    }
+    call.fn = reinterpret_cast<AnyFn>(const_cast<void*>(at));
+  }
+  call.fstate = nullptr;
+  call.context = 0;
+  t(call);
+}
+
 [[noreturn]] void worker_loop(const WorkerEnv& env, const PoolOptions& options) {
   ByteBuffer payload, out, errors;
   std::vector<std::int64_t> skip;
@@ -118,11 +183,16 @@ void worker_write(const WorkerEnv& env, const void* src, std::size_t n) {
     call.out = &out;
     call.errors = &errors;
     call.current = &env.sh->current;
-    // The parent sent the address of a trampoline of this same program image. Past the chunk's
+    // Under fork, the parent sent the address of a trampoline of this same program image (a
+    // fork); otherwise its registry id (run_by_id). Past the chunk's
     // items it leaves `current` at -1: a death from there on (sending the result) is no item's
     // fault, and the parent re-runs the whole chunk instead of blaming its last item.
     const auto began = std::chrono::steady_clock::now();  // vDSO: no system call
-    reinterpret_cast<TaskFn>(static_cast<std::uintptr_t>(h.fn))(call);
+    if (env.by_id) {
+      run_by_id(h, call);
+    } else {
+      reinterpret_cast<TaskFn>(static_cast<std::uintptr_t>(h.fn))(call);
+    }
     // Only this process writes its busy time (the parent reads it, and resets it only while no
     // worker runs in the slot): a plain add, no locked instruction per chunk.
     const auto spent = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -149,6 +219,74 @@ void worker_write(const WorkerEnv& env, const void* src, std::size_t n) {
     }
   }
 }
+
+// The initializer of a forkserver or spawned worker, by id (PoolInitializer).
+void run_initializer(std::uint64_t id, const sys::CodeRef& ref) {
+  const TaskFn t = find_trampoline(id);
+  if (t == nullptr) {
+    throw std::runtime_error("mpp::Pool: this worker does not know the initializer's id");
+  }
+  TaskCall c;
+  if (ref.module != 0) {
+    const char* why = "";
+    const void* at = sys::code_at(ref, &why);
+    if (at == nullptr) {
+      throw std::runtime_error(std::string("mpp::Pool: this worker cannot find the initializer: ") +
+                               why);
+    }
+    c.fn = reinterpret_cast<AnyFn>(const_cast<void*>(at));
+  }
+  std::exception_ptr error;
+  c.context = reinterpret_cast<std::uintptr_t>(&error);
+  t(c);
+  if (error) std::rethrow_exception(error);
+}
+
+// What a forkserver child or a spawned process of kind kEntryPoolWorker runs: the WorkerBoot and
+// the memfd of the pool's mapping (launch.hpp). It is a fresh process of its own (a fork of the
+// single-threaded forkserver, or a new execution): it may allocate before user code runs.
+void pool_worker_entry(const void* payload, std::size_t n, sys::Fd* fds,
+                       std::size_t nfds) noexcept {
+  wire::WorkerBoot b{};
+  if (n != sizeof b || nfds < 1) sys::exit_immediately(70);
+  std::memcpy(&b, payload, sizeof b);
+  if (b.magic != wire::kBootMagic || b.slot_offset + sizeof(wire::WorkerShared) > b.map_size) {
+    sys::exit_immediately(70);
+  }
+  try {
+    // Mapped for the rest of this process (it leaves with _exit).
+    auto* map = new sys::Mapping(sys::map_fd_shared(fds[0].get(), b.map_size));
+    fds[0].reset();
+    auto* ps = static_cast<wire::PoolShared*>(map->data());
+    auto* sh = reinterpret_cast<wire::WorkerShared*>(map->bytes() + b.slot_offset);
+    auto* options = new PoolOptions;
+    options->maxtasksperchild = b.maxtasksperchild;
+    if (b.max_memory_per_child != 0) options->max_memory_per_child = b.max_memory_per_child;
+    if (b.init_id != 0) {
+      const std::uint64_t id = b.init_id;
+      const sys::CodeRef ref = b.init_fn;
+      options->initializer = [id, ref] { run_initializer(id, ref); };
+    }
+    auto* setup = new sys::ChildSetup;
+    setup->name = "mpp-pool-worker";
+    setup->has_nice = b.has_nice != 0;
+    setup->nice = b.nice;
+    setup->has_ionice = b.has_ionice != 0;
+    setup->ionice = b.ionice;
+    setup->memory_limit = b.memory_limit;
+    setup->die_with_parent = true;
+    setup->parent = sys::parent_pid();
+    // No crash stacks: the parent could not name addresses of this execution (crash_stack.hpp
+    // symbolizes in the parent), so without prepare_crash_stacks() here the handler stays off
+    // and WorkerLost says the signal only.
+    worker_main(WorkerEnv{sh, ps, setup->parent, true}, *options, *setup);
+  } catch (...) {
+    sys::exit_immediately(71);
+  }
+}
+
+[[maybe_unused]] const bool g_entry_registered =
+    (register_fork_entry(kEntryPoolWorker, &pool_worker_entry), true);
 
 }  // namespace
 

@@ -14,6 +14,7 @@ struct WorkerEnv {
   wire::WorkerShared* sh;
   wire::PoolShared* ps;
   pid_t parent;
+  bool by_id = false;  // chunks name their code by ids (a forkserver or spawned worker)
 };
 
 // The child side of the fork: applies `setup` (async-signal-safe steps only), runs the

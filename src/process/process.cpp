@@ -15,10 +15,14 @@
 #include <vector>
 
 #include "mpp/detail/exception_info.hpp"
+#include "mpp/detail/registry.hpp"
+#include "process/forker.hpp"
 #include "runtime/fork_hooks.hpp"
 #include "sys/crash_stack.hpp"
+#include "sys/demangle.hpp"
 #include "sys/failpoint.hpp"
 #include "sys/mem.hpp"
+#include "sys/module.hpp"
 #include "sys/proc.hpp"
 #include "sys/sched.hpp"
 #include "sys/terminal.hpp"
@@ -61,7 +65,12 @@ struct ProcessState {
   std::unique_ptr<TargetBase> target;
   bool started = false;
   pid_t owner = 0;  // pid of the process that started it (registry entries are per process)
-  mutable sys::Child child;
+  // Our child (fork, spawn), or the forkserver's (forker.hpp).
+  mutable WorkerProcess child;
+  // forkserver and spawn: the error page is a memfd of its own the child maps too, and the
+  // child's crash frames are in its address space, not ours (not named here).
+  sys::Mapping fresh_page;
+  bool fresh = false;
   mutable ErrorSlot error_slot;
   mutable std::optional<RemoteError> error;
   mutable bool error_read = false;
@@ -118,6 +127,10 @@ ErrorSlot acquire_error_slot() {
 
 void release_error_slot(ErrorSlot& slot) noexcept {
   if (slot.page == nullptr) return;
+  if (slot.arena == nullptr) {  // a fresh child's own page (ProcessState::fresh_page)
+    slot.page = nullptr;
+    return;
+  }
   std::lock_guard lock(g_arena_mutex);
   if (slot.owner == g_arena_owner) slot.arena->free.push_back(slot.index);
   slot.page = nullptr;
@@ -181,6 +194,28 @@ void flush_standard_streams() noexcept {
   }
 }
 
+// The end of every child: runs the target, turns what escaped it into the exit code (and the
+// error page), flushes the standard streams, lets shared objects detach, and leaves.
+template <class Run>
+[[noreturn]] void run_target_and_exit(ErrorPage* page, Run&& run) noexcept {
+  int code = 0;
+  MPP_FAILPOINT("process.child.before_target");
+  try {
+    run();
+  } catch (const SystemExit& e) {
+    code = e.code;
+  } catch (...) {
+    write_error(page, describe_current_exception());
+    code = 1;
+  }
+  flush_standard_streams();
+  // Shared objects the target still holds (a Queue captured by value) detach now: _exit runs no
+  // destructors.
+  detail::run_child_exit_hooks();
+  // Leave without running the parent's atexit handlers and static destructors a second time.
+  ::_exit(code);
+}
+
 // Runs in the child; never returns, never throws.
 [[noreturn]] void child_main(ProcessState& s, const sys::ChildSetup& setup) noexcept {
   auto* page = s.error_slot.page;
@@ -204,22 +239,7 @@ void flush_standard_streams() noexcept {
   }
   // After the default dispositions were restored: a crash in the target reports its stack.
   sys::install_crash_handler(&page->crash);
-  int code = 0;
-  MPP_FAILPOINT("process.child.before_target");
-  try {
-    s.target->run();
-  } catch (const SystemExit& e) {
-    code = e.code;
-  } catch (...) {
-    write_error(page, describe_current_exception());
-    code = 1;
-  }
-  flush_standard_streams();
-  // Shared objects the target still holds (a Queue captured by value) detach now: _exit runs no
-  // destructors.
-  detail::run_child_exit_hooks();
-  // Leave without running the parent's atexit handlers and static destructors a second time.
-  ::_exit(code);
+  run_target_and_exit(page, [&] { s.target->run(); });
 }
 
 }  // namespace
@@ -242,6 +262,7 @@ void ProcessState::collect_error() const {
 // They are named here, in the parent, which has the same code at the same addresses, and printed
 // on stderr: the child's stderr too, unless it redirected its own.
 void ProcessState::report_crash(const sys::CrashFrames& crash) const {
+  if (fresh) return;  // its frames are addresses of another execution
   const std::optional<int> code = child.exitcode();
   if (!code || *code >= 0) return;
   std::vector<std::string> frames;
@@ -317,6 +338,8 @@ void Process::start() {
   for (int c : s.options.cpus) {
     if (c < 0) throw std::invalid_argument("mpp::Process: negative cpu number in cpus");
   }
+  const StartMethod method = s.options.start_method.value_or(get_start_method());
+  if (method != StartMethod::fork) return start_fresh(method);
   if (s.error_slot.page == nullptr) s.error_slot = detail::acquire_error_slot();
   (void)sys::prepare_crash_stacks();  // once per process: the child's handler needs it
 
@@ -346,7 +369,163 @@ void Process::start() {
     throw;
   }
   if (pid == 0) detail::child_main(s, setup);
-  s.child = sys::Child(pid, sys::Child::LazyPidfd{});
+  s.child = detail::WorkerProcess(sys::Child(pid, sys::Child::LazyPidfd{}));
+  s.started = true;
+}
+
+namespace detail {
+namespace {
+
+// What a forkserver child or a spawned process of kind kEntryProcess gets (with two memfds: the
+// encoded arguments, and its error page).
+constexpr std::uint32_t kProcessBootMagic = 0x4d505050;  // "MPPP"
+constexpr std::size_t kMaxFreshCpus = 64;
+struct ProcessBoot {
+  std::uint32_t magic;
+  std::uint32_t ncpus;
+  std::uint64_t id;
+  sys::CodeRef fn;
+  std::uint64_t args_len;
+  std::int32_t has_nice, nice, has_ionice, ionice;
+  char name[16];
+  std::int32_t cpus[kMaxFreshCpus];
+};
+
+// Leaves a fresh child that could not run its target, reporting `what` as the target's error.
+[[noreturn]] void fresh_fail(ErrorPage* page, const char* type, const std::string& what) noexcept {
+  ExceptionInfo info;
+  try {
+    info.type_name = type;
+    info.message = what;
+  } catch (...) {
+  }
+  write_error(page, info);
+  ::_exit(1);
+}
+
+// The child: set up like a forked one, then the target by its ids (never an address it was sent).
+void process_entry(const void* payload, std::size_t n, sys::Fd* fds, std::size_t nfds) noexcept {
+  ProcessBoot b{};
+  if (n != sizeof b || nfds < 2) ::_exit(70);
+  std::memcpy(&b, payload, sizeof b);
+  if (b.magic != kProcessBootMagic || b.ncpus > kMaxFreshCpus) ::_exit(70);
+  ErrorPage* page = nullptr;
+  std::span<const std::byte> args;
+  try {
+    auto* pm = new sys::Mapping(sys::map_fd_shared(fds[1].get(), sizeof(ErrorPage)));
+    page = static_cast<ErrorPage*>(pm->data());
+    if (b.args_len > 0) {
+      auto* am = new sys::Mapping(sys::map_fd_shared(fds[0].get(), b.args_len));
+      args = std::span<const std::byte>(am->bytes(), b.args_len);
+    }
+  } catch (...) {
+    ::_exit(70);
+  }
+  fds[0].reset();
+  fds[1].reset();
+  sys::ChildSetup setup;
+  b.name[sizeof b.name - 1] = '\0';
+  setup.name = b.name;
+  setup.has_nice = b.has_nice != 0;
+  setup.nice = b.nice;
+  setup.has_ionice = b.has_ionice != 0;
+  setup.ionice = b.ionice;
+  setup.cpus = b.ncpus > 0 ? b.cpus : nullptr;
+  setup.ncpus = b.ncpus;
+  setup.die_with_parent = true;  // the forkserver (or the program, spawned): never outlives it
+  setup.parent = sys::parent_pid();
+  if (sys::apply_child_setup(setup) != 0) {
+    fresh_fail(page, "std::system_error",
+               std::string("cannot set up process: ") + std::strerror(errno));
+  }
+  // No crash handler: the parent could not name this execution's addresses (report_crash).
+  const TaskFn t = find_trampoline(b.id);
+  if (t == nullptr) {
+    fresh_fail(page, "std::runtime_error",
+               "mpp::Process: this process does not know the target's id (a different build?)");
+  }
+  TaskCall c;
+  c.in = args;
+  if (b.fn.module != 0) {
+    const char* why = "";
+    const void* at = sys::code_at(b.fn, &why);
+    if (at == nullptr) {
+      fresh_fail(page, "std::runtime_error",
+                 std::string("mpp::Process: this process cannot find the target: ") + why);
+    }
+    c.fn = reinterpret_cast<AnyFn>(const_cast<void*>(at));
+  }
+  std::exception_ptr error;
+  c.context = reinterpret_cast<std::uintptr_t>(&error);
+  run_target_and_exit(page, [&] {
+    t(c);
+    if (error) std::rethrow_exception(error);
+  });
+}
+
+[[maybe_unused]] const bool g_process_entry =
+    (register_fork_entry(kEntryProcess, &process_entry), true);
+
+}  // namespace
+}  // namespace detail
+
+void Process::start_fresh(StartMethod method) {
+  auto& s = *state_;
+  const char* how = method == StartMethod::forkserver ? "forkserver" : "spawn";
+  detail::FreshTarget t;
+  if (!s.target->fresh(t)) {
+    throw std::invalid_argument(
+        std::string("mpp::Process: the target (") + sys::demangle(t.type) +
+        ") has state, or an argument that cannot travel through the codec, so it cannot run in "
+        "a process started by StartMethod::" +
+        how +
+        " (a fresh execution of the program): use a function, a function pointer or a "
+        "captureless lambda with codable arguments, or StartMethod::fork");
+  }
+  detail::require_init(method == StartMethod::forkserver
+                           ? "mpp::Process with StartMethod::forkserver"
+                           : "mpp::Process with StartMethod::spawn");
+  if (s.options.cpus.size() > detail::kMaxFreshCpus) {
+    throw std::invalid_argument("mpp::Process: more than 64 cpus in cpus under " +
+                                std::string(how));
+  }
+  detail::ProcessBoot b{};
+  b.magic = detail::kProcessBootMagic;
+  b.id = t.id;
+  if (t.fn != nullptr && !sys::code_ref_of(reinterpret_cast<const void*>(t.fn), b.fn)) {
+    throw std::invalid_argument("mpp::Process: the target function is in no loaded module");
+  }
+  b.args_len = t.args.size();
+  b.has_nice = s.options.nice.has_value() ? 1 : 0;
+  b.nice = s.options.nice.value_or(0);
+  b.has_ionice = s.options.ionice.has_value() ? 1 : 0;
+  b.ionice = s.options.ionice.value_or(0);
+  std::strncpy(b.name, s.options.name.c_str(), sizeof b.name - 1);
+  b.ncpus = static_cast<std::uint32_t>(s.options.cpus.size());
+  for (std::size_t i = 0; i < s.options.cpus.size(); ++i) b.cpus[i] = s.options.cpus[i];
+  sys::Fd args =
+      sys::memfd_create_sized("mpp-process-args", std::max<std::size_t>(t.args.size(), 1));
+  {
+    sys::Mapping m = sys::map_fd_shared(args.get(), std::max<std::size_t>(t.args.size(), 1));
+    if (!t.args.empty()) std::memcpy(m.data(), t.args.data(), t.args.size());
+  }
+  sys::Fd page = sys::memfd_create_sized("mpp-process-error", sizeof(detail::ErrorPage));
+  s.fresh_page = sys::map_fd_shared(page.get(), sizeof(detail::ErrorPage));
+  s.fresh = true;
+  s.error_slot = detail::ErrorSlot{};
+  s.error_slot.page = static_cast<detail::ErrorPage*>(s.fresh_page.data());
+  s.error_slot.owner = sys::self_pid();
+  s.owner = sys::self_pid();
+  const int fds[2] = {args.get(), page.get()};
+  detail::registry_add(state_.get());
+  try {
+    s.child = method == StartMethod::forkserver
+                  ? detail::Forker::server()->start(detail::kEntryProcess, &b, sizeof b, fds, 2)
+                  : detail::spawn_process(detail::kEntryProcess, &b, sizeof b, fds, 2);
+  } catch (...) {
+    detail::registry_remove(state_.get());
+    throw;
+  }
   s.started = true;
 }
 

@@ -32,9 +32,12 @@ namespace mpp::shm {
 
 class ByteRing {
  public:
-  // `data` must stay valid for the ring's life; capacity must be a power of two.
+  // `data` must stay valid for the ring's life; capacity must be a power of two. The ring keeps
+  // where its bytes are relative to itself, so that every process mapping the ring and its bytes
+  // together works, whatever address it mapped them at (a forkserver or spawned worker maps the
+  // pool's memfd wherever its kernel puts it).
   void attach(std::byte* data, std::size_t capacity) noexcept {
-    data_ = data;
+    offset_ = data - self();
     mask_ = capacity - 1;
   }
   void reset() noexcept {
@@ -76,21 +79,26 @@ class ByteRing {
   }
 
  private:
+  std::byte* self() const noexcept {
+    return const_cast<std::byte*>(reinterpret_cast<const std::byte*>(this));
+  }
   void copy_in(std::size_t at, const std::byte* src, std::size_t n) noexcept {
+    std::byte* data = self() + offset_;
     const std::size_t first = n < capacity() - at ? n : capacity() - at;
-    std::memcpy(data_ + at, src, first);
-    if (n > first) std::memcpy(data_, src + first, n - first);
+    std::memcpy(data + at, src, first);
+    if (n > first) std::memcpy(data, src + first, n - first);
   }
   void copy_out(std::size_t at, std::byte* dst, std::size_t n) const noexcept {
+    const std::byte* data = self() + offset_;
     const std::size_t first = n < capacity() - at ? n : capacity() - at;
-    std::memcpy(dst, data_ + at, first);
-    if (n > first) std::memcpy(dst + first, data_, n - first);
+    std::memcpy(dst, data + at, first);
+    if (n > first) std::memcpy(dst + first, data, n - first);
   }
 
   // Writer and reader each own one cache line, so the two sides do not false-share.
   alignas(64) std::atomic<std::uint64_t> head_{0};  // bytes ever written
   alignas(64) std::atomic<std::uint64_t> tail_{0};  // bytes ever read
-  alignas(64) std::byte* data_ = nullptr;           // same address in every forked process
+  alignas(64) std::ptrdiff_t offset_ = 0;           // of the bytes, from `this`
   std::size_t mask_ = 0;
 };
 

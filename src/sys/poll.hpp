@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 
 namespace mpp::sys {
 
@@ -16,5 +17,11 @@ Ready poll_two(int fd, bool write, int other, std::chrono::nanoseconds timeout);
 inline bool poll_readable(int fd, std::chrono::nanoseconds timeout) {
   return poll_two(fd, /*write=*/false, /*other=*/-1, timeout) == Ready::fd;
 }
+
+// Waits until at least one of `n` descriptors is readable or hung up (negative ones are
+// skipped), or the timeout passes (negative = forever). Sets `ready[i]` for each that is.
+// Returns how many are ready (0: timeout). EINTR-safe. Throws std::system_error ("cannot poll").
+int poll_readable_many(const int* fds, bool* ready, std::size_t n,
+                       std::chrono::nanoseconds timeout);
 
 }  // namespace mpp::sys

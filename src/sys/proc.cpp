@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -16,6 +17,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "sys/check.hpp"
 #include "sys/fault.hpp"
@@ -274,6 +276,7 @@ struct StatInfo {
   enum class Result { ok, gone, unreadable } result = Result::unreadable;
   char state = '?';
   std::uint64_t start = 0;  // field 22, clock ticks after boot
+  unsigned threads = 0;     // field 20
 };
 
 StatInfo read_stat(pid_t pid) noexcept {
@@ -281,8 +284,13 @@ StatInfo read_stat(pid_t pid) noexcept {
   char path[32] = "/proc/";
   char digits[16];
   int nd = 0;
-  for (auto v = static_cast<unsigned>(pid); nd == 0 || v != 0; v /= 10) {
-    digits[nd++] = static_cast<char>('0' + v % 10);
+  if (pid == 0) {
+    // This process: /proc/self/stat.
+    for (const char* self = "fles"; *self != '\0'; ++self) digits[nd++] = *self;
+  } else {
+    for (auto v = static_cast<unsigned>(pid); nd == 0 || v != 0; v /= 10) {
+      digits[nd++] = static_cast<char>('0' + v % 10);
+    }
   }
   std::size_t at = 6;
   while (nd > 0) path[at++] = digits[--nd];
@@ -321,6 +329,12 @@ StatInfo read_stat(pid_t pid) noexcept {
   for (int field = 4; field <= 22; ++field) {
     while (*p == ' ') ++p;
     if (*p == '\0') return info;
+    if (field == 20) {
+      unsigned v = 0;
+      for (const char* q = p; *q >= '0' && *q <= '9'; ++q)
+        v = v * 10 + static_cast<unsigned>(*q - '0');
+      info.threads = v;
+    }
     if (field == 22) {
       std::uint64_t v = 0;
       while (*p >= '0' && *p <= '9') v = v * 10 + static_cast<std::uint64_t>(*p++ - '0');
@@ -339,6 +353,43 @@ std::uint32_t fold_start(std::uint64_t ticks) noexcept {
 }
 
 }  // namespace
+
+unsigned thread_count() noexcept {
+  const StatInfo info = read_stat(0);
+  return info.result == StatInfo::Result::ok ? info.threads : 0;
+}
+
+bool signal_pidfd(int pidfd, int sig) noexcept {
+#ifdef SYS_pidfd_send_signal
+  if (pidfd < 0) return false;
+  return ::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0) == 0;
+#else
+  (void)pidfd;
+  (void)sig;
+  return false;
+#endif
+}
+
+pid_t spawn_self(char* const* argv, const char* env_entry, int pass_fd, int as_fd,
+                 const char* what) {
+  if (int e = fault::take(fault::Op::fork)) throw_errno(e, what);
+  std::vector<char*> env;
+  for (char** e = environ; *e != nullptr; ++e) env.push_back(*e);
+  env.push_back(const_cast<char*>(env_entry));
+  env.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  if (::posix_spawn_file_actions_init(&actions) != 0) throw_errno(ENOMEM, what);
+  // dup2 onto another number clears FD_CLOEXEC on the copy: only it crosses the exec.
+  int rc = ::posix_spawn_file_actions_adddup2(&actions, pass_fd, as_fd);
+  pid_t pid = -1;
+  if (rc == 0) {
+    std::fflush(nullptr);
+    rc = ::posix_spawn(&pid, "/proc/self/exe", &actions, nullptr, argv, env.data());
+  }
+  ::posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) throw_errno(rc, what);
+  return pid;
+}
 
 std::uint32_t process_start_time(pid_t pid) noexcept {
   if (pid <= 0) return 0;

@@ -130,6 +130,23 @@ class Child {
 [[nodiscard]] bool process_alive(pid_t pid, std::uint32_t start = 0,
                                  std::uint32_t start_mask = ~0u) noexcept;
 
+// Threads of this process (field 20 of /proc/self/stat); 0 when unreadable. Async-signal-safe.
+[[nodiscard]] unsigned thread_count() noexcept;
+
+// Sends `sig` through a pidfd (pidfd_send_signal): never reaches a process other than the one
+// the pidfd was opened for, even after that one ended and its pid was reused. False if it could
+// not be delivered (the process is gone, or the kernel lacks the call).
+bool signal_pidfd(int pidfd, int sig) noexcept;
+
+// Starts a fresh execution of this program's binary (/proc/self/exe) with `argv` (nullptr-ended),
+// this process's environment plus `env_entry` ("NAME=value"), and `pass_fd` (any descriptor of
+// ours) as descriptor `as_fd` in the new program; every other descriptor of ours that is
+// O_CLOEXEC stays behind. posix_spawn (clone(CLONE_VM | CLONE_VFORK) then exec): the new process
+// runs none of our code, so this is safe from a multi-threaded program and costs no page-table
+// copy. Returns its pid (our child). Throws std::system_error ("cannot start <what>").
+[[nodiscard]] pid_t spawn_self(char* const* argv, const char* env_entry, int pass_fd, int as_fd,
+                               const char* what);
+
 // Flushes stdio (a worker's printf output must not be lost) and ends the process with `code`
 // without running atexit handlers or static destructors (they belong to the parent's program).
 [[noreturn]] void exit_worker(int code) noexcept;

@@ -460,13 +460,9 @@ int logged_task(int i) {
 // The pool is created before the thread (so its first workers are clean forks), under the fork
 // start method. Every replacement worker (20 crashes over 1,000 tasks) is forked after the
 // logger started: exactly the crashed tasks may be lost, nothing may hang.
-//
-// DISABLED_ on this branch: it needs replacement workers that are not forks of the now
-// multi-threaded parent (issue 20.1's per-pool zygote, another branch). Here nearly every
-// replacement is forked while the logger holds g_log_mutex and hangs at its first log line;
-// task_timeout turns that into a lost task, and the first task lost without crashing stops the
-// test, so it fails within seconds instead of hanging. Enable it once the zygote is in.
-TEST_P(PoolThreads, DISABLED_LoggerThreadAndCrashingTasksUnderFork) {
+// Replacements come from the pool's zygote (forked with the pool, before the logger), so none
+// inherits g_log_mutex locked; the forkserver variant is in test_start_method.cpp.
+TEST_P(PoolThreads, LoggerThreadAndCrashingTasksUnderFork) {
   std::vector<int> log;
   g_log = &log;
   mpp::PoolOptions o;

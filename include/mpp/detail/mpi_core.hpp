@@ -22,6 +22,7 @@
 
 #include "mpp/detail/pool_core/batch.hpp"
 #include "mpp/detail/pool_core/task.hpp"
+#include "mpp/detail/registry.hpp"
 
 namespace mpp::mpi::detail {
 
@@ -65,19 +66,13 @@ using CollectBatch = mpp::detail::CollectBatch<MpiTransport, In, R, Src, Out>;
 template <class In, class R, class Src, bool Ordered>
 using ImapBatch = mpp::detail::ImapBatch<MpiTransport, In, R, Src, Ordered>;
 
-// Registry (filled before main on every rank). `key` must outlive the program (a string literal
-// or a typeid name). Never throw: a clash is remembered and reported when the id is used, and the
-// start-up handshake compares every rank's registry.
-// `callable` is the mangled type of the user's callable, for messages.
-std::uint64_t register_trampoline(const char* key, const char* callable, TrampolineFn t) noexcept;
-// A function pointer: its id hashes `name` (as written in MPP_MPI_REGISTER) and `signature` (the
-// mangled type of the pointer), so overloads and equal names in other binaries stay apart.
-std::uint64_t register_function(const char* name, const char* signature, AnyFn f) noexcept;
-// Rank 0, at submission: the id of a registered function pointer. Throws std::invalid_argument
-// when `f` was not registered (the message says how to register it).
-[[nodiscard]] std::uint64_t function_id(AnyFn f, const char* type_name);
-// Throws std::logic_error if `id` names two different callables in this program.
-void check_trampoline(std::uint64_t id);
+// The function registry (filled before main on every rank) is the one mpp::Pool uses too:
+// mpp/detail/registry.hpp.
+using mpp::detail::check_trampoline;
+using mpp::detail::function_id;
+using mpp::detail::register_function;
+using mpp::detail::register_trampoline;
+using mpp::detail::registry_hash;
 
 // Starts (once per process) the engine: MPI_Init if nobody did, a private communicator, the
 // registry handshake. On ranks other than 0 this serves tasks until rank 0 finalizes, then calls
@@ -108,8 +103,5 @@ void engine_cancel(Engine& e, Batch& b, const std::exception_ptr& error,
 // Rank of this process in MPI_COMM_WORLD, and the job's size. MPI must be initialized.
 [[nodiscard]] int world_rank();
 [[nodiscard]] int world_size();
-
-// Hash of this process's whole registry (what the start-up handshake compares across ranks).
-[[nodiscard]] std::uint64_t registry_hash() noexcept;
 
 }  // namespace mpp::mpi::detail

@@ -9,10 +9,13 @@
 // it drives, is guarded by one mutex (engine_lock).
 //
 // Worker side: a chunk names a TaskFn, a pointer to a template trampoline (run_chunk below)
-// instantiated for the user's callable and types. Workers are forks of the same program image, so
-// that pointer is valid in every worker; the callable itself is rebuilt there from `fstate` (empty
-// callables, function pointers) or, for callables with state, read at `context` in a worker forked
-// for that call.
+// instantiated for the user's callable and types. Under StartMethod::fork, workers are forks of
+// the same program image, so that pointer is valid in every worker; the callable itself is
+// rebuilt there from `fstate` (empty callables, function pointers) or, for callables with state,
+// read at `context` in a worker forked for that call. Under forkserver and spawn, workers are
+// fresh executions: the chunk names the trampoline by its registry id (`fn_id`,
+// pool_core/callable.hpp) and a function pointer by its place in its module (src/sys/module.hpp),
+// never by an address.
 #pragma once
 
 #include <array>
@@ -30,6 +33,7 @@
 #include <vector>
 
 #include "mpp/detail/pool_core/batch.hpp"
+#include "mpp/detail/pool_core/callable.hpp"
 #include "mpp/detail/pool_core/task.hpp"
 
 namespace mpp {
@@ -50,6 +54,11 @@ struct LocalTransport {
     TaskFn fn = nullptr;
     unsigned char fstate[kMaxFunctionState] = {};
     std::uintptr_t context = 0;
+    // For workers that are not forks (forkserver, spawn): the trampoline's registry id (0 for a
+    // callable with state, which cannot run there) and the function pointer, if the callable is
+    // one.
+    std::uint64_t fn_id = 0;
+    AnyFn fn_ptr = nullptr;
   };
   // Reaps the workers forked for one call.
   static void release(Engine& e);
@@ -93,14 +102,23 @@ void setup_batch(Batch<LocalTransport>& b, F& f) {
   if constexpr (kStateless<Fd>) {
     const Fd copy = f;  // a function reference decays to its pointer here
     std::memcpy(b.fstate, static_cast<const void*>(std::addressof(copy)), sizeof(Fd));
+    b.fn_id = Trampoline<Fd, In, R, Star>::id;
+    if constexpr (kFunctionPointer<Fd>) b.fn_ptr = reinterpret_cast<AnyFn>(copy);
   } else {
     b.context = reinterpret_cast<std::uintptr_t>(std::addressof(f));
   }
 }
 
-// Forks `processes` workers (0 = cpu count). Throws std::invalid_argument for bad options,
-// std::system_error when the OS refuses.
-[[nodiscard]] std::shared_ptr<Engine> make_engine(const PoolOptions& options, unsigned processes);
+// Starts `processes` workers (0 = cpu count) with the options' start method. `per_call`: the
+// workers of one call with a callable with state (forked from the caller now, fork only). Throws
+// std::invalid_argument for bad options (an initializer with state under forkserver or spawn),
+// std::logic_error for forkserver or spawn without mpp::init, std::system_error when the OS
+// refuses.
+[[nodiscard]] std::shared_ptr<Engine> make_engine(const PoolOptions& options, unsigned processes,
+                                                  bool per_call = false);
+// Throws std::invalid_argument unless the engine's workers can run a callable with state (of
+// mangled type `type`): only forks of the caller can.
+void engine_check_stateful(const Engine& e, const char* type);
 // Adds a batch; throws std::logic_error after close()/terminate().
 void engine_submit(Engine& e, std::shared_ptr<Batch<LocalTransport>> batch);
 // Pumps until done() or the deadline; returns done()'s last value. Blocks.

@@ -1,16 +1,16 @@
-// Worker-side look-ups in the function registry (src/mpi/registry.cpp).
+// Look-ups in the function registry beyond mpp/detail/registry.hpp (src/runtime/registry.cpp).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
-#include "mpp/detail/mpi_core.hpp"
+#include "mpp/detail/registry.hpp"
 
-namespace mpp::mpi::detail {
+namespace mpp::detail {
 
 struct Resolved {
-  TrampolineFn trampoline = nullptr;  // nullptr: unknown id, see error
+  TaskFn trampoline = nullptr;  // nullptr: unknown id, see error
   AnyFn fn = nullptr;
   const char* name = nullptr;  // for crash reports; alive for the process
   std::string error;
@@ -19,4 +19,4 @@ struct Resolved {
 [[nodiscard]] Resolved resolve(std::uint64_t trampoline, std::uint64_t function);
 [[nodiscard]] std::size_t registry_size() noexcept;
 
-}  // namespace mpp::mpi::detail
+}  // namespace mpp::detail

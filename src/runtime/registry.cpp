@@ -1,9 +1,11 @@
-// The function registry: ids for callables that do not depend on load addresses.
+// The function registry (mpp/detail/registry.hpp): ids for callables that do not depend on load
+// addresses, used by mpp::mpi::Pool (across ranks) and by mpp::Pool under StartMethod::forkserver
+// and spawn (across fresh executions of the program).
 //
 // Entries are added by static initializers before main (Trampoline<...>::id, MPP_MPI_REGISTER),
-// identically on every rank of one program, then only read; the start-up handshake compares
-// registry_hash() across ranks so that a rank running another build is refused up front.
-#include "mpi/registry.hpp"
+// identically in every execution of one program, then only read; the MPI start-up handshake
+// compares registry_hash() across ranks so that a rank running another build is refused up front.
+#include "mpp/detail/registry.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -16,10 +18,10 @@
 #include <unordered_map>
 #include <vector>
 
-#include "mpp/detail/mpi_core.hpp"
+#include "runtime/registry.hpp"
 #include "sys/demangle.hpp"
 
-namespace mpp::mpi::detail {
+namespace mpp::detail {
 
 namespace {
 
@@ -34,7 +36,7 @@ std::uint64_t fnv1a(const char* s, std::uint64_t h = 0xcbf29ce484222325ULL) noex
 struct TrampolineEntry {
   const char* key;
   const char* callable;
-  TrampolineFn fn;
+  TaskFn fn;
   bool clash = false;
   std::string pretty;  // demangled callable, filled on first use
 };
@@ -73,7 +75,7 @@ std::string hex(std::uint64_t v) {
 
 }  // namespace
 
-std::uint64_t register_trampoline(const char* key, const char* callable, TrampolineFn t) noexcept {
+std::uint64_t register_trampoline(const char* key, const char* callable, TaskFn t) noexcept {
   const std::uint64_t id = fnv1a(key);
   try {
     auto [it, inserted] =
@@ -152,6 +154,14 @@ std::uint64_t registry_hash() noexcept {
   }
 }
 
+TaskFn find_trampoline(std::uint64_t id) noexcept {
+  Registry* r = g_registry.load(std::memory_order_acquire);
+  if (r == nullptr) return nullptr;
+  auto t = r->trampolines.find(id);
+  if (t == r->trampolines.end() || t->second.clash) return nullptr;
+  return t->second.fn;
+}
+
 std::size_t registry_size() noexcept {
   auto& r = registry();
   return r.trampolines.size() + r.functions.size();
@@ -162,8 +172,8 @@ Resolved resolve(std::uint64_t trampoline, std::uint64_t function) {
   Resolved out;
   auto t = r.trampolines.find(trampoline);
   if (t == r.trampolines.end() || t->second.clash) {
-    out.error = "this rank does not know callable id " + hex(trampoline) +
-                " (the ranks run different builds of the program?)";
+    out.error = "this process does not know callable id " + hex(trampoline) +
+                " (a different build of the program?)";
     return out;
   }
   if (t->second.pretty.empty()) t->second.pretty = sys::demangle(t->second.callable);
@@ -172,8 +182,8 @@ Resolved resolve(std::uint64_t trampoline, std::uint64_t function) {
   if (function != 0) {
     auto f = r.functions.find(function);
     if (f == r.functions.end() || f->second.clash) {
-      out.error = "this rank does not know function id " + hex(function) +
-                  " (registered with MPP_MPI_REGISTER on the submitting rank only?)";
+      out.error = "this process does not know function id " + hex(function) +
+                  " (registered with MPP_MPI_REGISTER in the submitting process only?)";
       out.trampoline = nullptr;
       return out;
     }
@@ -183,4 +193,4 @@ Resolved resolve(std::uint64_t trampoline, std::uint64_t function) {
   return out;
 }
 
-}  // namespace mpp::mpi::detail
+}  // namespace mpp::detail
