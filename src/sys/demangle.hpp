@@ -4,10 +4,12 @@
 
 #include <string>
 
+#include "mpp/detail/export.hpp"
+
 namespace mpp::sys {
 
 // The demangled form of `mangled`, or `mangled` itself when it is not a mangled C++ name.
 // Allocates (not for signal handlers); throws std::bad_alloc only.
-[[nodiscard]] std::string demangle(const char* mangled);
+[[nodiscard]] MPP_API std::string demangle(const char* mangled);
 
 }  // namespace mpp::sys

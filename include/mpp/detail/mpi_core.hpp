@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 
+#include "mpp/detail/export.hpp"
 #include "mpp/detail/pool_core/batch.hpp"
 #include "mpp/detail/pool_core/task.hpp"
 
@@ -68,40 +69,41 @@ using ImapBatch = mpp::detail::ImapBatch<MpiTransport, In, R, Src, Ordered>;
 // or a typeid name). Never throw: a clash is remembered and reported when the id is used, and the
 // start-up handshake compares every rank's registry.
 // `callable` is the mangled type of the user's callable, for messages.
-std::uint64_t register_trampoline(const char* key, const char* callable, TrampolineFn t) noexcept;
+MPP_API std::uint64_t register_trampoline(const char* key, const char* callable,
+                                          TrampolineFn t) noexcept;
 // A function pointer: its id hashes `name` (as written in MPP_MPI_REGISTER) and `signature` (the
 // mangled type of the pointer), so overloads and equal names in other binaries stay apart.
-std::uint64_t register_function(const char* name, const char* signature, AnyFn f) noexcept;
+MPP_API std::uint64_t register_function(const char* name, const char* signature, AnyFn f) noexcept;
 // Rank 0, at submission: the id of a registered function pointer. Throws std::invalid_argument
 // when `f` was not registered (the message says how to register it).
-[[nodiscard]] std::uint64_t function_id(AnyFn f, const char* type_name);
+[[nodiscard]] MPP_API std::uint64_t function_id(AnyFn f, const char* type_name);
 // Throws std::logic_error if `id` names two different callables in this program.
-void check_trampoline(std::uint64_t id);
+MPP_API void check_trampoline(std::uint64_t id);
 
 // Starts (once per process) the engine: MPI_Init if nobody did, a private communicator, the
 // registry handshake. On ranks other than 0 this serves tasks until rank 0 finalizes, then calls
 // MPI_Finalize and exits the process with status 0: it never returns there.
-[[nodiscard]] std::shared_ptr<Engine> engine_start();
+[[nodiscard]] MPP_API std::shared_ptr<Engine> engine_start();
 // Adds a batch. Does not block.
-void engine_submit(Engine& e, std::shared_ptr<Batch> batch);
+MPP_API void engine_submit(Engine& e, std::shared_ptr<Batch> batch);
 // Pumps (sends chunks, receives results, checks timeouts) until done() or the deadline; returns
 // done()'s last value. Blocks.
-bool engine_wait(
+MPP_API bool engine_wait(
     Engine& e, const std::function<bool()>& done,
     std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max());
 // Makes whatever progress is possible now. Does not block.
-void engine_poll(Engine& e);
+MPP_API void engine_poll(Engine& e);
 // Fails every item of `b` whose result is not in yet with `error` and drops its chunks still out
 // (their results are discarded when they arrive). Never throws.
-void engine_cancel(Engine& e, Batch& b, std::exception_ptr error) noexcept;
+MPP_API void engine_cancel(Engine& e, Batch& b, std::exception_ptr error) noexcept;
 // Worker ranks still in service (0 when the job has a single rank: tasks then run on rank 0).
-[[nodiscard]] unsigned engine_workers(const Engine& e) noexcept;
+[[nodiscard]] MPP_API unsigned engine_workers(const Engine& e) noexcept;
 
 // Rank of this process in MPI_COMM_WORLD, and the job's size. MPI must be initialized.
-[[nodiscard]] int world_rank();
-[[nodiscard]] int world_size();
+[[nodiscard]] MPP_API int world_rank();
+[[nodiscard]] MPP_API int world_size();
 
 // Hash of this process's whole registry (what the start-up handshake compares across ranks).
-[[nodiscard]] std::uint64_t registry_hash() noexcept;
+[[nodiscard]] MPP_API std::uint64_t registry_hash() noexcept;
 
 }  // namespace mpp::mpi::detail

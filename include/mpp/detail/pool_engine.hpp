@@ -26,6 +26,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "mpp/detail/export.hpp"
 #include "mpp/detail/pool_core/batch.hpp"
 #include "mpp/detail/pool_core/task.hpp"
 
@@ -97,24 +98,25 @@ void setup_batch(Batch<LocalTransport>& b, F& f) {
 
 // Forks `processes` workers (0 = cpu count). Throws std::invalid_argument for bad options,
 // std::system_error when the OS refuses.
-[[nodiscard]] std::shared_ptr<Engine> make_engine(const PoolOptions& options, unsigned processes);
+[[nodiscard]] MPP_API std::shared_ptr<Engine> make_engine(const PoolOptions& options,
+                                                          unsigned processes);
 // Adds a batch; throws std::logic_error after close()/terminate().
-void engine_submit(Engine& e, std::shared_ptr<Batch<LocalTransport>> batch);
+MPP_API void engine_submit(Engine& e, std::shared_ptr<Batch<LocalTransport>> batch);
 // Pumps until done() or the deadline; returns done()'s last value. Blocks.
-bool engine_wait(
+MPP_API bool engine_wait(
     Engine& e, const std::function<bool()>& done,
     std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max());
 // Makes whatever progress is possible now, without blocking.
-void engine_poll(Engine& e);
-[[nodiscard]] unsigned engine_workers(const Engine& e) noexcept;
-[[nodiscard]] bool engine_accepting(const Engine& e) noexcept;
-void engine_close(Engine& e) noexcept;
-void engine_join(Engine& e);
-void engine_terminate(Engine& e) noexcept;
+MPP_API void engine_poll(Engine& e);
+[[nodiscard]] MPP_API unsigned engine_workers(const Engine& e) noexcept;
+[[nodiscard]] MPP_API bool engine_accepting(const Engine& e) noexcept;
+MPP_API void engine_close(Engine& e) noexcept;
+MPP_API void engine_join(Engine& e);
+MPP_API void engine_terminate(Engine& e) noexcept;
 // Pids of the live workers (tests, diagnostics).
-[[nodiscard]] std::vector<pid_t> engine_pids(const Engine& e);
+[[nodiscard]] MPP_API std::vector<pid_t> engine_pids(const Engine& e);
 [[nodiscard]] PoolStats engine_stats(const Engine& e);
-[[nodiscard]] std::exception_ptr engine_broken(const Engine& e) noexcept;
+[[nodiscard]] MPP_API std::exception_ptr engine_broken(const Engine& e) noexcept;
 
 inline void LocalTransport::release(Engine& e) {
   engine_close(e);

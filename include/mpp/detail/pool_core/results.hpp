@@ -161,6 +161,7 @@ class BasicImapRange {
     }
     return iterator(this);
   }
+  // The end: reached after the last result. Does not block.
   std::default_sentinel_t end() const noexcept { return {}; }
 
  private:
