@@ -60,7 +60,7 @@ struct Variant {
   std::string name;
   std::function<Sample()> run;  // does its own set-up and verification, outside the timing
   bool same_output = false;
-  std::string note;
+  std::string note{};
 };
 std::vector<Row> measure(const std::string& workload, const std::vector<Variant>& variants,
                          double words, const Options& o);
