@@ -42,7 +42,8 @@ docs:
 	@scripts/deps.sh docs
 	scripts/docs.sh build/docs
 
-# The .deb packages (shared Release libraries under /usr; cmake/MppPackage.cmake): build/package/*.deb
+# The .deb packages (shared Release libraries under /usr; cmake/MppPackage.cmake):
+# build/package/*.deb
 package:
 	@scripts/deps.sh package
 	cmake --preset package >/dev/null

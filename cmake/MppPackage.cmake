@@ -5,7 +5,8 @@
 # into a scratch root with `dpkg -x` and builds programs against them.
 #   libmpp<SOVERSION>      libmpp.so.<SOVERSION>                    Depends from dpkg-shlibdeps
 #   libmpp-dev             headers, libmpp.so, CMake + pkg-config   Depends: libmpp<SOVERSION> (= v)
-#   libmpp-mpi<SOVERSION>  libmpp_mpi.so.<SOVERSION>                Depends: libmpp<SOVERSION> (= v),
+#   libmpp-mpi<SOVERSION>  libmpp_mpi.so.<SOVERSION>                Depends: libmpp<SOVERSION>
+#                                                                     (= v),
 #                                                                     libopenmpi (dpkg-shlibdeps)
 #   libmpp-mpi-dev         mpi headers, libmpp_mpi.so, mppMpiTargets.cmake, mpp-mpi.pc
 #                                                                   Depends: libmpp-dev (= v),
@@ -35,11 +36,13 @@ set(CPACK_DEBIAN_MPI_DEVEL_PACKAGE_NAME libmpp-mpi-dev)
 set(CPACK_COMPONENT_RUNTIME_DESCRIPTION
     "${PROJECT_DESCRIPTION}.\nThe shared library libmpp.so.${MPP_SOVERSION}.")
 set(CPACK_COMPONENT_DEVEL_DESCRIPTION
-    "${PROJECT_DESCRIPTION}.\nHeaders, CMake package (find_package(mpp)) and pkg-config file (mpp).")
+    "${PROJECT_DESCRIPTION}.\n"
+    "Headers, CMake package (find_package(mpp)) and pkg-config file (mpp).")
 set(CPACK_COMPONENT_MPI_RUNTIME_DESCRIPTION
     "mpp::mpi::Pool, mpp's Pool over MPI.\nThe shared library libmpp_mpi.so.${MPP_SOVERSION}.")
 set(CPACK_COMPONENT_MPI_DEVEL_DESCRIPTION
-    "mpp::mpi::Pool, mpp's Pool over MPI.\nHeaders, mpp::mpi for find_package(mpp), pkg-config file (mpp-mpi).")
+    "mpp::mpi::Pool, mpp's Pool over MPI.\n"
+    "Headers, mpp::mpi for find_package(mpp), pkg-config file (mpp-mpi).")
 
 # Shared libraries' own dependencies (libc6, libstdc++6, libopenmpi3, ...) from dpkg-shlibdeps;
 # libmpp_mpi.so needs libmpp.so, which dpkg-shlibdeps finds in the build tree (it names the

@@ -44,7 +44,8 @@ BASES = {
 INHERITED = re.compile(r"^\s*class\b.*:\s*public\s+(?:mpp::)?detail::(\w+)<.*\{\s*$")
 
 COMMENT = re.compile(r"^(\s*)//(?!/)\s?(.*)$")
-TRAILING = re.compile(r"^(\s*[^/\s#][^\"']*?[;,{}]|\s*[^/\s#][^\"']*?\)\s*(const\s*)?)(\s+)//(?!/)\s?(.*)$")
+TRAILING = re.compile(r"^(\s*[^/\s#][^\"']*?[;,{}]|\s*[^/\s#][^\"']*?\)\s*(const\s*)?)"
+                      r"(\s+)//(?!/)\s?(.*)$")
 SCOPE_HEAD = re.compile(r"^\s*(template\s*<.*>\s*)?(class|struct|union|enum|namespace)\b|"
                         r"^\s*(export\s+)?namespace\b|^\s*extern\s+\"C\"")
 ACCESS = re.compile(r"^\s*(public|protected|private)\s*:")
@@ -245,11 +246,13 @@ def stack_change(stack, classes, access_public, code, in_code):
         for _ in range(delta):
             if in_code or (stack and stack[-1] == "code"):
                 stack.append("code")
-            elif SCOPE_HEAD.match(code) and not re.search(r"\)\s*(const\s*)?(noexcept\s*)?\{", code):
+            elif (SCOPE_HEAD.match(code) and
+                  not re.search(r"\)\s*(const\s*)?(noexcept\s*)?\{", code)):
                 kind = "ns" if re.search(r"\bnamespace\b|extern", code) else "class"
                 stack.append(kind)
                 if kind == "class":
-                    c = re.search(r"\b(class|struct|union)\s+(\[\[\w+\]\]\s+)?(MPP_API\s+)?(\w+)", code)
+                    c = re.search(r"\b(class|struct|union)\s+(\[\[\w+\]\]\s+)?(MPP_API\s+)?(\w+)",
+                                  code)
                     classes.append(c.group(4) if c else "")
                     access_public.append(not re.search(r"\bclass\b", code))
             else:
