@@ -35,12 +35,12 @@ set(CPACK_DEBIAN_MPI_RUNTIME_PACKAGE_SECTION libs)
 set(CPACK_DEBIAN_MPI_DEVEL_PACKAGE_NAME libmpp-mpi-dev)
 set(CPACK_COMPONENT_RUNTIME_DESCRIPTION
     "${PROJECT_DESCRIPTION}.\nThe shared library libmpp.so.${MPP_SOVERSION}.")
-set(CPACK_COMPONENT_DEVEL_DESCRIPTION
+string(CONCAT CPACK_COMPONENT_DEVEL_DESCRIPTION
     "${PROJECT_DESCRIPTION}.\n"
     "Headers, CMake package (find_package(mpp)) and pkg-config file (mpp).")
 set(CPACK_COMPONENT_MPI_RUNTIME_DESCRIPTION
     "mpp::mpi::Pool, mpp's Pool over MPI.\nThe shared library libmpp_mpi.so.${MPP_SOVERSION}.")
-set(CPACK_COMPONENT_MPI_DEVEL_DESCRIPTION
+string(CONCAT CPACK_COMPONENT_MPI_DEVEL_DESCRIPTION
     "mpp::mpi::Pool, mpp's Pool over MPI.\n"
     "Headers, mpp::mpi for find_package(mpp), pkg-config file (mpp-mpi).")
 
