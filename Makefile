@@ -1,11 +1,12 @@
 # The two set-up commands of the README:
 #   make demo   builds (Release) and runs the demo tool on the wiki's workloads, with timings
 #   make test   checks the layering rule (scripts/check-layers), then builds and runs the test
-#               suite: normal build, ASan+UBSan build, TSan stress tests,
+#               suite: normal build, ASan+UBSan build, TSan stress tests, the API reference,
 #               the codec fuzzer for a fixed number of runs
+# and: make docs (API reference, build/docs/html), make package (.deb files, build/package)
 # Both install the Debian packages they need when missing (scripts/deps.sh).
 JOBS ?= $(shell nproc)
-.PHONY: demo test build release bench report clang chaos format clean
+.PHONY: demo test build release bench report clang chaos format clean docs package
 
 demo:
 	@scripts/deps.sh build
@@ -35,6 +36,18 @@ bench:
 
 report: bench
 	bench/report
+
+# The API reference site from the headers (doxygen): build/docs/html/index.html.
+docs:
+	@scripts/deps.sh docs
+	scripts/docs.sh build/docs
+
+# The .deb packages (shared Release libraries under /usr; cmake/MppPackage.cmake):
+# build/package/*.deb
+package:
+	@scripts/deps.sh package
+	cmake --preset package >/dev/null
+	cmake --build --preset package -j $(JOBS) --target package
 
 format:
 	clang-format -i $$(git ls-files '*.hpp' '*.cpp')

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian packages mpp's build, tests, demo and benchmarks need, when missing.
-# Usage: scripts/deps.sh [build|test|bench]. As non-root, prints the apt-get line instead.
+# Usage: scripts/deps.sh [build|test|bench|docs|package]. As non-root, prints the apt-get line
+# instead.
 set -euo pipefail
 what=${1:-test}
 pkgs=(cmake ninja-build g++ make pkg-config libgtest-dev libgmock-dev libcli11-dev)
 case "$what" in
-  test)  pkgs+=(clang-14 libclang-rt-14-dev openmpi-bin libopenmpi-dev iproute2 python3) ;;
+  test)  pkgs+=(clang-14 libclang-rt-14-dev openmpi-bin libopenmpi-dev iproute2 python3
+                doxygen python3-clang-14 dpkg-dev) ;;  # the last three: API docs, .deb test
   bench) pkgs+=(libbenchmark-dev libcereal-dev libboost-dev libtbb-dev python3 python3-mpi4py
                 openmpi-bin libopenmpi-dev gnuplot-nox) ;;
+  docs)  pkgs+=(doxygen python3-clang-14 python3) ;;  # scripts/docs.sh (`make docs`)
+  package) pkgs+=(dpkg-dev libopenmpi-dev) ;;  # `make package`: dpkg-shlibdeps, the -mpi pair
   build) ;;
 esac
 missing=()

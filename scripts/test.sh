@@ -30,6 +30,9 @@ cmake --preset tsan >/dev/null
 cmake --build --preset tsan -j "$jobs"
 run_ctest tsan
 
+step "docs: API reference (doxygen, warnings are errors; every public name in the index)"
+scripts/docs.sh build/docs
+
 if [ -x scripts/fuzz.sh ]; then
   step "fuzz: decoders, fixed number of runs"
   scripts/fuzz.sh short

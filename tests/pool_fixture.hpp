@@ -7,6 +7,7 @@
 #include <chrono>
 #include <memory>
 
+#include "process/forker.hpp"
 #include "test_util.hpp"
 
 namespace mpp::test {
@@ -19,6 +20,7 @@ class PoolFixture : public ::testing::TestWithParam<unsigned> {
     dog_ = std::make_unique<Watchdog>(std::chrono::seconds(120), "pool test");
   }
   void TearDown() override {
+    mpp::detail::Forker::stop_server();  // a forkserver (if a test started one) is not a leak
     dog_.reset();
     EXPECT_TRUE(live_children().empty()) << "a worker outlived its pool";
     EXPECT_TRUE(zombie_children().empty()) << "zombie left behind";

@@ -17,25 +17,32 @@
 #include <string>
 #include <vector>
 
+#include "mpp/detail/export.hpp"
+
 namespace mpp {
 
 // Base of every mpp-specific error.
-class Error : public std::runtime_error {
+class MPP_API Error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
 
 // A task or a Process target threw. Keeps the demangled type name of what was thrown, its
 // what() text, the pid of the process it ran in and, for pool tasks, the input index.
-class RemoteError : public Error {
+class MPP_API RemoteError : public Error {
  public:
+  // task_index() of an error raised outside a pool task.
   static constexpr std::int64_t kNoTask = -1;
 
+  // type_name: demangled type of what was thrown; message: its what(); pid: where it ran.
   RemoteError(std::string type_name, std::string message, pid_t pid,
               std::int64_t task_index = kNoTask);
 
+  // Demangled type name of what was thrown ("std::out_of_range"); "unknown" for a non-exception.
   [[nodiscard]] const std::string& type_name() const noexcept { return type_name_; }
+  // The what() text of what was thrown (what() of this error also names type and pid).
   [[nodiscard]] const std::string& message() const noexcept { return message_; }
+  // Pid of the process that ran the task or target.
   [[nodiscard]] pid_t pid() const noexcept { return pid_; }
   // Index of the input element in the pool call, or kNoTask (-1) outside a pool task.
   [[nodiscard]] std::int64_t task_index() const noexcept { return task_index_; }
@@ -48,7 +55,7 @@ class RemoteError : public Error {
 };
 
 // The process running a task died (signal, _exit, OOM kill) before producing its result.
-class WorkerLost : public Error {
+class MPP_API WorkerLost : public Error {
  public:
   // signal: the signal that killed it, or 0 if it exited; exit_code: its exit status if it
   // exited (meaningless when signal != 0); task_index: -1 if it held no identifiable task.
@@ -62,6 +69,8 @@ class WorkerLost : public Error {
   WorkerLost(pid_t pid, std::int64_t task_index, int signal, int exit_code,
              std::vector<std::string> stack);
 
+  // The fields given to the constructor: pid of the lost process, its task (-1: none), the signal
+  // that killed it (0: it exited) and its exit status.
   [[nodiscard]] pid_t pid() const noexcept { return pid_; }
   [[nodiscard]] std::int64_t task_index() const noexcept { return task_index_; }
   [[nodiscard]] int signal() const noexcept { return signal_; }
@@ -82,7 +91,7 @@ class WorkerLost : public Error {
 };
 
 // A wait ran past its timeout where the API says it throws (AsyncResult::get(timeout), ...).
-class TimeoutError : public Error {
+class MPP_API TimeoutError : public Error {
  public:
   using Error::Error;
 };
@@ -96,19 +105,19 @@ class CancelledError : public Error {
 
 // get() on a queue that is closed and drained, put() on a closed queue; also recv() on a
 // Connection whose peer closed or died.
-class QueueClosed : public Error {
+class MPP_API QueueClosed : public Error {
  public:
   using Error::Error;
 };
 
 // A value could not be encoded, or bytes could not be decoded into the requested type.
-class SerializationError : public Error {
+class MPP_API SerializationError : public Error {
  public:
   using Error::Error;
 };
 
 // Name of a signal as in "SIGKILL"; "signal N" for unknown numbers. Never throws.
-[[nodiscard]] std::string signal_name(int signal);
+[[nodiscard]] MPP_API std::string signal_name(int signal);
 
 }  // namespace mpp
 

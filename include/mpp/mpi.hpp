@@ -77,6 +77,7 @@
 #include <vector>
 
 #include "mpp/codec.hpp"
+#include "mpp/detail/export.hpp"
 #include "mpp/detail/mpi_callable.hpp"
 #include "mpp/detail/mpi_core.hpp"
 #include "mpp/detail/pool_core/batch.hpp"
@@ -87,6 +88,7 @@
 
 namespace mpp::mpi {
 
+// Options of an mpp::mpi::Pool.
 struct PoolOptions {
   unsigned processes = 0;  // most worker ranks this pool uses; 0 = all (the job size - 1)
   std::optional<std::chrono::milliseconds> task_timeout{};  // per item; see "Faults" above
@@ -98,18 +100,20 @@ struct PoolOptions {
 // The function `F` as an empty functor: needs no MPP_MPI_REGISTER line (`pool.map(fn<&f>, v)`).
 template <auto F>
 struct Fn {
+  // F(a...).
   template <class... A>
   decltype(auto) operator()(A&&... a) const {
     return std::invoke(F, std::forward<A>(a)...);
   }
 };
+// `fn<&f>`: the function f as an Fn, to pass to the pool's calls.
 template <auto F>
 inline constexpr Fn<F> fn{};
 
 // Rank of this process in MPI_COMM_WORLD and the job size. Start MPI if needed (no handshake, no
 // serving). Never block; throw std::runtime_error if MPI cannot start.
-[[nodiscard]] int rank();
-[[nodiscard]] int size();
+[[nodiscard]] MPP_API int rank();
+[[nodiscard]] MPP_API int size();
 
 // The outcome of map_async/starmap_async/apply_async: mpp::AsyncResult<T>'s interface and
 // contract (mpp/detail/pool_core/results.hpp). Move-only; get() hands the value over once (a second
@@ -139,7 +143,8 @@ class [[nodiscard]] ImapRange : public mpp::detail::BasicImapRange<R, detail::Mp
   using mpp::detail::BasicImapRange<R, detail::MpiTransport>::BasicImapRange;
 };
 
-class Pool : public mpp::detail::PoolFront<Pool> {
+// A pool of MPI ranks (Python's multiprocessing.Pool over an MPI job); see the file comment.
+class MPP_API Pool : public mpp::detail::PoolFront<Pool> {
  public:
   // All worker ranks. On ranks other than 0: serves and exits the process (see the header
   // comment). Throws std::runtime_error if MPI cannot start, std::logic_error if the ranks'

@@ -51,6 +51,7 @@
 #include <utility>
 
 #include "mpp/codec.hpp"
+#include "mpp/detail/export.hpp"
 #include "mpp/errors.hpp"
 
 namespace mpp {
@@ -62,20 +63,21 @@ struct ConnectionPair {
   std::shared_ptr<ConnectionCore> second;
 };
 // Throws std::system_error ("cannot create pipe").
-[[nodiscard]] ConnectionPair make_connection_pair(bool duplex);
+[[nodiscard]] MPP_API ConnectionPair make_connection_pair(bool duplex);
 // A buffer of n payload bytes to encode into, owned by the core (valid until the next call).
 // Throws std::logic_error (closed, or a receive-only end).
-[[nodiscard]] std::byte* conn_send_buffer(ConnectionCore& c, std::size_t n);
+[[nodiscard]] MPP_API std::byte* conn_send_buffer(ConnectionCore& c, std::size_t n);
 // Sends the framed buffer. Blocks while the socket is full. Throws QueueClosed, system_error.
-void conn_send_commit(ConnectionCore& c);
+MPP_API void conn_send_commit(ConnectionCore& c);
 // Blocks for the next message; the span is valid until the next recv. Throws QueueClosed,
 // logic_error (closed, or a send-only end), system_error, SerializationError (bad frame).
-[[nodiscard]] std::span<const std::byte> conn_recv(ConnectionCore& c);
-[[nodiscard]] bool conn_poll(ConnectionCore& c, std::chrono::milliseconds timeout);
-void conn_close(ConnectionCore& c) noexcept;
-[[nodiscard]] bool conn_closed(const ConnectionCore& c) noexcept;
+[[nodiscard]] MPP_API std::span<const std::byte> conn_recv(ConnectionCore& c);
+[[nodiscard]] MPP_API bool conn_poll(ConnectionCore& c, std::chrono::milliseconds timeout);
+MPP_API void conn_close(ConnectionCore& c) noexcept;
+[[nodiscard]] MPP_API bool conn_closed(const ConnectionCore& c) noexcept;
 }  // namespace detail
 
+// One end of a Pipe: send() and recv() of T values (Python's multiprocessing.connection).
 template <class T>
 class Connection {
   static_assert(codec::Codable<T>,

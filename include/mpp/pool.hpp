@@ -129,6 +129,7 @@
 #include <utility>
 #include <vector>
 
+#include "mpp/detail/export.hpp"
 #include "mpp/detail/pool_core/batch.hpp"
 #include "mpp/detail/pool_core/front.hpp"
 #include "mpp/detail/pool_core/results.hpp"
@@ -144,6 +145,7 @@ namespace mpp {
 struct PoolProgress {
   std::int64_t done = 0;    // items finished (successfully or not)
   std::int64_t total = -1;  // items in the input, -1 while unknown
+  // Time since the call started.
   std::chrono::steady_clock::duration elapsed{};
   bool finished = false;  // the last call for this map/imap
 };
@@ -163,10 +165,11 @@ struct PoolWorkerStats {
   std::size_t peak_rss = 0;          // bytes: peak resident memory of the current process
                                      // (VmHWM), 0 when it cannot be read
 };
+// What a Pool has done (Pool::stats()): per slot, and the sums.
 struct PoolStats {
   std::vector<PoolWorkerStats> workers;  // one per slot, in slot order
   std::uint64_t tasks_done = 0;          // sums over the slots
-  std::uint64_t restarts = 0;
+  std::uint64_t restarts = 0;            // a sum over the slots too
 };
 
 // PoolOptions::initializer: a std::function<void()> that also remembers, when it is made from a
@@ -207,6 +210,7 @@ class PoolInitializer : public std::function<void()> {
   detail::AnyFn fn_ = nullptr;
 };
 
+// Options of a Pool (designated initializers: `PoolOptions{.processes = 4, .nice = 10}`).
 struct PoolOptions {
   unsigned processes = 0;     // 0 = cpu_count()
   std::optional<int> nice{};  // niceness increment for every worker
@@ -277,7 +281,8 @@ class [[nodiscard]] ImapRange : public detail::BasicImapRange<R, detail::LocalTr
   using detail::BasicImapRange<R, detail::LocalTransport>::BasicImapRange;
 };
 
-class Pool : public detail::PoolFront<Pool> {
+// A pool of worker processes (Python's multiprocessing.Pool); see the file comment.
+class MPP_API Pool : public detail::PoolFront<Pool> {
  public:
   // cpu_count() workers. Throws std::system_error ("cannot fork worker") if the OS refuses,
   // std::logic_error under forkserver or spawn when main() did not call mpp::init.

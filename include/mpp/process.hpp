@@ -56,6 +56,7 @@
 #include <utility>
 #include <vector>
 
+#include "mpp/detail/export.hpp"
 #include "mpp/detail/pool_core/buffer.hpp"
 #include "mpp/detail/pool_core/callable.hpp"
 #include "mpp/detail/pool_core/values.hpp"
@@ -79,6 +80,7 @@ struct ProcessOptions {
 // Thrown inside a target to end the child with a given exit status, like Python's sys.exit(code).
 // Deliberately not a std::exception, so `catch (const std::exception&)` in user code lets it pass.
 struct SystemExit {
+  // The child's exit status.
   int code = 0;
 };
 
@@ -126,7 +128,8 @@ struct Target final : TargetBase {
 struct ProcessState;
 }  // namespace detail
 
-class Process {
+// A function running in a child process (Python's multiprocessing.Process); see the file comment.
+class MPP_API Process {
  public:
   // target(args...) will run in the child. Arguments are decay-copied now (std::ref to share).
   template <class F, class... Args>
@@ -136,6 +139,7 @@ class Process {
                                                                                  Args&&... args)
       : Process(ProcessOptions{}, std::forward<F>(target), std::forward<Args>(args)...) {}
 
+  // The same, with options (name, nice, cpus, daemon, ionice).
   template <class F, class... Args>
   requires std::invocable < std::decay_t<F>
   &, std::decay_t<Args>&... > Process(ProcessOptions options, F&& target, Args&&... args)
@@ -172,7 +176,9 @@ class Process {
   [[nodiscard]] std::optional<int> exitcode() const;
   // The child's pid; 0 before start().
   [[nodiscard]] pid_t pid() const noexcept;
+  // ProcessOptions::name, or "Process-N".
   [[nodiscard]] const std::string& name() const noexcept;
+  // ProcessOptions::daemon.
   [[nodiscard]] bool daemon() const noexcept;
 
   // Send SIGTERM / SIGKILL. No-op once the child has ended. Throws std::logic_error if not started.
@@ -194,13 +200,13 @@ class Process {
 // Like os.nice: adds `increment` to this process's niceness and returns the new value (clamped to
 // [-20, 19] like nice(2)). Throws std::invalid_argument if |increment| > 39; std::system_error
 // (EPERM/EACCES) when lowering niceness without the privilege to.
-int nice(int increment);
+MPP_API int nice(int increment);
 
 // CPUs this process may run on (affinity-aware, like len(os.sched_getaffinity(0))). Never throws.
-[[nodiscard]] unsigned cpu_count();
+[[nodiscard]] MPP_API unsigned cpu_count();
 
 // Pids of the children started by mpp::Process in this process that are still running. Like Python,
 // it reaps children that have ended as a side effect. Non-blocking.
-[[nodiscard]] std::vector<pid_t> active_children();
+[[nodiscard]] MPP_API std::vector<pid_t> active_children();
 
 }  // namespace mpp

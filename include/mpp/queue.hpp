@@ -107,11 +107,14 @@
 
 namespace mpp {
 
+// Options of a Queue.
 struct QueueOptions {
   std::size_t maxsize = 0;                // most items held at once; 0 = bounded only by bytes
   std::size_t capacity_bytes = 64 << 20;  // shared-memory ring size (rounded up to a power of 2)
 };
 
+// A FIFO of T between processes over shared memory (Python's multiprocessing.Queue); see the
+// file comment.
 template <class T>
 class Queue {
   static_assert(codec::Codable<T>, "Queue<T>: T must be a type the codec can encode (codec.hpp)");
@@ -120,6 +123,7 @@ class Queue {
                 "reused as soon as get() returns; use std::string");
 
  public:
+  // The item type.
   using value_type = T;
 
   // Creates a queue with the default options (64 MiB ring, no item limit). Throws
@@ -228,6 +232,7 @@ class Queue {
   // producer died inside put(), whose lock it then takes over), so that an item put() accepted is
   // never lost to a get() that sees the queue closed and empty.
   void close() noexcept { core_->close(); }
+  // True once close() ran in any process. Never blocks.
   [[nodiscard]] bool closed() const noexcept { return core_->closed(); }
   // Approximate under concurrency, like Python's qsize()/empty()/full(); never block.
   [[nodiscard]] bool empty() const noexcept { return core_->empty(); }
@@ -235,6 +240,7 @@ class Queue {
   // has no room for even a 1-byte item now (for a lane: or the lane budget holds it back), i.e.
   // try_put() would fail.
   [[nodiscard]] bool full() const noexcept { return core_->full(); }
+  // Items queued (approximate under concurrency, like qsize()); never blocks.
   [[nodiscard]] std::size_t size() const noexcept { return core_->size(); }
   // Largest encoded item put() accepts (half the ring minus the record header).
   [[nodiscard]] std::size_t max_item_bytes() const noexcept { return core_->max_item_bytes(); }
@@ -242,6 +248,7 @@ class Queue {
   [[nodiscard]] std::size_t capacity_bytes() const noexcept { return core_->capacity_bytes(); }
 
  protected:
+  // The shared queue state (for JoinableQueue).
   [[nodiscard]] detail::QueueCore& core() const noexcept { return *core_; }
 
  private:

@@ -31,6 +31,7 @@
 #include <string>
 #include <type_traits>
 
+#include "mpp/detail/export.hpp"
 #include "mpp/detail/sync_block.hpp"
 #include "mpp/sync.hpp"
 
@@ -70,12 +71,14 @@ class Value {
     std::memcpy(static_cast<void*>(p_), &initial, sizeof(T));
   }
 
+  // The value, read under the lock. Blocks while another process holds the lock.
   [[nodiscard]] T get() const {
     detail::ValueGuard g(lock_);
     T v;
     std::memcpy(static_cast<void*>(&v), p_, sizeof(T));
     return v;
   }
+  // Replaces the value under the lock. Blocks while another process holds the lock.
   void set(T v) {
     detail::ValueGuard g(lock_);
     std::memcpy(static_cast<void*>(p_), &v, sizeof(T));
@@ -103,6 +106,7 @@ class Value {
   }
 
   // The lock guarding compound updates. Never blocks, never throws.
+  // The lock paired with the array (Python's get_lock()).
   [[nodiscard]] Lock& get_lock() const noexcept { return lock_; }
 
  private:
@@ -147,6 +151,8 @@ class Array {
     if (i >= n_) throw std::out_of_range("mpp::Array index out of range");
     return p_[i];
   }
+  // Number of elements. data(), begin(), end(): the elements, unlocked (hold get_lock() when other
+  // processes write).
   [[nodiscard]] std::size_t size() const noexcept { return n_; }
   [[nodiscard]] T* data() const noexcept { return p_; }
   [[nodiscard]] T* begin() const noexcept { return p_; }
@@ -161,7 +167,7 @@ class Array {
 
 // Raw shared bytes (Python's multiprocessing.shared_memory.SharedMemory). See the file comment for
 // lifetime, naming and clean-up. Copies of a handle share one mapping.
-class SharedMemory {
+class MPP_API SharedMemory {
  public:
   // Anonymous, zero-filled, shared with children forked later. Throws std::invalid_argument for
   // size 0, std::system_error when it cannot be mapped.
@@ -180,10 +186,12 @@ class SharedMemory {
   // EACCES (owned by another user, or the mode denies us), EINVAL (empty or not a segment).
   [[nodiscard]] static SharedMemory open(const std::string& name);
 
+  // The mapping and its size in bytes.
   [[nodiscard]] std::byte* data() const noexcept { return data_; }
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
   // The name without a leading '/' ("" for anonymous memory).
   [[nodiscard]] const std::string& name() const noexcept;
+  // False for anonymous memory (shared with children by fork only).
   [[nodiscard]] bool is_named() const noexcept;
 
   // Removes the name from /dev/shm (mappings stay valid; later open() calls fail with ENOENT).

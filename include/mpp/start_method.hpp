@@ -39,6 +39,8 @@
 // Threads: set_start_method/get_start_method may be called from any thread (an atomic).
 #pragma once
 
+#include "mpp/detail/export.hpp"
+
 namespace mpp {
 
 enum class StartMethod { fork, forkserver, spawn };
@@ -48,15 +50,15 @@ enum class StartMethod { fork, forkserver, spawn };
 // started as a forkserver or a spawned worker it serves and never returns. Harmless with fork.
 // Creating a forkserver or spawn Pool or Process without it throws std::logic_error. Never
 // throws.
-void init(int argc, char** argv) noexcept;
+MPP_API void init(int argc, char** argv) noexcept;
 
 // Process-wide default for Pools and Processes created later (PoolOptions::start_method and
 // ProcessOptions::start_method override it). Never throws.
-void set_start_method(StartMethod method) noexcept;
+MPP_API void set_start_method(StartMethod method) noexcept;
 // fork unless set_start_method chose another. Never throws.
-[[nodiscard]] StartMethod get_start_method() noexcept;
+[[nodiscard]] MPP_API StartMethod get_start_method() noexcept;
 
 // "fork", "forkserver", "spawn". Never throws.
-[[nodiscard]] const char* to_string(StartMethod method) noexcept;
+[[nodiscard]] MPP_API const char* to_string(StartMethod method) noexcept;
 
 }  // namespace mpp

@@ -41,6 +41,7 @@
 #include <chrono>
 #include <memory>
 
+#include "mpp/detail/export.hpp"
 #include "mpp/detail/sync_block.hpp"
 
 namespace mpp {
@@ -51,7 +52,7 @@ class ValueGuard;
 
 // A robust, non-recursive mutual-exclusion lock owned by one thread of one process at a time.
 // Also BasicLockable/Lockable (lock/unlock/try_lock), so std::lock_guard and std::unique_lock work.
-class Lock {
+class MPP_API Lock {
  public:
   // Creates a new unlocked lock in fresh shared memory. Throws std::system_error.
   Lock();
@@ -67,6 +68,8 @@ class Lock {
   // Never blocks. Throws std::logic_error if the calling thread does not hold the lock.
   void release();
 
+  // BasicLockable / Lockable names (std::lock_guard, std::unique_lock): acquire, try_acquire,
+  // release.
   void lock() { acquire(); }
   [[nodiscard]] bool try_lock() { return try_acquire(); }
   void unlock() { release(); }
@@ -90,11 +93,11 @@ class Lock {
 namespace detail {
 // A new Lock placed at the start of `block` (which the Lock then keeps mapped). Used by Value and
 // Array to keep their lock and their data in one mapping. Throws std::system_error.
-[[nodiscard]] Lock make_lock_at(const SharedBlock& block);
+[[nodiscard]] MPP_API Lock make_lock_at(const SharedBlock& block);
 
 // Holds `lock` for a scope unless the calling thread already holds it; used by Value so that
 // get()/set() work both alone and inside the user's own critical section on get_lock().
-class ValueGuard {
+class MPP_API ValueGuard {
  public:
   explicit ValueGuard(Lock& lock);  // blocks; never throws
   ~ValueGuard();
@@ -109,7 +112,7 @@ class ValueGuard {
 
 // A robust re-entrant lock: its owner thread may acquire it again; each acquire() needs one
 // release(). Same surface and errors as Lock, except that re-acquiring is allowed.
-class RLock {
+class MPP_API RLock {
  public:
   RLock();  // throws std::system_error
 
@@ -118,10 +121,14 @@ class RLock {
   [[nodiscard]] bool try_acquire();                               // never blocks
   void release();  // throws std::logic_error if the calling thread does not hold it
 
+  // BasicLockable / Lockable names (std::lock_guard, std::unique_lock): acquire, try_acquire,
+  // release.
   void lock() { acquire(); }
   [[nodiscard]] bool try_lock() { return try_acquire(); }
   void unlock() { release(); }
 
+  // As Lock: true when this acquisition took over from a holder that died; how many times that
+  // happened.
   [[nodiscard]] bool owner_died() const noexcept;
   [[nodiscard]] unsigned owner_deaths() const noexcept;
 
@@ -131,7 +138,7 @@ class RLock {
 };
 
 // A counting semaphore (Python's multiprocessing.Semaphore). Anyone may release.
-class Semaphore {
+class MPP_API Semaphore {
  public:
   // Throws std::system_error.
   explicit Semaphore(unsigned value = 1);
@@ -145,6 +152,7 @@ class Semaphore {
   [[nodiscard]] unsigned get_value() const noexcept;  // a snapshot, like Python's get_value()
 
  protected:
+  // For BoundedSemaphore: release() past `bound` throws.
   Semaphore(unsigned value, unsigned bound);
 
  private:
@@ -154,13 +162,13 @@ class Semaphore {
 
 // A semaphore whose value may never exceed its initial value: release() beyond it throws
 // std::logic_error (Python raises ValueError) and changes nothing.
-class BoundedSemaphore : public Semaphore {
+class MPP_API BoundedSemaphore : public Semaphore {
  public:
   explicit BoundedSemaphore(unsigned value = 1);  // throws std::system_error
 };
 
 // A flag that processes can wait for (Python's multiprocessing.Event). Starts cleared.
-class Event {
+class MPP_API Event {
  public:
   Event();  // throws std::system_error
 
@@ -178,11 +186,12 @@ class Event {
 // A condition variable with its own (robust) Lock, like Python's multiprocessing.Condition.
 // wait() must be called holding the lock; it releases it while sleeping and holds it again when
 // it returns. Wake-ups may be spurious: use wait_for(predicate) for a condition.
-class Condition {
+class MPP_API Condition {
  public:
   Condition();                    // with a new Lock; throws std::system_error
   explicit Condition(Lock lock);  // shares an existing Lock (a handle); throws std::system_error
 
+  // The condition's lock: as Lock (get_lock() is the Lock itself).
   void acquire() { lock_.acquire(); }
   [[nodiscard]] bool acquire(std::chrono::milliseconds timeout) { return lock_.acquire(timeout); }
   void release() { lock_.release(); }
@@ -226,12 +235,13 @@ class Condition {
 
 // A reusable barrier for a fixed number of parties (Python's multiprocessing.Barrier, without
 // abort/timeout). Not robust: a party that dies before arriving leaves the others waiting.
-class Barrier {
+class MPP_API Barrier {
  public:
   // Throws std::invalid_argument if parties is 0 or above 65535; std::system_error.
   explicit Barrier(unsigned parties);
 
   void wait();  // blocks until `parties` calls (from any processes) have arrived
+  // The number of parties given to the constructor.
   [[nodiscard]] unsigned parties() const noexcept;
   [[nodiscard]] unsigned n_waiting() const noexcept;  // a snapshot
 

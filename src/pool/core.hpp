@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "mpp/detail/export.hpp"
 #include "mpp/detail/pool_core/batch.hpp"
 #include "mpp/detail/pool_core/buffer.hpp"
 
@@ -40,15 +41,16 @@ void decode_failures(const ChunkReply& r,
 
 // Hands `r` to `b` (every position one outcome; unreadable failure records fail every position).
 // `scratch` holds the decoded failures between calls. Never throws.
-void deliver_reply(BatchBase& b, const ChunkReply& r,
-                   std::vector<std::pair<std::uint32_t, std::exception_ptr>>& scratch) noexcept;
+MPP_API void deliver_reply(
+    BatchBase& b, const ChunkReply& r,
+    std::vector<std::pair<std::uint32_t, std::exception_ptr>>& scratch) noexcept;
 
 // Asks `b` for its next chunk, appended to `payload` (see BatchBase::produce). Returns its item
 // count; 0 when `b` has nothing to give now (a full imap window) or ever: then `exhausted` is
 // set (an abandoned batch gives nothing more), and `batch_error` holds what the range threw.
 // Never throws.
-std::uint32_t produce_chunk(BatchBase& b, ByteBuffer& payload, std::int64_t& first,
-                            std::vector<std::uint64_t>& ends) noexcept;
+MPP_API std::uint32_t produce_chunk(BatchBase& b, ByteBuffer& payload, std::int64_t& first,
+                                    std::vector<std::uint64_t>& ends) noexcept;
 
 // Fails each item of the chunk [first, first + count) not in `skipped` (ascending) with
 // error_for(index). Leaves in_flight alone.

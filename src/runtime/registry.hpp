@@ -16,7 +16,7 @@ struct Resolved {
   std::string error;
 };
 // Never jumps anywhere unknown: an id this process did not register comes back as an error.
-[[nodiscard]] Resolved resolve(std::uint64_t trampoline, std::uint64_t function);
-[[nodiscard]] std::size_t registry_size() noexcept;
+[[nodiscard]] MPP_API Resolved resolve(std::uint64_t trampoline, std::uint64_t function);
+[[nodiscard]] MPP_API std::size_t registry_size() noexcept;
 
 }  // namespace mpp::detail

@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "mpp/detail/export.hpp"
+
 namespace mpp::sys {
 
 // The demangled form of `mangled`, or `mangled` itself when it is not a mangled C++ name.

@@ -9,15 +9,18 @@
 #include <chrono>
 #include <cstdint>
 
+#include "mpp/detail/export.hpp"
+
 namespace mpp::sys {
 
 enum class WaitResult { woken, timed_out };
 
 // Sleeps while *word == expected, at most `timeout` if given (relative, CLOCK_MONOTONIC).
-WaitResult futex_wait(const std::atomic<std::uint32_t>* word, std::uint32_t expected,
-                      std::chrono::nanoseconds timeout = std::chrono::nanoseconds::max()) noexcept;
+MPP_API WaitResult
+futex_wait(const std::atomic<std::uint32_t>* word, std::uint32_t expected,
+           std::chrono::nanoseconds timeout = std::chrono::nanoseconds::max()) noexcept;
 // Wakes at most n waiters (INT32_MAX for all); returns how many were woken.
-int futex_wake(const std::atomic<std::uint32_t>* word, int n = 1) noexcept;
+MPP_API int futex_wake(const std::atomic<std::uint32_t>* word, int n = 1) noexcept;
 inline int futex_wake_all(const std::atomic<std::uint32_t>* word) noexcept {
   return futex_wake(word, 0x7fffffff);
 }

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 
+#include "mpp/detail/export.hpp"
 #include "sys/fd.hpp"
 
 namespace mpp::sys {
@@ -110,10 +111,10 @@ class Child {
 [[nodiscard]] Fd open_pidfd(pid_t pid) noexcept;
 
 // Who this process is. getpid/getppid: async-signal-safe.
-[[nodiscard]] pid_t self_pid() noexcept;
+[[nodiscard]] MPP_API pid_t self_pid() noexcept;
 [[nodiscard]] pid_t parent_pid() noexcept;
 // This host's name ("?" if the kernel will not say). Never throws except std::bad_alloc.
-[[nodiscard]] std::string host_name();
+[[nodiscard]] MPP_API std::string host_name();
 
 // The start time of process `pid` (field 22 of /proc/PID/stat, clock ticks after boot), folded
 // into 32 bits and never 0; 0 when it cannot be read (no such process, /proc not mounted or

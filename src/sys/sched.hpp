@@ -6,6 +6,8 @@
 
 #include <vector>
 
+#include "mpp/detail/export.hpp"
+
 namespace mpp::sys {
 
 // nice(2) semantics with errors as exceptions: adds `increment`, returns the new niceness.
@@ -29,8 +31,8 @@ struct IoPriority {
 [[nodiscard]] std::vector<int> affinity_of(pid_t pid);
 
 // Sleeps about `us` microseconds (EINTR ends it early, which is harmless for a poll loop).
-void sleep_us(unsigned us) noexcept;
+MPP_API void sleep_us(unsigned us) noexcept;
 // sched_yield(2).
-void yield_cpu() noexcept;
+MPP_API void yield_cpu() noexcept;
 
 }  // namespace mpp::sys

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <string>
 
+#include "mpp/detail/export.hpp"
+
 namespace mpp::sys {
 
 // What a worker rank is doing, read by its fatal-signal and exit reports. Written by the rank's
@@ -16,14 +18,14 @@ struct CrashContext {
   std::atomic<std::int64_t> task{-1};          // input index running, -1 between tasks
   std::atomic<const char*> function{nullptr};  // NUL-terminated name, alive for the process
 };
-[[nodiscard]] CrashContext& crash_context() noexcept;
+[[nodiscard]] MPP_API CrashContext& crash_context() noexcept;
 
 // Installs handlers for SIGSEGV, SIGBUS, SIGFPE, SIGILL and SIGABRT, and an exit() hook, that
 // write `prefix` + what killed the rank + the task it was running to stderr, then let the
 // previous handler (Open MPI's, or the default action) finish the job. exit() inside a task
 // ends the process at once with _exit (status 1 for exit(0)), skipping MPI_Finalize. `prefix` is
 // copied (at most 255 bytes). Call once; throws std::system_error if sigaction fails.
-void install_crash_report(const std::string& prefix);
+MPP_API void install_crash_report(const std::string& prefix);
 
 // Rank 0: what each worker rank is running (its oldest chunk still out), for the report below.
 struct RankActivity {
@@ -36,6 +38,6 @@ struct RankActivity {
 // writes to stderr which task each worker rank was running, then dies of SIGTERM as before.
 // Installed only while SIGTERM has its default disposition (a program's own handler wins).
 // `table` (n entries, for ranks 1..n) must live until the process ends. Never throws.
-void install_job_report(const RankActivity* table, int n) noexcept;
+MPP_API void install_job_report(const RankActivity* table, int n) noexcept;
 
 }  // namespace mpp::sys

@@ -1,10 +1,32 @@
-# Driven by ctest: builds mpp + the consumer in WORK for MODE (find_package | add_subdirectory),
-# then runs the consumer. Any failing step fails the test.
+# Driven by ctest: builds programs outside mpp against it, the ways a user would, and runs them.
+# Any failing step fails the test. MODE:
+#   find_package      install the build tree BUILD (static; no second compile of mpp) with
+#                     DESTDIR into a scratch root, check that nothing lands outside the prefix,
+#                     then build and run consumers with find_package(mpp) (mpp::mpp, and mpp::mpi
+#                     when BUILD has it) and with plain `g++ $(pkg-config --cflags --libs mpp)`.
+#   add_subdirectory  build mpp as a subproject of the consumer (fail points on: they must stay
+#                     inside mpp) and run the consumers; the subproject installs nothing.
+#   package           configure and build mpp's shared libraries alone (BUILD_SHARED_LIBS=ON,
+#                     prefix /usr, no optimisation: the cheapest build that exercises it), check
+#                     SONAMEs and exported symbols, check the install stays in its prefix, make
+#                     the .deb packages (CPack), check their names and Depends, unpack them with
+#                     `dpkg -x` into a scratch root and build and run consumers against that root
+#                     with find_package(mpp) and with pkg-config (mpp and mpp-mpi).
+# Inputs: MPP_SOURCE, WORK, MODE, CXX; BUILD (find_package); WITH_MPI, MPIEXEC, MPIRUN_ENV (the
+# MPI consumers); PKG_CONFIG, NM, READELF, DPKG_DEB (skipped checks when empty).
 cmake_minimum_required(VERSION 3.25)
 function(run)
   execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "step failed (${rc}): ${ARGN}")
+  endif()
+endfunction()
+function(starts_with str prefix out)
+  string(FIND "${str}" "${prefix}" pos)
+  if(pos EQUAL 0)
+    set(${out} TRUE PARENT_SCOPE)
+  else()
+    set(${out} FALSE PARENT_SCOPE)
   endif()
 endfunction()
 
@@ -28,36 +50,200 @@ function(check_installed_headers prefix)
       message(FATAL_ERROR "installed ${h}, which no installed header includes")
     endif()
   endforeach()
-  file(GLOB mpi_export ${prefix}/lib*/cmake/mpp/mppMpiTargets.cmake)
+  file(GLOB mpi_export ${prefix}/lib*/cmake/mpp/mppMpiTargets.cmake
+       ${prefix}/lib/*/cmake/mpp/mppMpiTargets.cmake)
   if(EXISTS ${prefix}/include/mpp/mpi.hpp AND NOT mpi_export)
     message(FATAL_ERROR "mpp/mpi.hpp installed without mpp::mpi")
+  endif()
+  if(WITH_MPI AND NOT mpi_export)
+    message(FATAL_ERROR "mpp::mpi was built but mppMpiTargets.cmake is not under ${prefix}")
   endif()
   list(LENGTH headers n)
   message(STATUS "installed headers: ${n}, whole")
 endfunction()
 
+# `cmake --install build` with DESTDIR=destdir and the given prefix writes every file under
+# destdir/prefix: a destination computed from an empty variable (issue 19: /cmake/mpp/...) would
+# land elsewhere under destdir, and an absolute one too. install_manifest.txt says the same.
+function(install_in_prefix build prefix destdir)
+  file(REMOVE_RECURSE ${destdir})
+  run(${CMAKE_COMMAND} -E env DESTDIR=${destdir} ${CMAKE_COMMAND} --install ${build}
+      --prefix ${prefix})
+  file(GLOB_RECURSE written LIST_DIRECTORIES false ${destdir}/*)
+  file(STRINGS ${build}/install_manifest.txt manifest)
+  foreach(f IN LISTS written)
+    starts_with("${f}" "${destdir}${prefix}/" inside)
+    if(NOT inside)
+      message(FATAL_ERROR "cmake --install --prefix ${prefix} wrote ${f}, outside the prefix")
+    endif()
+  endforeach()
+  # The manifest names the installed paths as they are without DESTDIR.
+  foreach(f IN LISTS manifest)
+    starts_with("${f}" "${prefix}/" inside)
+    if(NOT inside OR NOT EXISTS "${destdir}${f}")
+      message(FATAL_ERROR "install_manifest.txt lists ${f}: outside ${prefix} or not written")
+    endif()
+  endforeach()
+  list(LENGTH written nw)
+  list(LENGTH manifest nm)
+  if(nw EQUAL 0 OR NOT nw EQUAL nm)
+    message(FATAL_ERROR "install wrote ${nw} files, its manifest lists ${nm}")
+  endif()
+  message(STATUS "install: ${nw} files, all under the prefix ${prefix}")
+endfunction()
+
+# Runs the consumers of a configured consumer build (and consumer_mpi under mpirun -n 2).
+function(run_consumers dir)
+  run(${dir}/consumer)
+  if(WITH_MPI)
+    run(${CMAKE_COMMAND} -E env ${MPIRUN_ENV} ${MPIEXEC} -n 2 ${dir}/consumer_mpi)
+  endif()
+endfunction()
+
+# The README's pkg-config line, as a shell runs it: g++ -std=c++20 main.cpp $(pkg-config ...).
+function(build_with_pkg_config pcdir package source out)
+  set(ENV{PKG_CONFIG_PATH} ${pcdir})
+  run(sh -c "${CXX} -std=c++20 ${source} $(${PKG_CONFIG} --cflags --libs ${package}) -o ${out}")
+endfunction()
+
+string(REPLACE "|" ";" MPIRUN_ENV "${MPIRUN_ENV}")
 file(REMOVE_RECURSE ${WORK})
-set(gen -G Ninja -DCMAKE_CXX_COMPILER=${CXX} -DCMAKE_BUILD_TYPE=Release)
-if(MODE STREQUAL "find_package")
-  # Install the library this build tree already built (no second compile of mpp), then build the
-  # consumer against that install tree only.
-  run(${CMAKE_COMMAND} --install ${BUILD} --prefix ${WORK}/install)
-  check_installed_headers(${WORK}/install)
-  run(${CMAKE_COMMAND} -S ${MPP_SOURCE}/tests/consumer -B ${WORK}/consumer ${gen}
-      -DCMAKE_PREFIX_PATH=${WORK}/install)
-else()
-  # Fail points on: they must stay inside mpp (the consumer's main.cpp checks).
-  run(${CMAKE_COMMAND} -S ${MPP_SOURCE}/tests/consumer -B ${WORK}/consumer ${gen}
-      -DMPP_CONSUMER_MODE=add_subdirectory -DMPP_SOURCE=${MPP_SOURCE} -DMPP_WITH_MPI=OFF
-      -DMPP_FAILPOINTS=ON)
+set(gen -G Ninja -DCMAKE_CXX_COMPILER=${CXX})
+set(consumer_src ${MPP_SOURCE}/tests/consumer)
+if(WITH_MPI)
+  set(want_mpi -DMPP_CONSUMER_MPI=ON)
 endif()
-run(${CMAKE_COMMAND} --build ${WORK}/consumer)
-run(${WORK}/consumer/consumer)
-if(MODE STREQUAL "add_subdirectory")
+
+if(MODE STREQUAL "find_package")
+  set(prefix /opt/mpp-consumer-test)
+  set(root ${WORK}/root)
+  install_in_prefix(${BUILD} ${prefix} ${root})
+  check_installed_headers(${root}${prefix})
+  run(${CMAKE_COMMAND} -S ${consumer_src} -B ${WORK}/consumer ${gen} ${want_mpi}
+      -DCMAKE_PREFIX_PATH=${root}${prefix})
+  run(${CMAKE_COMMAND} --build ${WORK}/consumer)
+  run_consumers(${WORK}/consumer)
+  if(PKG_CONFIG)
+    file(GLOB pcdir ${root}${prefix}/lib*/pkgconfig ${root}${prefix}/lib/*/pkgconfig)
+    build_with_pkg_config("${pcdir}" mpp ${consumer_src}/main.cpp ${WORK}/consumer_pc)
+    run(${WORK}/consumer_pc)
+  endif()
+elseif(MODE STREQUAL "add_subdirectory")
+  run(${CMAKE_COMMAND} -S ${consumer_src} -B ${WORK}/consumer ${gen} ${want_mpi}
+      -DMPP_CONSUMER_MODE=add_subdirectory -DMPP_SOURCE=${MPP_SOURCE} -DMPP_WITH_MPI=${WITH_MPI}
+      -DMPP_FAILPOINTS=ON)
+  run(${CMAKE_COMMAND} --build ${WORK}/consumer)
+  run_consumers(${WORK}/consumer)
   # A subproject installs nothing unless asked (MPP_INSTALL defaults to OFF there).
   run(${CMAKE_COMMAND} --install ${WORK}/consumer --prefix ${WORK}/install)
   file(GLOB_RECURSE installed ${WORK}/install/*)
   if(installed)
     message(FATAL_ERROR "add_subdirectory(mpp) installed files: ${installed}")
   endif()
+elseif(MODE STREQUAL "package")
+  set(build ${WORK}/build)
+  run(${CMAKE_COMMAND} -S ${MPP_SOURCE} -B ${build} ${gen} -DBUILD_SHARED_LIBS=ON
+      -DCMAKE_INSTALL_PREFIX=/usr -DMPP_WITH_MPI=${WITH_MPI} -DMPP_WERROR=ON
+      -DMPP_BUILD_TESTS=OFF -DMPP_BUILD_BENCH=OFF -DMPP_BUILD_EXAMPLES=OFF -DMPP_BUILD_TOOLS=OFF)
+  run(${CMAKE_COMMAND} --build ${build})
+  # SONAME and exports: libmpp.so.0.1 exports what the headers mark MPP_API, no static archive
+  # linked into it (libbacktrace), and of mpp's internals (namespaces sys, shm, ..., declared in
+  # src/) only those libmpp_mpi.so calls.
+  file(GLOB libs ${build}/libmpp.so.*.*.* ${build}/src/mpi/libmpp_mpi.so.*.*.*)
+  set(mpi_needs "")
+  if(NM AND WITH_MPI)
+    execute_process(COMMAND ${NM} -D -C --undefined-only ${build}/src/mpi/libmpp_mpi.so
+                    OUTPUT_VARIABLE mpi_needs)
+  endif()
+  foreach(lib IN LISTS libs)
+    get_filename_component(name ${lib} NAME)
+    if(READELF)
+      execute_process(COMMAND ${READELF} -d ${lib} OUTPUT_VARIABLE dyn)
+      string(REGEX REPLACE "^(lib[a-z_]+\\.so\\.[0-9]+\\.[0-9]+)\\..*" "\\1" soname ${name})
+      if(NOT dyn MATCHES "SONAME\\) +Library soname: \\[${soname}\\]")
+        message(FATAL_ERROR "${name}: SONAME is not ${soname}:\n${dyn}")
+      endif()
+    endif()
+    if(NM)
+      execute_process(COMMAND ${NM} -D -C --defined-only ${lib} OUTPUT_VARIABLE syms)
+      string(REPLACE "\n" ";" syms "${syms}")
+      set(n 0)
+      foreach(line IN LISTS syms)
+        string(REGEX REPLACE "^[0-9a-f]+ . " "" sym "${line}")
+        if(sym MATCHES "^backtrace_")
+          message(FATAL_ERROR "${name} exports libbacktrace's ${sym}")
+        endif()
+        if(sym MATCHES "^mpp::(mpi::)?(sys|shm|pool|queue|runtime|shared|process)::")
+          string(FIND "${mpi_needs}" "U ${sym}\n" used)
+          if(used LESS 0)
+            message(FATAL_ERROR "${name} exports the internal ${sym}, which libmpp_mpi.so does "
+                                "not use")
+          endif()
+        endif()
+        if(sym MATCHES "^mpp::")
+          math(EXPR n "${n} + 1")
+        endif()
+      endforeach()
+      message(STATUS "${name}: ${n} mpp symbols exported")
+    endif()
+  endforeach()
+  install_in_prefix(${build} /usr ${WORK}/destdir)
+  run(${CMAKE_COMMAND} --build ${build} --target package)
+  if(DPKG_DEB)
+    # The packages, their Depends, and a root made of them alone.
+    set(expect libmpp0.1 libmpp-dev)
+    if(WITH_MPI)
+      list(APPEND expect libmpp-mpi0.1 libmpp-mpi-dev)
+    endif()
+    file(GLOB debs ${build}/*.deb)
+    set(root ${WORK}/root)
+    file(REMOVE_RECURSE ${root})
+    set(names "")
+    foreach(deb IN LISTS debs)
+      execute_process(COMMAND ${DPKG_DEB} -f ${deb} Package OUTPUT_VARIABLE name
+                      OUTPUT_STRIP_TRAILING_WHITESPACE)
+      execute_process(COMMAND ${DPKG_DEB} -f ${deb} Depends OUTPUT_VARIABLE dep
+                      OUTPUT_STRIP_TRAILING_WHITESPACE)
+      message(STATUS "${name}: Depends: ${dep}")
+      set(depends_${name} "${dep}")
+      list(APPEND names ${name})
+      run(${DPKG_DEB} -x ${deb} ${root})
+    endforeach()
+    list(SORT names)
+    list(SORT expect)
+    if(NOT names STREQUAL expect)
+      message(FATAL_ERROR "packages made: ${names}; expected ${expect}")
+    endif()
+    set(v "(= ${VERSION})")
+    set(need_libmpp0.1 "libc6" "libstdc++6")
+    set(need_libmpp-dev "libmpp0.1 ${v}")
+    set(need_libmpp-mpi0.1 "libmpp0.1 ${v}" "libopenmpi")
+    set(need_libmpp-mpi-dev "libmpp-dev ${v}" "libmpp-mpi0.1 ${v}" "mpi-default-dev")
+    foreach(name IN LISTS names)
+      foreach(need IN LISTS need_${name})
+        string(FIND "${depends_${name}}" "${need}" at)
+        if(at LESS 0)
+          message(FATAL_ERROR "${name} does not depend on ${need}: Depends: ${depends_${name}}")
+        endif()
+      endforeach()
+    endforeach()
+    check_installed_headers(${root}/usr)
+    file(GLOB libdir ${root}/usr/lib/*-linux-gnu)
+    run(${CMAKE_COMMAND} -S ${consumer_src} -B ${WORK}/consumer ${gen} ${want_mpi}
+        -DCMAKE_PREFIX_PATH=${root}/usr)
+    run(${CMAKE_COMMAND} --build ${WORK}/consumer)
+    set(ENV{LD_LIBRARY_PATH} ${libdir})
+    run_consumers(${WORK}/consumer)
+    if(PKG_CONFIG)
+      build_with_pkg_config(${libdir}/pkgconfig mpp ${consumer_src}/main.cpp ${WORK}/consumer_pc)
+      run(${WORK}/consumer_pc)
+      if(WITH_MPI)
+        build_with_pkg_config(${libdir}/pkgconfig mpp-mpi ${consumer_src}/main_mpi.cpp
+                              ${WORK}/consumer_mpi_pc)
+        run(${CMAKE_COMMAND} -E env ${MPIRUN_ENV} ${MPIEXEC} -n 2 ${WORK}/consumer_mpi_pc)
+      endif()
+    endif()
+  endif()
+else()
+  message(FATAL_ERROR "MODE: find_package, add_subdirectory or package, not '${MODE}'")
 endif()

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdint>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <numeric>
@@ -30,6 +31,7 @@
 
 #include "mpp/pool.hpp"
 #include "mpp/process.hpp"
+#include "mpp/start_method.hpp"
 #include "mpp/sync.hpp"
 #include "pool_fixture.hpp"
 #include "test_util.hpp"
@@ -450,19 +452,22 @@ std::vector<int>* g_log = nullptr;
 int logged_task(int i) {
   {
     const std::lock_guard lk(g_log_mutex);
-    g_log->push_back(i);
-    if (g_log->size() > 64) g_log->clear();
+    static std::vector<int> own;  // a forkserver worker is a fresh program: g_log is null there
+    std::vector<int>* log = g_log != nullptr ? g_log : &own;
+    log->push_back(i);
+    if (log->size() > 64) log->clear();
   }
   if (i % 50 == 7) std::raise(SIGSEGV);  // 1 in 50 crashes its worker
   return i * 2;
 }
 
-// The pool is created before the thread (so its first workers are clean forks), under the fork
-// start method. Every replacement worker (20 crashes over 1,000 tasks) is forked after the
-// logger started: exactly the crashed tasks may be lost, nothing may hang.
-// Replacements come from the pool's zygote (forked with the pool, before the logger), so none
-// inherits g_log_mutex locked; the forkserver variant is in test_start_method.cpp.
-TEST_P(PoolThreads, LoggerThreadAndCrashingTasksUnderFork) {
+// The pool is created before the thread (so its first workers are clean forks), under the default
+// start method (fork; forkserver in the run tsan_pool_threads_forkserver). Every replacement worker
+// (20 crashes over 1,000 tasks) is forked after the logger started: exactly the crashed tasks may
+// be lost, nothing may hang. Replacements come from the pool's zygote (forked with the pool, before
+// the logger), so none inherits g_log_mutex locked (test_start_method.cpp has a
+// forkserver pool created after the logger started).
+TEST_P(PoolThreads, LoggerThreadAndCrashingTasks) {
   std::vector<int> log;
   g_log = &log;
   mpp::PoolOptions o;
@@ -503,3 +508,16 @@ TEST_P(PoolThreads, LoggerThreadAndCrashingTasksUnderFork) {
 }
 
 }  // namespace
+
+// Own main: mpp::init first (a forkserver worker is a fresh execution of this binary). With
+// MPP_TEST_START_METHOD=forkserver the tests that pass only functions (the 8-thread mix, the
+// logger program) run again with forkserver workers (ctest tsan_pool_threads_forkserver).
+int main(int argc, char** argv) {
+  mpp::init(argc, argv);
+  if (const char* m = std::getenv("MPP_TEST_START_METHOD");
+      m != nullptr && std::string(m) == "forkserver") {
+    mpp::set_start_method(mpp::StartMethod::forkserver);
+  }
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}

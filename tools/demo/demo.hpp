@@ -5,6 +5,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace demo {
@@ -20,21 +21,58 @@ struct Options {
   std::uint64_t seed = 0;  // 0 = random seeds (files/queue), fixed task seeds otherwise
   bool progress = true;
   int python_scale = 10;  // run the wiki's Python at 1/N of the words for comparison; 0 = skip
+  int warmup = 1;         // untimed rounds of every variant before the timed ones
+  int repeats = 3;        // timed rounds; rows show the median (and the range)
 };
 
 struct Row {
   std::string workload;  // "files", "queue", "pool"
   std::string variant;   // "sequential", "32 processes", ...
-  double wall_s = 0;
-  double cpu_s = 0;       // user+system of this process and its reaped children
-  double words = 0;       // words produced
+  double wall_s = 0;     // median over the timed runs
+  double cpu_s = 0;      // user+system of this process and its reaped children (median)
+  double wall_min = 0;   // fastest and slowest timed run
+  double wall_max = 0;
+  int runs = 1;           // timed runs behind the medians
+  double words = 0;       // words produced per run
   bool verified = false;  // output checked
   std::string note;
+};
+
+// One run of a variant: wall and CPU time of its timed part, and a fingerprint of its output
+// (0: none), computed after the timing, so that no run holds another run's output.
+struct Sample {
+  double wall_s = 0;
+  double cpu_s = 0;
+  std::uint64_t fingerprint = 0;
 };
 
 // Runs fn and measures wall and CPU time (including children reaped during fn).
 Row timed(const std::string& workload, const std::string& variant,
           const std::function<double()>& fn);
+Sample time_it(const std::function<void()>& fn);
+
+// A workload's variants, measured alike: o.warmup untimed rounds of every variant, then
+// o.repeats timed rounds, the variants interleaved (v1 v2 v3 v1 v2 v3 ...) so that a change in
+// the machine's load hits each of them; every run starts with the previous run's output freed
+// (and its files removed). Each row holds medians. Variants in `same_output` must give equal
+// fingerprints in every run (deterministic output); the check throws otherwise.
+struct Variant {
+  std::string name;
+  std::function<Sample()> run;  // does its own set-up and verification, outside the timing
+  bool same_output = false;
+  std::string note{};
+};
+std::vector<Row> measure(const std::string& workload, const std::vector<Variant>& variants,
+                         double words, const Options& o);
+
+// FNV-1a, to fingerprint outputs word by word.
+struct Fnv {
+  std::uint64_t h = 1469598103934665603ULL;
+  void add(std::string_view s) {
+    for (char c : s) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+    h = (h ^ 0xff) * 1099511628211ULL;  // a separator: "ab","c" differs from "a","bc"
+  }
+};
 
 void print_table(const std::vector<Row>& rows, unsigned cpus);
 

@@ -1,5 +1,7 @@
 // Workload 1 of the wiki: generate_pseudowordfile(filename) x N, sequentially and with one
 // mpp::Process per file (and niced).
+#include <unistd.h>  // sync
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -65,47 +67,58 @@ void fresh_dir(const std::string& dir) {
 
 }  // namespace
 
+// Each run writes into a fresh directory, is verified, then its files are removed and the dirty
+// pages flushed (sync, untimed), so that no run competes with the write-back of an earlier one.
 std::vector<Row> run_files(const Options& o) {
-  std::vector<Row> rows;
   const int n = o.tasks;
   const std::string base = o.out + "/files";
-
-  std::string dir = base + "/sequential";
-  fresh_dir(dir);
-  rows.push_back(timed("files", "sequential", [&] {
-    for (int i = 0; i < n; ++i)
-      generate_pseudowordfile(dir + "/output" + std::to_string(i), o.words, seed_for(o, i));
-    return static_cast<double>(n) * static_cast<double>(o.words);
-  }));
-  verify(dir, n, o.words);
-
-  // The niced run is nice to the disks too: best-effort I/O at o.ionice (ionice -c2 -n N).
-  auto parallel = [&](const std::string& variant, std::optional<int> nice) {
-    const std::optional<int> ionice = nice ? std::optional<int>(o.ionice) : std::nullopt;
-    std::string d = base + "/" + (nice ? "niced" : "processes");
-    fresh_dir(d);
-    rows.push_back(timed("files", variant, [&] {
-      std::vector<mpp::Process> procs;
-      procs.reserve(static_cast<std::size_t>(n));
-      for (int i = 0; i < n; ++i) {
-        procs.emplace_back(mpp::ProcessOptions{.nice = nice, .ionice = ionice},
-                           generate_pseudowordfile, d + "/output" + std::to_string(i), o.words,
-                           seed_for(o, i));
-        procs.back().start();
-      }
-      for (auto& p : procs) {
-        p.join();
-        if (p.exitcode() != 0) throw std::runtime_error("files: a process failed");
-      }
-      return static_cast<double>(n) * static_cast<double>(o.words);
-    }));
-    verify(d, n, o.words);
+  const double total = static_cast<double>(n) * static_cast<double>(o.words);
+  auto finish = [&](const std::string& dir, Sample s) {
+    verify(dir, n, o.words);
+    std::filesystem::remove_all(dir);
+    sync();
+    return s;
   };
-  parallel(std::to_string(n) + " processes", std::nullopt);
+  std::vector<Variant> variants;
+  variants.push_back({"sequential", [&] {
+                        const std::string dir = base + "/sequential";
+                        fresh_dir(dir);
+                        return finish(dir, time_it([&] {
+                                        for (int i = 0; i < n; ++i)
+                                          generate_pseudowordfile(
+                                              dir + "/output" + std::to_string(i), o.words,
+                                              seed_for(o, i));
+                                      }));
+                      }});
+  // The niced run is nice to the disks too: best-effort I/O at o.ionice (ionice -c2 -n N).
+  auto parallel = [&](std::optional<int> nice) {
+    return [&, nice] {
+      const std::optional<int> ionice = nice ? std::optional<int>(o.ionice) : std::nullopt;
+      const std::string dir = base + "/" + (nice ? "niced" : "processes");
+      fresh_dir(dir);
+      return finish(dir, time_it([&] {
+                      std::vector<mpp::Process> procs;
+                      procs.reserve(static_cast<std::size_t>(n));
+                      for (int i = 0; i < n; ++i) {
+                        procs.emplace_back(mpp::ProcessOptions{.nice = nice, .ionice = ionice},
+                                           generate_pseudowordfile,
+                                           dir + "/output" + std::to_string(i), o.words,
+                                           seed_for(o, i));
+                        procs.back().start();
+                      }
+                      for (auto& p : procs) {
+                        p.join();
+                        if (p.exitcode() != 0) throw std::runtime_error("files: a process failed");
+                      }
+                    }));
+    };
+  };
+  variants.push_back({std::to_string(n) + " processes", parallel(std::nullopt)});
   if (o.with_nice)
-    parallel(std::to_string(n) + " processes, nice +" + std::to_string(o.nice) + ", ionice " +
-                 std::to_string(o.ionice),
-             o.nice);
+    variants.push_back({std::to_string(n) + " processes, nice +" + std::to_string(o.nice) +
+                            ", ionice " + std::to_string(o.ionice),
+                        parallel(o.nice)});
+  std::vector<Row> rows = measure("files", variants, total, o);
   if (o.python_scale > 0) {
     long w = std::max(1L, o.words / o.python_scale);
     if (auto py = run_python("files", "wiki_files.py",

@@ -65,51 +65,77 @@ void verify(const std::vector<std::string>& results, long expected) {
 
 }  // namespace
 
+// Every run collects into a vector of its own, reserved before the timing and freed after the
+// check: no run reuses memory an earlier run touched (the sequential baseline used to pay the
+// first touch of the shared buffer for every later row). With --seed the producers' streams are
+// the same in every run, so every variant must collect the same multiset of words (an
+// order-independent fingerprint: the processes interleave differently each time).
 std::vector<Row> run_queue(const Options& o) {
-  std::vector<Row> rows;
   const int n = o.tasks;
   const long total = static_cast<long>(n) * o.words;
-  std::vector<std::string> results;
-  results.reserve(static_cast<std::size_t>(total));
-
-  rows.push_back(timed("queue", "sequential (no queue)", [&] {
-    for (int i = 0; i < n; ++i) {
-      Rng rng(fresh_seed(o, i));
-      for (long k = 0; k < o.words; ++k) results.push_back(word(rng));
-    }
-    return static_cast<double>(total);
-  }));
-  verify(results, total);
-
-  auto parallel = [&](const std::string& variant, bool batched) {
-    results.clear();
-    rows.push_back(timed("queue", variant, [&] {
-      mpp::Queue<std::string> q;
-      std::vector<mpp::Process> procs;
-      for (int i = 0; i < n; ++i) {
-        if (batched) {
-          procs.emplace_back(generate_pseudowords_batched, q, o.words, fresh_seed(o, i));
-        } else {
-          procs.emplace_back(generate_pseudowords, q, o.words, fresh_seed(o, i));
-        }
-        procs.back().start();
-      }
-      if (batched) {
-        while (static_cast<long>(results.size()) < total) q.get_many(results, 4096);
-      } else {
-        while (static_cast<long>(results.size()) < total)
-          results.push_back(q.get());  // as the wiki
-      }
-      for (auto& p : procs) {
-        p.join();
-        if (p.exitcode() != 0) throw std::runtime_error("queue: a producer failed");
-      }
-      return static_cast<double>(total);
-    }));
+  auto finish = [&](std::vector<std::string>& results, Sample s) {
     verify(results, total);
+    if (o.seed) {
+      for (const auto& w : results) {
+        Fnv f;
+        f.add(w);
+        s.fingerprint += f.h;  // a sum: the same for any order
+      }
+    }
+    return s;
   };
-  parallel(std::to_string(n) + " processes, put/get", false);
-  parallel(std::to_string(n) + " processes, put_many/get_many", true);
+  auto fresh = [&] {
+    std::vector<std::string> results;
+    results.reserve(static_cast<std::size_t>(total));
+    return results;
+  };
+  std::vector<Variant> variants;
+  variants.push_back({"sequential (no queue)",
+                      [&] {
+                        auto results = fresh();
+                        return finish(results, time_it([&] {
+                                        for (int i = 0; i < n; ++i) {
+                                          Rng rng(fresh_seed(o, i));
+                                          for (long k = 0; k < o.words; ++k)
+                                            results.push_back(word(rng));
+                                        }
+                                      }));
+                      },
+                      o.seed != 0});
+  auto parallel = [&](bool batched) {
+    return [&, batched] {
+      auto results = fresh();
+      return finish(results, time_it([&] {
+                      mpp::Queue<std::string> q;
+                      std::vector<mpp::Process> procs;
+                      for (int i = 0; i < n; ++i) {
+                        if (batched) {
+                          procs.emplace_back(generate_pseudowords_batched, q, o.words,
+                                             fresh_seed(o, i));
+                        } else {
+                          procs.emplace_back(generate_pseudowords, q, o.words, fresh_seed(o, i));
+                        }
+                        procs.back().start();
+                      }
+                      if (batched) {
+                        while (static_cast<long>(results.size()) < total) q.get_many(results, 4096);
+                      } else {
+                        while (static_cast<long>(results.size()) < total)
+                          results.push_back(q.get());  // as the wiki
+                      }
+                      for (auto& p : procs) {
+                        p.join();
+                        if (p.exitcode() != 0) throw std::runtime_error("queue: a producer failed");
+                      }
+                    }));
+    };
+  };
+  const std::string note = o.seed ? "same words as sequential" : "";
+  variants.push_back(
+      {std::to_string(n) + " processes, put/get", parallel(false), o.seed != 0, note});
+  variants.push_back(
+      {std::to_string(n) + " processes, put_many/get_many", parallel(true), o.seed != 0, note});
+  std::vector<Row> rows = measure("queue", variants, static_cast<double>(total), o);
   if (o.python_scale > 0) {
     long w = std::max(1L, o.words / o.python_scale);
     if (auto py = run_python("queue", "wiki_queue.py", std::to_string(n) + " " + std::to_string(w),

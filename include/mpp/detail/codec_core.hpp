@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "mpp/detail/export.hpp"
 #include "mpp/errors.hpp"
 
 namespace mpp::codec::detail {
@@ -23,15 +24,15 @@ static_assert(std::endian::native == std::endian::little,
 static_assert(CHAR_BIT == 8, "the wire format counts 8-bit bytes");
 
 // Cold paths: each throws mpp::SerializationError with a message naming what was wrong.
-[[noreturn, gnu::cold]] void throw_truncated(std::size_t needed, std::size_t remaining);
-[[noreturn, gnu::cold]] void throw_bad_varint();
-[[noreturn, gnu::cold]] void throw_bad_bool(unsigned value);
-[[noreturn, gnu::cold]] void throw_bad_tag(std::uint64_t tag, std::size_t alternatives);
-[[noreturn, gnu::cold]] void throw_too_long(std::uint64_t count, std::size_t remaining);
-[[noreturn, gnu::cold]] void throw_too_deep(unsigned limit);
-[[noreturn, gnu::cold]] void throw_duplicate_key();
-[[noreturn, gnu::cold]] void throw_trailing(std::size_t extra);
-[[noreturn, gnu::cold]] void throw_encode(const char* what);
+[[noreturn, gnu::cold]] MPP_API void throw_truncated(std::size_t needed, std::size_t remaining);
+[[noreturn, gnu::cold]] MPP_API void throw_bad_varint();
+[[noreturn, gnu::cold]] MPP_API void throw_bad_bool(unsigned value);
+[[noreturn, gnu::cold]] MPP_API void throw_bad_tag(std::uint64_t tag, std::size_t alternatives);
+[[noreturn, gnu::cold]] MPP_API void throw_too_long(std::uint64_t count, std::size_t remaining);
+[[noreturn, gnu::cold]] MPP_API void throw_too_deep(unsigned limit);
+[[noreturn, gnu::cold]] MPP_API void throw_duplicate_key();
+[[noreturn, gnu::cold]] MPP_API void throw_trailing(std::size_t extra);
+[[noreturn, gnu::cold]] MPP_API void throw_encode(const char* what);
 
 // Most user-type (Fields) levels one value may nest; see kMaxDepth in codec.hpp.
 inline constexpr unsigned kMaxDepth = 256;

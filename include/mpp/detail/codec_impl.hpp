@@ -1084,13 +1084,13 @@ struct Codec<T, Kind::kDuration> {
 
 // mpp's own errors, so a task's exception crosses processes; defined in src/codec/codec.cpp.
 template <>
-struct Codec<RemoteError, Kind::kError> {
+struct MPP_API Codec<RemoteError, Kind::kError> {
   static std::size_t size(const RemoteError& e);
   static std::byte* encode(std::byte* out, const RemoteError& e) noexcept;
   static RemoteError make(Reader& r);
 };
 template <>
-struct Codec<WorkerLost, Kind::kError> {
+struct MPP_API Codec<WorkerLost, Kind::kError> {
   static std::size_t size(const WorkerLost& e);
   static std::byte* encode(std::byte* out, const WorkerLost& e) noexcept;
   static WorkerLost make(Reader& r);

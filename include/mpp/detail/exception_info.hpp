@@ -3,6 +3,8 @@
 
 #include <string>
 
+#include "mpp/detail/export.hpp"
+
 namespace mpp::detail {
 
 struct ExceptionInfo {
@@ -11,6 +13,6 @@ struct ExceptionInfo {
 };
 
 // Call only inside a catch block. Never throws (falls back to "unknown exception").
-[[nodiscard]] ExceptionInfo describe_current_exception() noexcept;
+[[nodiscard]] MPP_API ExceptionInfo describe_current_exception() noexcept;
 
 }  // namespace mpp::detail

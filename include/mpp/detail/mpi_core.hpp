@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 
+#include "mpp/detail/export.hpp"
 #include "mpp/detail/pool_core/batch.hpp"
 #include "mpp/detail/pool_core/task.hpp"
 #include "mpp/detail/registry.hpp"
@@ -77,31 +78,31 @@ using mpp::detail::registry_hash;
 // Starts (once per process) the engine: MPI_Init if nobody did, a private communicator, the
 // registry handshake. On ranks other than 0 this serves tasks until rank 0 finalizes, then calls
 // MPI_Finalize and exits the process with status 0: it never returns there.
-[[nodiscard]] std::shared_ptr<Engine> engine_start();
+[[nodiscard]] MPP_API std::shared_ptr<Engine> engine_start();
 // Adds a batch. Does not block.
-void engine_submit(Engine& e, std::shared_ptr<Batch> batch);
+MPP_API void engine_submit(Engine& e, std::shared_ptr<Batch> batch);
 // Pumps (sends chunks, receives results, checks timeouts) until done() or the deadline; returns
 // done()'s last value. Blocks.
-bool engine_wait(
+MPP_API bool engine_wait(
     Engine& e, const std::function<bool()>& done,
     std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max());
 // Makes whatever progress is possible now. Does not block.
-void engine_poll(Engine& e);
+MPP_API void engine_poll(Engine& e);
 // The mutex guarding the engine and its batches (every engine_* function takes it; the handles
 // hold it while they read their batch). Throws std::logic_error from a thread other than the
 // engine's first when MPI runs below MPI_THREAD_SERIALIZED.
-[[nodiscard]] std::unique_lock<std::mutex> engine_lock(Engine& e);
+[[nodiscard]] MPP_API std::unique_lock<std::mutex> engine_lock(Engine& e);
 // Fails every item of `b` whose result is not in yet with `error` and drops its chunks still out
 // (their results are discarded when they arrive). A chunk a rank already received runs there to
 // its end whatever `stop_running` says (a rank cannot be stopped from here; its result is
 // discarded): the rank is busy until then. Never throws.
-void engine_cancel(Engine& e, Batch& b, const std::exception_ptr& error,
-                   bool stop_running = true) noexcept;
+MPP_API void engine_cancel(Engine& e, Batch& b, const std::exception_ptr& error,
+                           bool stop_running = true) noexcept;
 // Worker ranks still in service (0 when the job has a single rank: tasks then run on rank 0).
-[[nodiscard]] unsigned engine_workers(const Engine& e) noexcept;
+[[nodiscard]] MPP_API unsigned engine_workers(const Engine& e) noexcept;
 
 // Rank of this process in MPI_COMM_WORLD, and the job's size. MPI must be initialized.
-[[nodiscard]] int world_rank();
-[[nodiscard]] int world_size();
+[[nodiscard]] MPP_API int world_rank();
+[[nodiscard]] MPP_API int world_size();
 
 }  // namespace mpp::mpi::detail

@@ -32,6 +32,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "mpp/detail/export.hpp"
 #include "mpp/detail/pool_core/batch.hpp"
 #include "mpp/detail/pool_core/callable.hpp"
 #include "mpp/detail/pool_core/task.hpp"
@@ -114,40 +115,41 @@ void setup_batch(Batch<LocalTransport>& b, F& f) {
 // std::invalid_argument for bad options (an initializer with state under forkserver or spawn),
 // std::logic_error for forkserver or spawn without mpp::init, std::system_error when the OS
 // refuses.
-[[nodiscard]] std::shared_ptr<Engine> make_engine(const PoolOptions& options, unsigned processes,
-                                                  bool per_call = false);
+[[nodiscard]] MPP_API std::shared_ptr<Engine> make_engine(const PoolOptions& options,
+                                                          unsigned processes,
+                                                          bool per_call = false);
 // Throws std::invalid_argument unless the engine's workers can run a callable with state (of
 // mangled type `type`): only forks of the caller can.
-void engine_check_stateful(const Engine& e, const char* type);
+MPP_API void engine_check_stateful(const Engine& e, const char* type);
 // Adds a batch; throws std::logic_error after close()/terminate().
-void engine_submit(Engine& e, std::shared_ptr<Batch<LocalTransport>> batch);
+MPP_API void engine_submit(Engine& e, std::shared_ptr<Batch<LocalTransport>> batch);
 // Pumps until done() or the deadline; returns done()'s last value. Blocks.
-bool engine_wait(
+MPP_API bool engine_wait(
     Engine& e, const std::function<bool()>& done,
     std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max());
 // Makes whatever progress is possible now, without waiting for workers.
-void engine_poll(Engine& e);
+MPP_API void engine_poll(Engine& e);
 // cancel_call's engine side (pool_core/results.hpp): `b` produces nothing more and is finished on
 // return; its chunks not yet started are dropped (a worker skips one already in its ring); with
 // `stop_running`, a worker running one of its chunks is sent SIGTERM, SIGKILL after a grace, and
 // replaced, and the other calls' chunks it held run elsewhere. Its items are not failed one by
 // one: the call's `error` (set by cancel_call) stands for all of them. Does not block. Never
 // throws.
-void engine_cancel(Engine& e, Batch<LocalTransport>& b, const std::exception_ptr& error,
-                   bool stop_running) noexcept;
+MPP_API void engine_cancel(Engine& e, Batch<LocalTransport>& b, const std::exception_ptr& error,
+                           bool stop_running) noexcept;
 // The mutex guarding the engine and its batches: the handles (pool_core/results.hpp) read and
 // take their batch's results under it. Never hold it across another engine_* call. Throws
 // std::logic_error when called from the engine's own progress callback.
-[[nodiscard]] std::unique_lock<std::mutex> engine_lock(Engine& e);
-[[nodiscard]] unsigned engine_workers(const Engine& e) noexcept;
-[[nodiscard]] bool engine_accepting(const Engine& e) noexcept;
-void engine_close(Engine& e) noexcept;
-void engine_join(Engine& e);
-void engine_terminate(Engine& e) noexcept;
+[[nodiscard]] MPP_API std::unique_lock<std::mutex> engine_lock(Engine& e);
+[[nodiscard]] MPP_API unsigned engine_workers(const Engine& e) noexcept;
+[[nodiscard]] MPP_API bool engine_accepting(const Engine& e) noexcept;
+MPP_API void engine_close(Engine& e) noexcept;
+MPP_API void engine_join(Engine& e);
+MPP_API void engine_terminate(Engine& e) noexcept;
 // Pids of the live workers (tests, diagnostics).
-[[nodiscard]] std::vector<pid_t> engine_pids(const Engine& e);
-[[nodiscard]] PoolStats engine_stats(const Engine& e);
-[[nodiscard]] std::exception_ptr engine_broken(const Engine& e) noexcept;
+[[nodiscard]] MPP_API std::vector<pid_t> engine_pids(const Engine& e);
+[[nodiscard]] MPP_API PoolStats engine_stats(const Engine& e);
+[[nodiscard]] MPP_API std::exception_ptr engine_broken(const Engine& e) noexcept;
 
 inline void LocalTransport::release(Engine& e) {
   engine_close(e);

@@ -15,6 +15,8 @@
 #include <span>
 #include <utility>
 
+#include "mpp/detail/export.hpp"
+
 namespace mpp::detail {
 
 // How long a queue operation may wait.
@@ -36,7 +38,7 @@ struct QueueWait {
   }
 };
 
-class QueueCore {
+class MPP_API QueueCore {
  public:
   // Writes one encoded item of the size announced before into `out`.
   using EncodeFn = void (*)(const void* item, std::byte* out);

@@ -9,6 +9,8 @@
 #include <cstddef>
 #include <memory>
 
+#include "mpp/detail/export.hpp"
+
 namespace mpp::shm {
 class SyncLock;
 class SemaphoreState;
@@ -25,10 +27,10 @@ struct SharedBlock {
   std::shared_ptr<void> keep;  // unmaps when the last handle in this process goes away
   std::byte* base = nullptr;
 };
-[[nodiscard]] SharedBlock allocate_shared_block(std::size_t size);
+[[nodiscard]] MPP_API SharedBlock allocate_shared_block(std::size_t size);
 
 // Size/alignment the lock state needs at the start of a block (opaque here: it is a glibc mutex).
-[[nodiscard]] std::size_t lock_state_size() noexcept;
+[[nodiscard]] MPP_API std::size_t lock_state_size() noexcept;
 
 struct SyncAccess;  // grants the implementation files access to handles' private constructors
 

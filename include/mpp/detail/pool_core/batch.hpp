@@ -30,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include "mpp/detail/export.hpp"
 #include "mpp/detail/pool_core/buffer.hpp"
 #include "mpp/detail/pool_core/results.hpp"
 #include "mpp/detail/pool_core/values.hpp"
@@ -301,12 +302,13 @@ struct ChunkPolicy {
 
 // The chunksize of a call: `requested`, or for 0 the policy's pick for `items` (-1: unknown)
 // over `workers`. Never throws.
-[[nodiscard]] std::uint32_t pick_chunksize(std::size_t requested, std::int64_t items,
-                                           unsigned workers, const ChunkPolicy& policy) noexcept;
+[[nodiscard]] MPP_API std::uint32_t pick_chunksize(std::size_t requested, std::int64_t items,
+                                                   unsigned workers,
+                                                   const ChunkPolicy& policy) noexcept;
 // Throws std::invalid_argument(`too_large`) for a chunksize above 2^30 items, and for imap also
 // ("imap chunksize must be at least 1") for 0.
-void check_chunksize(std::size_t chunksize, const char* too_large);
-void check_imap_chunksize(std::size_t chunksize, const char* too_large);
+MPP_API void check_chunksize(std::size_t chunksize, const char* too_large);
+MPP_API void check_imap_chunksize(std::size_t chunksize, const char* too_large);
 
 // How many items an imap of `chunksize` may have produced and not yet taken, over `workers`.
 [[nodiscard]] inline std::int64_t imap_window(std::size_t chunksize, unsigned workers) noexcept {

@@ -214,6 +214,7 @@ class AdvancingRange {
     }
     return iterator(&self);
   }
+  // The end: reached after the last result. Does not block.
   std::default_sentinel_t end() const noexcept { return {}; }
 
  private:

@@ -20,15 +20,16 @@
 #include <utility>
 
 #include "mpp/detail/exception_info.hpp"
+#include "mpp/detail/export.hpp"
 #include "mpp/detail/pool_core/buffer.hpp"
 #include "mpp/detail/pool_core/values.hpp"
 
 namespace mpp::detail {
 
 // Task context, set by run_items per item. Read by task_seed() below.
-extern thread_local std::uint64_t t_seed_base;
-extern thread_local std::int64_t t_task_index;
-[[nodiscard]] std::uint64_t mix_seed(std::uint64_t base, std::int64_t index) noexcept;
+extern thread_local MPP_API std::uint64_t t_seed_base;
+extern thread_local MPP_API std::int64_t t_task_index;
+[[nodiscard]] MPP_API std::uint64_t mix_seed(std::uint64_t base, std::int64_t index) noexcept;
 
 }  // namespace mpp::detail
 
@@ -75,7 +76,7 @@ inline constexpr std::uint32_t kBrokenRecords = 0xffffffffU;
 
 // Appends "item `pos` of the chunk failed" with the exception in flight (call only inside a catch
 // block). Never throws: out of memory, it sets nerrors to kBrokenRecords.
-void record_failure(TaskCall& call, std::uint32_t pos) noexcept;
+MPP_API void record_failure(TaskCall& call, std::uint32_t pos) noexcept;
 
 // The type name and message a failed task reports for the exception in flight. Like
 // describe_current_exception, except that mpp::SystemExit says its code ("exit code 3"): in a
