@@ -24,6 +24,7 @@ import sys
 EXAMPLES = {
     "mpp.hpp": "quickstart.cpp",
     "process.hpp": "quickstart.cpp",
+    "start_method.hpp": "openmp_parent.cpp",
     "pool.hpp": "pool_pseudowords.cpp",
     "queue.hpp": "queue_pseudowords.cpp",
     "shared.hpp": "shared_counter.cpp",

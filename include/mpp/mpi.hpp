@@ -137,6 +137,8 @@ template <class T>
   return mpp::detail::BasicAsCompleted<AsyncResult<T>, T, detail::MpiTransport>(results, timeout);
 }
 
+// The lazy range of mpi::Pool::imap / imap_unordered: the same contract as mpp::ImapRange
+// (pool.hpp), results coming from the worker ranks.
 template <class R>
 class [[nodiscard]] ImapRange : public mpp::detail::BasicImapRange<R, detail::MpiTransport> {
  public:

@@ -180,6 +180,8 @@ class PoolInitializer : public std::function<void()> {
  public:
   PoolInitializer() noexcept = default;
   PoolInitializer(std::nullptr_t) noexcept {}  // NOLINT(google-explicit-constructor)
+  // From any callable taking no arguments, as std::function; a stateless one is also
+  // remembered by id for forkserver and spawn workers.
   template <class F>
   requires(!std::is_same_v<std::decay_t<F>, PoolInitializer> &&
            std::is_invocable_v<std::decay_t<F>&>)

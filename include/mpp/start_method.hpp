@@ -43,6 +43,9 @@
 
 namespace mpp {
 
+// How a Pool's workers and a Process's child start (docs/fork-safety.md): fork = a copy of this
+// process (the default); forkserver = forks of a fresh execution of this program started once;
+// spawn = a fresh execution per child.
 enum class StartMethod { fork, forkserver, spawn };
 
 // The first statement of main(). In the program itself it records argv (a spawned worker and the
