@@ -1,6 +1,7 @@
 // How mpp::Pool starts its workers and names their code (see launch.hpp).
 #include "pool/launch.hpp"
 
+#include <cerrno>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -121,8 +122,11 @@ WorkerProcess Launcher::start(unsigned slot) {
         if (zygote_->alive()) {
           try {
             return zygote_->start(0, s, sizeof s);
-          } catch (const std::system_error&) {
-            if (zygote_->alive()) throw;  // its fork failed: the OS refused
+          } catch (const std::system_error& e) {
+            // ECHILD: its socket is closed, so it is dying even if it cannot be reaped yet (a
+            // SIGKILLed process closes its files before it becomes a zombie: chaos case 32 under
+            // ASan saw exactly that). Otherwise its fork failed: the OS refused.
+            if (e.code().value() != ECHILD && zygote_->alive()) throw;
           }
         }
         // The zygote was killed (its workers died with it): a new one, forked from the program
