@@ -33,7 +33,6 @@
 #include <type_traits>
 #include <vector>
 
-#include "runtime/registry.hpp"
 #include "mpp/codec.hpp"
 #include "mpp/detail/mpi_core.hpp"
 #include "mpp/detail/pool_core/buffer.hpp"
@@ -41,6 +40,7 @@
 #include "mpp/errors.hpp"
 #include "pool/core.hpp"
 #include "pool/driver.hpp"
+#include "runtime/registry.hpp"
 #include "sys/proc.hpp"
 #include "sys/sched.hpp"
 #include "sys/signal.hpp"

@@ -1004,8 +1004,7 @@ class Engine {
 
 // ---- the functions of detail/pool_engine.hpp ---------------------------------------------
 
-std::shared_ptr<Engine> make_engine(const PoolOptions& options, unsigned processes,
-                                    bool per_call) {
+std::shared_ptr<Engine> make_engine(const PoolOptions& options, unsigned processes, bool per_call) {
   if (processes == 0) processes = sys::cpus_allowed();
   if (processes > kMaxProcesses) {
     throw std::invalid_argument("pool size must be between 1 and " + std::to_string(kMaxProcesses));
