@@ -122,11 +122,8 @@ WorkerProcess Launcher::start(unsigned slot) {
         if (zygote_->alive()) {
           try {
             return zygote_->start(0, s, sizeof s);
-          } catch (const std::system_error& e) {
-            // ECHILD: its socket is closed, so it is dying even if it cannot be reaped yet (a
-            // SIGKILLed process closes its files before it becomes a zombie: chaos case 32 under
-            // ASan saw exactly that). Otherwise its fork failed: the OS refused.
-            if (e.code().value() != ECHILD && zygote_->alive()) throw;
+          } catch (const std::system_error&) {
+            if (zygote_->alive()) throw;  // its fork failed: the OS refused
           }
         }
         // The zygote was killed (its workers died with it): a new one, forked from the program

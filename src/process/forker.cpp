@@ -314,7 +314,7 @@ Forker::~Forker() {
   }
 }
 
-bool Forker::alive() { return !proc_.poll(); }
+bool Forker::alive() { return !gone_ && !proc_.poll(); }
 
 WorkerProcess Forker::start(std::uint32_t kind, const void* payload, std::size_t n, const int* fds,
                             std::size_t nfds) {
@@ -332,6 +332,7 @@ WorkerProcess Forker::start(std::uint32_t kind, const void* payload, std::size_t
   {
     std::lock_guard lock(mutex_);
     if (!sys::send_packet(channel_.get(), buf, sizeof h + n, pass, nfds + 1)) {
+      gone_ = true;
       throw std::system_error(ECHILD, std::generic_category(),
                               "cannot fork worker (the mpp forker is gone)");
     }

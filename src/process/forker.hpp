@@ -27,6 +27,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -115,7 +116,8 @@ class Forker {
   [[nodiscard]] WorkerProcess start(std::uint32_t kind, const void* payload, std::size_t n,
                                     const int* fds = nullptr, std::size_t nfds = 0);
   [[nodiscard]] pid_t pid() const noexcept { return proc_.pid(); }
-  // False once the forker is known to have ended.
+  // False once the forker is known to have ended, or to be ending: its socket refused a request
+  // (a SIGKILLed process closes its files before it can be reaped).
   [[nodiscard]] bool alive();
 
  private:
@@ -124,6 +126,7 @@ class Forker {
   std::mutex mutex_;
   sys::Fd channel_;
   sys::Child proc_;
+  std::atomic<bool> gone_{false};  // a request found its socket closed
   pid_t owner_ = 0;
 };
 
